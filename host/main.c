@@ -1,0 +1,519 @@
+/*
+ * alexlua: a Lua 5.4 interpreter with the alex.* library and its C bindings
+ * built in.  Command line, errors, tracebacks and Ctrl-C follow lua.c, so a
+ * user who knows `lua` knows `alexlua`.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <lauxlib.h>
+#include <lua.h>
+#include <lualib.h>
+
+#include "dotenv.h"
+#include "embedded.h"
+#include "host.h"
+
+#define PROGNAME "alexlua"
+
+/*
+ * Signal state.  A signal handler cannot find a lua_State by itself, so the
+ * state running the script is kept here, as lua.c does.  Only the host's one
+ * main state is ever stored; bindings read the interrupt flag through the
+ * registry (ALEX_INTERRUPT_KEY), never through this variable.
+ */
+static lua_State *volatile signal_state = NULL;
+static volatile sig_atomic_t interrupt_pending = 0;
+static volatile sig_atomic_t interrupt_raised = 0; /* exit 130 when the script dies of it */
+
+static int has_e_or_l(int argc, char **argv);
+
+static void interrupt_hook(lua_State *L, lua_Debug *ar) {
+  (void)ar;
+  lua_sethook(L, NULL, 0, 0);
+  interrupt_pending = 0;
+  interrupt_raised = 1;
+  luaL_error(L, "interrupted");
+}
+
+static void on_sigint(int sig) {
+  signal(sig, SIG_DFL); /* a second Ctrl-C kills the process */
+  interrupt_pending = 1;
+  if (signal_state)
+    lua_sethook(signal_state, interrupt_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKLINE | LUA_MASKCOUNT, 1);
+}
+
+static void print_usage(FILE *out) {
+  fprintf(out,
+          "usage: " PROGNAME " [options] [script [args]]\n"
+          "Available options are:\n"
+          "  -e stat          execute string 'stat'\n"
+          "  -i               enter interactive mode after executing 'script'\n"
+          "  -l mod           require library 'mod' into global 'mod'\n"
+          "  -l g=mod         require library 'mod' into global 'g'\n"
+          "  -v, --version    show version information\n"
+          "  -h, --help       show this help\n"
+          "  --env-file PATH  read environment settings from PATH instead of ./.env\n"
+          "  --no-env-file    read no .env file\n"
+          "  --               stop handling options\n"
+          "  -                stop handling options and execute stdin\n"
+          "Settings already in the environment win over the .env file.\n"
+          "ALEX_LUA_PATH, when set, is searched for alex.* modules before the built-in copy.\n");
+}
+
+static void print_version(void) {
+  printf(PROGNAME " %s (%s)\n", ALEX_VERSION, LUA_RELEASE);
+  fflush(stdout);
+}
+
+/* ---------- errors ---------- */
+
+static int message_handler(lua_State *L) {
+  const char *msg = lua_tostring(L, 1);
+  if (msg == NULL) {
+    if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING)
+      msg = lua_tostring(L, -1);
+    else
+      msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+  }
+  luaL_traceback(L, L, msg, 1);
+  return 1;
+}
+
+static void report(lua_State *L, int status) {
+  if (status != LUA_OK) {
+    const char *msg = lua_tostring(L, -1);
+    if (msg == NULL) msg = "(error object is not a string)";
+    fprintf(stderr, PROGNAME ": %s\n", msg);
+    fflush(stderr);
+    lua_pop(L, 1);
+  }
+}
+
+/* Runs the function on the stack with narg arguments under a traceback handler,
+ * with Ctrl-C turned into a Lua error while it runs. */
+static int docall(lua_State *L, int narg, int nres) {
+  int base = lua_gettop(L) - narg;
+  lua_pushcfunction(L, message_handler);
+  lua_insert(L, base);
+  signal_state = L;
+  signal(SIGINT, on_sigint);
+  int status = lua_pcall(L, narg, nres, base);
+  signal(SIGINT, SIG_DFL);
+  signal_state = NULL;
+  lua_remove(L, base);
+  return status;
+}
+
+static int dochunk(lua_State *L, int status) {
+  if (status == LUA_OK) status = docall(L, 0, 0);
+  report(L, status);
+  return status;
+}
+
+static int dostring(lua_State *L, const char *s, const char *name) {
+  return dochunk(L, luaL_loadbuffer(L, s, strlen(s), name));
+}
+
+/* -l g=mod or -l mod */
+static int dolibrary(lua_State *L, char *spec) {
+  char *eq = strchr(spec, '=');
+  const char *global = spec, *mod = spec;
+  if (eq) {
+    *eq = '\0';
+    mod = eq + 1;
+  }
+  lua_getglobal(L, "require");
+  lua_pushstring(L, mod);
+  int status = docall(L, 1, 1);
+  if (status == LUA_OK) {
+    if (!eq) { /* "a.b" goes into global "a" like lua.c does with the name up to '-' */
+      lua_pushstring(L, global);
+      global = lua_tostring(L, -1);
+      lua_pop(L, 1);
+    }
+    lua_setglobal(L, global);
+  }
+  report(L, status);
+  return status;
+}
+
+/* ---------- .env ---------- */
+
+static int dotenv_set(void *ud, const char *key, const char *value) {
+  (void)ud;
+  if (getenv(key) != NULL) return 0; /* the environment wins over the file */
+  if (setenv(key, value, 0) != 0) return -2;
+  return 0;
+}
+
+/* Returns 0, or -1 after printing an error.  A missing ./.env is fine; a
+ * missing --env-file is an error, because the user named it. */
+static int load_env_file(const char *path, int required) {
+  FILE *f = fopen(path, "rb");
+  if (!f) {
+    if (!required && errno == ENOENT) return 0;
+    fprintf(stderr, PROGNAME ": cannot read env file %s: %s\n", path, strerror(errno));
+    return -1;
+  }
+  size_t cap = 4096, len = 0;
+  char *buf = malloc(cap);
+  if (!buf) {
+    fclose(f);
+    fprintf(stderr, PROGNAME ": out of memory reading %s\n", path);
+    return -1;
+  }
+  size_t n;
+  while ((n = fread(buf + len, 1, cap - len, f)) > 0) {
+    len += n;
+    if (len == cap) {
+      char *p = cap > SIZE_MAX / 2 ? NULL : realloc(buf, cap * 2);
+      if (!p) {
+        free(buf);
+        fclose(f);
+        fprintf(stderr, PROGNAME ": out of memory reading %s\n", path);
+        return -1;
+      }
+      buf = p;
+      cap *= 2;
+    }
+  }
+  int read_error = ferror(f);
+  fclose(f);
+  if (read_error) {
+    free(buf);
+    fprintf(stderr, PROGNAME ": cannot read env file %s\n", path);
+    return -1;
+  }
+  char err[256];
+  int line = 0;
+  int rc = dotenv_parse(buf, len, dotenv_set, NULL, &line, err, sizeof err);
+  free(buf);
+  if (rc == -1) {
+    fprintf(stderr, PROGNAME ": %s:%d: %s\n", path, line, err);
+    return -1;
+  }
+  if (rc != 0) {
+    fprintf(stderr, PROGNAME ": %s: cannot set environment: %s\n", path, strerror(errno));
+    return -1;
+  }
+  return 0;
+}
+
+/* ---------- the embedded library ---------- */
+
+/* package.searchers entry: alex.* from ALEX_LUA_PATH when set and found there,
+ * else from the copy compiled into the binary. */
+static int embedded_searcher(lua_State *L) {
+  const char *name = luaL_checkstring(L, 1);
+  const char *dev_path = getenv("ALEX_LUA_PATH");
+  if (dev_path && *dev_path) {
+    lua_getglobal(L, "package");
+    lua_getfield(L, -1, "searchpath");
+    lua_pushstring(L, name);
+    lua_pushstring(L, dev_path);
+    lua_call(L, 2, 1);
+    if (lua_isstring(L, -1)) {
+      const char *file = lua_tostring(L, -1);
+      if (luaL_loadfile(L, file) != LUA_OK) return lua_error(L);
+      lua_pushstring(L, file);
+      return 2;
+    }
+    lua_pop(L, 2);
+  }
+  for (const struct embedded_module *m = alex_embedded_modules; m->name; m++) {
+    if (strcmp(m->name, name) == 0) {
+      if (luaL_loadbufferx(L, m->source, m->size, m->chunkname, "t") != LUA_OK) return lua_error(L);
+      lua_pushstring(L, m->chunkname + 1);
+      return 2;
+    }
+  }
+  lua_pushfstring(L, "no embedded module '%s'", name);
+  return 1;
+}
+
+static void install_searcher(lua_State *L) {
+  lua_getglobal(L, "package");
+  lua_getfield(L, -1, "searchers");
+  lua_Integer n = luaL_len(L, -1);
+  for (lua_Integer i = n; i >= 2; i--) { /* shift to make room at index 2, after preload */
+    lua_rawgeti(L, -1, i);
+    lua_rawseti(L, -2, i + 1);
+  }
+  lua_pushcfunction(L, embedded_searcher);
+  lua_rawseti(L, -2, 2);
+  lua_pop(L, 2);
+}
+
+static void preload(lua_State *L, const char *name, lua_CFunction open) {
+  luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
+  lua_pushcfunction(L, open);
+  lua_setfield(L, -2, name);
+  lua_pop(L, 1);
+}
+
+static int open_host_info(lua_State *L) {
+  lua_newtable(L);
+  lua_pushstring(L, ALEX_VERSION);
+  lua_setfield(L, -2, "version");
+  lua_pushstring(L, ALEX_LIBEXECDIR);
+  lua_setfield(L, -2, "libexecdir");
+  char exe[PATH_MAX];
+  ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+  if (n > 0) {
+    exe[n] = '\0';
+    lua_pushstring(L, exe);
+    lua_setfield(L, -2, "executable");
+  }
+  return 1;
+}
+
+void alex_open_host(lua_State *L) {
+  luaL_openlibs(L);
+  lua_pushlightuserdata(L, (void *)&interrupt_pending);
+  lua_setfield(L, LUA_REGISTRYINDEX, ALEX_INTERRUPT_KEY);
+  preload(L, "alex.host", open_host_info);
+  preload(L, "alex.sigv4", luaopen_alex_sigv4);
+  preload(L, "alex.http", luaopen_alex_http);
+  preload(L, "alex.validate", luaopen_alex_validate);
+  install_searcher(L);
+}
+
+/* ---------- arguments ---------- */
+
+struct options {
+  int script;        /* index of the script in argv, 0 for none */
+  int interactive;
+  int version;
+  int stdin_script;  /* '-' was given */
+  int no_env;
+  const char *env_file;
+};
+
+/* Returns 0, or -1 after printing what is wrong. */
+static int parse_args(int argc, char **argv, struct options *o) {
+  int i;
+  for (i = 1; i < argc; i++) {
+    const char *a = argv[i];
+    if (a[0] != '-') break;
+    if (strcmp(a, "-") == 0) {
+      o->stdin_script = 1;
+      break;
+    }
+    if (strcmp(a, "--") == 0) {
+      i++;
+      break;
+    }
+    if (strcmp(a, "-i") == 0) o->interactive = 1;
+    else if (strcmp(a, "-v") == 0 || strcmp(a, "--version") == 0) o->version = 1;
+    else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+      print_usage(stdout);
+      exit(EXIT_SUCCESS);
+    } else if (strcmp(a, "--no-env-file") == 0) o->no_env = 1;
+    else if (strcmp(a, "--env-file") == 0 || strncmp(a, "--env-file=", 11) == 0) {
+      if (a[10] == '=') o->env_file = a + 11;
+      else if (++i < argc) o->env_file = argv[i];
+      else {
+        fprintf(stderr, PROGNAME ": '--env-file' needs a path\n");
+        return -1;
+      }
+    } else if (strcmp(a, "-e") == 0 || strcmp(a, "-l") == 0) {
+      if (++i >= argc) {
+        fprintf(stderr, PROGNAME ": '%s' needs an argument\n", a);
+        return -1;
+      }
+    } else if ((a[1] == 'e' || a[1] == 'l') && a[2] != '\0') {
+      /* -estat / -lmod, as lua.c accepts */
+    } else {
+      fprintf(stderr, PROGNAME ": unrecognized option '%s'\n", a);
+      print_usage(stderr);
+      return -1;
+    }
+  }
+  o->script = (i < argc) ? i : 0;
+  return 0;
+}
+
+/* arg[0] is the script, arg[1..] its arguments, negative indices what came before. */
+static void create_arg_table(lua_State *L, char **argv, int argc, int script) {
+  int base = script ? script : argc;
+  if (script == 0) base = 0;
+  lua_createtable(L, argc - base, base + 1);
+  for (int i = 0; i < argc; i++) {
+    lua_pushstring(L, argv[i]);
+    lua_rawseti(L, -2, i - base);
+  }
+  lua_setglobal(L, "arg");
+}
+
+static int run_early_options(lua_State *L, char **argv, int script_index, int argc) {
+  int stop = script_index ? script_index : argc;
+  for (int i = 1; i < stop; i++) {
+    const char *a = argv[i];
+    if (strcmp(a, "--") == 0 || strcmp(a, "-") == 0) break;
+    if (strcmp(a, "--env-file") == 0) {
+      i++;
+      continue;
+    }
+    if (a[0] == '-' && (a[1] == 'e' || a[1] == 'l')) {
+      char *extra = (a[2] == '\0') ? argv[++i] : (char *)a + 2;
+      int status = (a[1] == 'e') ? dostring(L, extra, "=(command line)") : dolibrary(L, extra);
+      if (status != LUA_OK) return status;
+    }
+  }
+  return LUA_OK;
+}
+
+static int handle_script(lua_State *L, char **argv, int argc, int script, int from_stdin) {
+  const char *fname = from_stdin ? NULL : argv[script];
+  int status = luaL_loadfile(L, fname);
+  if (status == LUA_OK) {
+    int first = script + 1;
+    int n = 0;
+    luaL_checkstack(L, argc, "too many arguments to script");
+    for (int i = first; i < argc; i++, n++) lua_pushstring(L, argv[i]);
+    status = docall(L, n, LUA_MULTRET);
+  }
+  report(L, status);
+  return status;
+}
+
+/* ---------- interactive mode (no readline: plain stdin) ---------- */
+
+static int incomplete(lua_State *L, int status) {
+  if (status == LUA_ERRSYNTAX) {
+    size_t lmsg;
+    const char *msg = lua_tolstring(L, -1, &lmsg);
+    if (lmsg >= 5 && strcmp(msg + lmsg - 5, "<eof>") == 0) {
+      lua_pop(L, 1);
+      return 1;
+    }
+  }
+  return 0;
+}
+
+static void repl(lua_State *L) {
+  char line[4096];
+  luaL_Buffer chunk;
+  for (;;) {
+    fputs("> ", stdout);
+    fflush(stdout);
+    if (!fgets(line, sizeof line, stdin)) break;
+    luaL_buffinit(L, &chunk);
+    luaL_addstring(&chunk, line);
+    luaL_pushresult(&chunk);
+    /* try as an expression first, as lua.c does */
+    const char *code = lua_tostring(L, -1);
+    const char *ret = lua_pushfstring(L, "return %s", code);
+    int status = luaL_loadbuffer(L, ret, strlen(ret), "=stdin");
+    if (status == LUA_OK) {
+      lua_remove(L, -2); /* the "return" text */
+    } else {
+      lua_pop(L, 2); /* error message and "return" text */
+      for (;;) {
+        code = lua_tostring(L, -1);
+        status = luaL_loadbuffer(L, code, strlen(code), "=stdin");
+        if (!incomplete(L, status)) break;
+        fputs(">> ", stdout);
+        fflush(stdout);
+        if (!fgets(line, sizeof line, stdin)) break;
+        lua_pushstring(L, line);
+        lua_concat(L, 2);
+      }
+    }
+    lua_remove(L, -2); /* the source text */
+    if (status == LUA_OK) {
+      int base = lua_gettop(L);
+      status = docall(L, 0, LUA_MULTRET);
+      int n = lua_gettop(L) - base + 1;
+      if (status == LUA_OK && n > 0) {
+        lua_getglobal(L, "print");
+        lua_insert(L, -(n + 1));
+        if (lua_pcall(L, n, 0, 0) != LUA_OK) report(L, LUA_ERRRUN);
+      }
+    }
+    report(L, status);
+    lua_settop(L, 0);
+  }
+  fputs("\n", stdout);
+}
+
+struct pmain_args {
+  int argc;
+  char **argv;
+  struct options *opts;
+  int exit_code;
+};
+
+static int pmain(lua_State *L) {
+  struct pmain_args *pa = lua_touserdata(L, 1);
+  struct options *o = pa->opts;
+  char **argv = pa->argv;
+  int argc = pa->argc;
+  luaL_checkversion(L);
+  alex_open_host(L);
+  create_arg_table(L, argv, argc, o->stdin_script ? 0 : o->script);
+  if (o->stdin_script) {
+    /* arg[0] is "-"; find its index to give negative indices to the options */
+    int idx = 1;
+    while (idx < argc && strcmp(argv[idx], "-") != 0) idx++;
+    create_arg_table(L, argv, argc, idx);
+    o->script = idx;
+  }
+  int status = run_early_options(L, argv, o->script, argc);
+  if (status == LUA_OK && (o->script || o->stdin_script))
+    status = handle_script(L, argv, argc, o->script, o->stdin_script);
+  if (status != LUA_OK) {
+    pa->exit_code = 1;
+    return 0;
+  }
+  if (o->interactive || (!o->script && !o->stdin_script && !o->version && !has_e_or_l(argc, argv)
+                         && isatty(STDIN_FILENO))) {
+    print_version();
+    repl(L);
+  } else if (!o->script && !o->stdin_script && !o->version && !has_e_or_l(argc, argv)) {
+    /* stdin is not a terminal: run it as a script, as lua.c does */
+    status = handle_script(L, argv, argc, argc, 1);
+    if (status != LUA_OK) pa->exit_code = 1;
+  }
+  return 0;
+}
+
+static int has_e_or_l(int argc, char **argv) {
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i];
+    if (a[0] != '-' || strcmp(a, "--") == 0 || strcmp(a, "-") == 0) break;
+    if (a[1] == 'e' || a[1] == 'l') return 1;
+    if (strcmp(a, "--env-file") == 0) i++;
+  }
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  struct options opts = {0};
+  if (parse_args(argc, argv, &opts) != 0) return EXIT_FAILURE;
+  if (opts.version) print_version();
+  if (!opts.no_env) {
+    if (load_env_file(opts.env_file ? opts.env_file : ".env", opts.env_file != NULL) != 0)
+      return EXIT_FAILURE;
+  }
+  lua_State *L = luaL_newstate();
+  if (L == NULL) {
+    fprintf(stderr, PROGNAME ": cannot create Lua state: not enough memory\n");
+    return EXIT_FAILURE;
+  }
+  struct pmain_args pa = {argc, argv, &opts, 0};
+  lua_pushcfunction(L, pmain);
+  lua_pushlightuserdata(L, &pa);
+  int status = lua_pcall(L, 1, 0, 0);
+  report(L, status);
+  lua_close(L);
+  if (status != LUA_OK) return EXIT_FAILURE;
+  if (pa.exit_code != 0 && interrupt_raised) return 128 + SIGINT;
+  return pa.exit_code;
+}
