@@ -29,12 +29,12 @@ HOST_SOURCES  = $(wildcard host/*.c)
 BIND_SOURCES  = $(wildcard bindings/*.c)
 LOCAL_SOURCES = $(wildcard local/*.c)
 HOST_OBJECTS  = $(HOST_SOURCES:%.c=$(BUILD)/%.o) $(BIND_SOURCES:%.c=$(BUILD)/%.o) $(BUILD)/embedded_lua.o
-LOCAL_OBJECTS = $(LOCAL_SOURCES:%.c=$(BUILD)/%.o) $(BUILD)/bindings/sigv4_core.o
+LOCAL_OBJECTS = $(LOCAL_SOURCES:%.c=$(BUILD)/%.o) $(BUILD)/bindings/sigv4_core.o $(BUILD)/host/dotenv.o
 
 ALEXLUA = $(BUILD)/alexlua
 DATAAPI = $(BUILD)/alex-dataapi
 
-.PHONY: all deps test check lint install uninstall clean run local-up local-down local-reset bench asan-test
+.PHONY: all deps test check lint install uninstall clean asan-test
 all: deps $(ALEXLUA) $(if $(LOCAL_SOURCES),$(DATAAPI))
 
 deps:
@@ -48,6 +48,7 @@ LOCAL_LIBS   = $(shell pkg-config --libs $(PKGS_LOCAL)) -lpthread -lm
 
 $(BUILD)/host/%.o $(BUILD)/bindings/%.o: CFLAGS_EXTRA = $(HOST_CFLAGS)
 $(BUILD)/local/%.o: CFLAGS_EXTRA = $(LOCAL_CFLAGS)
+$(DATAAPI): HOST_CFLAGS =
 
 $(BUILD)/%.o: %.c $(wildcard host/*.h bindings/*.h local/*.h) | deps
 	@mkdir -p $(dir $@)
@@ -95,3 +96,6 @@ uninstall:
 
 clean:
 	rm -rf build
+
+# ---- local stack (local Data API service on a local PostgreSQL) ----
+# (owned by the local-stack work: local-up, local-down, local-reset)
