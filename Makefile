@@ -34,7 +34,7 @@ LOCAL_OBJECTS = $(LOCAL_SOURCES:%.c=$(BUILD)/%.o) $(BUILD)/bindings/sigv4_core.o
 ALEXLUA = $(BUILD)/alexlua
 DATAAPI = $(BUILD)/alex-dataapi
 
-.PHONY: all deps test check lint install uninstall clean asan-test
+.PHONY: all deps test check lint install uninstall clean asan-test run
 all: deps $(ALEXLUA) $(if $(LOCAL_SOURCES),$(DATAAPI))
 
 deps:
@@ -76,6 +76,11 @@ test: all
 
 check: test
 
+# The main job on the local default: build, local stack, reset with test data, verify.
+run: all
+	$(ALEXLUA) scripts/reset.lua --with-test-data
+	$(ALEXLUA) scripts/verify.lua
+
 asan-test:
 	$(MAKE) SANITIZE=1 test
 
@@ -99,3 +104,22 @@ clean:
 
 # ---- local stack (local Data API service on a local PostgreSQL) ----
 # (owned by the local-stack work: local-up, local-down, local-reset)
+.PHONY: local-up local-down local-reset local-status bench-dataapi
+STACK = ALEX_DATAAPI_BIN=$(abspath $(DATAAPI)) sh local/stack.sh
+
+local-up: all
+	@$(STACK) up
+
+local-down:
+	@$(STACK) down
+
+local-reset:
+	@$(STACK) reset
+
+local-status:
+	@$(STACK) status
+
+# Single-row SELECTs through the service vs. pgbench over libpq, on a private stack.
+bench-dataapi: all
+	ALEXLUA=$(abspath $(ALEXLUA)) ALEX_DATAAPI=$(abspath $(DATAAPI)) \
+	  $(ALEXLUA) --no-env-file bench/dataapi_bench.lua

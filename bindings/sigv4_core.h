@@ -77,4 +77,42 @@ void sigv4_format_amz_date(long long t, char out[17]);
 /* Seconds since the epoch for an amz date, or -1 when malformed. */
 long long sigv4_parse_amz_date(const char *s);
 
+/* ---- Additions (kept compatible with everything above) ------------------ */
+
+/* Reusable signing context: owns scratch buffers and a one-entry cache of the
+ * derived signing key for (secret, date, region, service).  Not shared between threads; a Lua binding
+ * keeps one in a userdata.  sigv4_sign() above uses a temporary one. */
+typedef struct sigv4_ctx sigv4_ctx;
+sigv4_ctx *sigv4_ctx_new(void);                 /* NULL when out of memory */
+void sigv4_ctx_free(sigv4_ctx *ctx);           /* wipes the cached key; NULL ok */
+
+/* Like sigv4_result, but the strings (NUL-terminated, with their lengths) live
+ * in ctx and stay valid until the next call on ctx or sigv4_ctx_free. */
+typedef struct {
+  const char *canonical_request; size_t canonical_request_len;
+  const char *string_to_sign;    size_t string_to_sign_len;
+  const char *signed_headers;    size_t signed_headers_len;
+  const char *authorization;     size_t authorization_len;
+  const char *credential_scope;  size_t credential_scope_len;
+  char signature[65];
+  char payload_hash[65];
+} sigv4_view;
+int sigv4_sign_ctx(sigv4_ctx *ctx, const sigv4_request *req, sigv4_view *out,
+                   char *err, size_t errlen);
+/* Splits an absolute http(s) URL.  host excludes the port (IPv6 literals keep
+ * their brackets); port is -1 when absent; query is NULL when there is no '?';
+ * the fragment is dropped.  Pointers are into url.  0, or -1 with err. */
+typedef struct {
+  int https;
+  const char *host;  size_t host_len;
+  long port;
+  const char *path;  size_t path_len;   /* "" when the URL has no path */
+  const char *query; size_t query_len;
+} sigv4_url;
+int sigv4_parse_url(const char *url, size_t len, sigv4_url *out, char *err, size_t errlen);
+/* The Host header botocore derives from u: lower-cased host, ":port" only when
+ * the port is not the scheme's default.  Returns the length written (plus a
+ * NUL), or 0 when cap is too small. */
+size_t sigv4_host_header(const sigv4_url *u, char *out, size_t cap);
+
 #endif

@@ -11,6 +11,7 @@
 int luaopen_alex_sigv4(lua_State *L);
 int luaopen_alex_http(lua_State *L);
 int luaopen_alex_validate(lua_State *L);
+int luaopen_alex_clock(lua_State *L);
 
 /* Opens the standard libraries and the alex.* modules in L. */
 void alex_open_host(lua_State *L);

@@ -38,7 +38,11 @@ static void interrupt_hook(lua_State *L, lua_Debug *ar) {
   lua_sethook(L, NULL, 0, 0);
   interrupt_pending = 0;
   interrupt_raised = 1;
-  luaL_error(L, "interrupted");
+  /* no position prefix: the message is exactly "interrupted" wherever the
+   * script was, so code that catches it can recognize it (the traceback still
+   * says where) */
+  lua_pushliteral(L, "interrupted");
+  lua_error(L);
 }
 
 static void on_sigint(int sig) {
@@ -75,6 +79,9 @@ static void print_version(void) {
 
 static int message_handler(lua_State *L) {
   const char *msg = lua_tostring(L, 1);
+  /* Runs for uncaught errors only: exit 130 only when Ctrl-C is what ends the
+   * script, not when the script caught it and later failed otherwise. */
+  if (!(msg && strcmp(msg, "interrupted") == 0)) interrupt_raised = 0;
   if (msg == NULL) {
     if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING)
       msg = lua_tostring(L, -1);
@@ -145,10 +152,42 @@ static int dolibrary(lua_State *L, char *spec) {
 
 /* ---------- .env ---------- */
 
+/* The keys one .env file has set so far: a later line for the same key
+ * replaces an earlier one (last wins, as in a shell), while a variable that was
+ * in the environment before the file still wins over every line of it. */
+struct env_keys {
+  char **keys;
+  size_t n, cap;
+};
+
+static void env_keys_free(struct env_keys *k) {
+  for (size_t i = 0; i < k->n; i++) free(k->keys[i]);
+  free(k->keys);
+}
+
 static int dotenv_set(void *ud, const char *key, const char *value) {
-  (void)ud;
-  if (getenv(key) != NULL) return 0; /* the environment wins over the file */
-  if (setenv(key, value, 0) != 0) return -2;
+  struct env_keys *k = ud;
+  int from_file = 0;
+  for (size_t i = 0; i < k->n && !from_file; i++) from_file = strcmp(k->keys[i], key) == 0;
+  if (!from_file) {
+    if (getenv(key) != NULL) return 0; /* the environment wins over the file */
+    if (k->n == k->cap) {
+      size_t cap = k->cap ? k->cap * 2 : 16;
+      char **p = cap > SIZE_MAX / sizeof *p ? NULL : realloc(k->keys, cap * sizeof *p);
+      if (!p) {
+        errno = ENOMEM;
+        return -2;
+      }
+      k->keys = p;
+      k->cap = cap;
+    }
+    if ((k->keys[k->n] = strdup(key)) == NULL) {
+      errno = ENOMEM;
+      return -2;
+    }
+    k->n++;
+  }
+  if (setenv(key, value, 1) != 0) return -2;
   return 0;
 }
 
@@ -192,7 +231,9 @@ static int load_env_file(const char *path, int required) {
   }
   char err[256];
   int line = 0;
-  int rc = dotenv_parse(buf, len, dotenv_set, NULL, &line, err, sizeof err);
+  struct env_keys keys = {0};
+  int rc = dotenv_parse(buf, len, dotenv_set, &keys, &line, err, sizeof err);
+  env_keys_free(&keys);
   free(buf);
   if (rc == -1) {
     fprintf(stderr, PROGNAME ": %s:%d: %s\n", path, line, err);
@@ -257,8 +298,44 @@ static void preload(lua_State *L, const char *name, lua_CFunction open) {
   lua_pop(L, 1);
 }
 
+static int dotenv_collect(void *ud, const char *key, const char *value) {
+  lua_State *L = ud;
+  lua_pushstring(L, value);
+  lua_setfield(L, -2, key);
+  return 0;
+}
+
+/* dotenv(text [, name]) -> table of settings, or nil and "name:line: problem".
+ * The same parser the host uses for .env, for files such as .alex/local.env. */
+static int host_dotenv(lua_State *L) {
+  size_t len;
+  const char *text = luaL_checklstring(L, 1, &len);
+  const char *name = luaL_optstring(L, 2, "(string)");
+  char err[256];
+  int line = 0;
+  lua_newtable(L);
+  if (dotenv_parse(text, len, dotenv_collect, L, &line, err, sizeof err) != 0) {
+    lua_pushnil(L);
+    lua_pushfstring(L, "%s:%d: %s", name, line, err);
+    return 2;
+  }
+  return 1;
+}
+
+/* isatty(fd): whether fd (0, 1, 2) is a terminal, for colour decisions. */
+static int host_isatty(lua_State *L) {
+  lua_Integer fd = luaL_checkinteger(L, 1);
+  luaL_argcheck(L, fd >= 0 && fd <= INT_MAX, 1, "not a file descriptor");
+  lua_pushboolean(L, isatty((int)fd));
+  return 1;
+}
+
 static int open_host_info(lua_State *L) {
   lua_newtable(L);
+  lua_pushcfunction(L, host_isatty);
+  lua_setfield(L, -2, "isatty");
+  lua_pushcfunction(L, host_dotenv);
+  lua_setfield(L, -2, "dotenv");
   lua_pushstring(L, ALEX_VERSION);
   lua_setfield(L, -2, "version");
   lua_pushstring(L, ALEX_LIBEXECDIR);
@@ -273,14 +350,33 @@ static int open_host_info(lua_State *L) {
   return 1;
 }
 
+/* os.exit that closes the state by default, so finalizers (the ALEX_STATS
+ * report, open transactions' rollback) run however a script ends.
+ * os.exit(code, false) keeps Lua's abrupt exit. */
+static int os_exit_closing(lua_State *L) {
+  int status;
+  if (lua_isboolean(L, 1)) status = lua_toboolean(L, 1) ? EXIT_SUCCESS : EXIT_FAILURE;
+  else status = (int)luaL_optinteger(L, 1, EXIT_SUCCESS);
+  int close = lua_isnoneornil(L, 2) ? 1 : lua_toboolean(L, 2);
+  fflush(stdout);
+  signal_state = NULL; /* a Ctrl-C from here on must not touch the state being closed */
+  if (close) lua_close(L);
+  exit(status);
+}
+
 void alex_open_host(lua_State *L) {
   luaL_openlibs(L);
   lua_pushlightuserdata(L, (void *)&interrupt_pending);
   lua_setfield(L, LUA_REGISTRYINDEX, ALEX_INTERRUPT_KEY);
+  lua_getglobal(L, "os");
+  lua_pushcfunction(L, os_exit_closing);
+  lua_setfield(L, -2, "exit");
+  lua_pop(L, 1);
   preload(L, "alex.host", open_host_info);
   preload(L, "alex.sigv4", luaopen_alex_sigv4);
   preload(L, "alex.http", luaopen_alex_http);
   preload(L, "alex.validate", luaopen_alex_validate);
+  preload(L, "alex.clock", luaopen_alex_clock);
   install_searcher(L);
 }
 
@@ -421,7 +517,11 @@ static void repl(lua_State *L) {
         if (!incomplete(L, status)) break;
         fputs(">> ", stdout);
         fflush(stdout);
-        if (!fgets(line, sizeof line, stdin)) break;
+        if (!fgets(line, sizeof line, stdin)) {
+          /* end of input inside an unfinished chunk: report why it is unfinished */
+          status = luaL_loadbuffer(L, code, strlen(code), "=stdin");
+          break;
+        }
         lua_pushstring(L, line);
         lua_concat(L, 2);
       }

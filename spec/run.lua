@@ -4,7 +4,7 @@
 local here = debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or "spec"
 package.path = here .. "/support/?.lua;" .. package.path
 
-local args = { "--output=summary_output", "--pattern=_spec", "--shuffle-files=false" }
+local args = { "--output=summary_output", "--pattern=_spec", "--no-shuffle-files" }
 for i = 1, #arg do args[#args + 1] = arg[i] end
 arg = args -- luacheck: ignore 121 (busted reads the global `arg`)
 require "busted.runner" ({ standalone = false })

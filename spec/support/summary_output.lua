@@ -10,7 +10,7 @@ return function(options)
       handler.successesCount, handler.failuresCount + handler.errorsCount, handler.pendingsCount))
     io.flush()
     return nil, true
-  end, { priority = 0 })
+  end)
 
   return handler
 end

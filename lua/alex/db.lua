@@ -1,0 +1,645 @@
+-- The Data API client scripts use:
+--
+--   local db = assert(require("alex.db").connect())   -- nil, err when not configured
+--   local rows = db:query("SELECT * FROM users WHERE clerk_user_id = :id", { id = "u1" })
+--   db:transaction(function(tx) tx:execute(...) end)
+--
+-- Methods raise error values (alex.errors: fields name, message, status,
+-- sqlstate, retryable; tostring gives one line).  `db.safe` is the twin whose
+-- methods return nil, err instead, as cjson.safe is to cjson.
+--
+-- Lua -> Data API parameters                   Data API results -> Lua
+--   integer        longValue (exact, 64-bit)     int2/int4/int8   integer (exact)
+--   float          doubleValue                   float4/float8    number
+--   string         stringValue (varchar)         bool             boolean
+--   boolean        booleanValue                  NULL             nil (db.null inside arrays)
+--   table          stringValue + typeHint JSON   json/jsonb       decoded table
+--   db.null        isNull                        numeric/decimal  exact string ("450.2500")
+--   db.decimal(s)  stringValue + DECIMAL         uuid/date/time/timestamp/text  string
+--   db.uuid(s)     stringValue + UUID            bytea            string of bytes
+--   db.date(s)     stringValue + DATE            1-D arrays       Lua arrays
+--   db.time(s)     stringValue + TIME
+--   db.timestamp(s) stringValue + TIMESTAMP
+--   db.blob(s)     blobValue (base64)
+--   db.json(v)     stringValue + JSON (also for arrays, empty tables, strings)
+local json = require "alex.json"
+local errors = require "alex.errors"
+local base64 = require "alex.base64"
+local dataapi = require "alex.dataapi"
+
+local db = {}
+
+local type, pairs, ipairs, tostring, tonumber = type, pairs, ipairs, tostring, tonumber
+local math_type, tointeger, concat, fmt = math.type, math.tointeger, table.concat, string.format
+
+-- Sentinel for SQL NULL in parameter tables (nil cannot sit in a table).
+db.null = setmetatable({}, { __name = "alex.db.null", __tostring = function() return "db.null" end })
+
+-- ---------------------------------------------------------------- wrappers
+
+local Typed = { __name = "alex.db.typed" }
+Typed.__index = Typed
+function Typed.__tostring(t) return ("db.%s(%s)"):format(t.kind, tostring(t.value)) end
+
+local PATTERNS = {
+  uuid = "^%x%x%x%x%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%x%x%x%x%x%x%x%x$",
+  date = "^%d%d%d%d%-%d%d%-%d%d$",
+  time = "^%d%d:%d%d:%d%d%.?%d*$",
+  timestamp = "^%d%d%d%d%-%d%d%-%d%d[ T]%d%d:%d%d:%d%d%.?%d*$",
+  decimal = "^[-+]?%d+%.?%d*$",
+}
+local HINTS = { uuid = "UUID", date = "DATE", time = "TIME", timestamp = "TIMESTAMP", decimal = "DECIMAL" }
+
+local function wrapper(kind)
+  return function(value)
+    return setmetatable({ kind = kind, value = value }, Typed)
+  end
+end
+db.uuid, db.date, db.time, db.timestamp, db.blob = wrapper "uuid", wrapper "date", wrapper "time",
+  wrapper "timestamp", wrapper "blob"
+db.json = wrapper "json"
+function db.decimal(v)
+  if math_type(v) == "integer" then v = fmt("%d", v)
+  elseif type(v) == "number" then v = json.encode(v) end
+  return setmetatable({ kind = "decimal", value = v }, Typed)
+end
+
+-- ---------------------------------------------------------------- parameters
+
+local NAME = "^[%a_][%w_]*$"
+
+local function param_error(name, msg)
+  return errors.new { name = "ParameterError", message = ("parameter '%s': %s"):format(name, msg) }
+end
+
+-- Returns the SqlParameter table for one value, or nil, err.
+local function to_parameter(name, v)
+  local t = type(v)
+  if t == "string" then
+    return { name = name, value = { stringValue = v } }
+  elseif t == "number" then
+    if math_type(v) == "integer" then return { name = name, value = { longValue = v } } end
+    if v ~= v or v == math.huge or v == -math.huge then
+      return nil, param_error(name, tostring(v) .. " is not a finite number")
+    end
+    return { name = name, value = { doubleValue = v } }
+  elseif t == "boolean" then
+    return { name = name, value = { booleanValue = v } }
+  elseif v == db.null then
+    return { name = name, value = { isNull = true } }
+  elseif t == "table" and getmetatable(v) == Typed then
+    local kind, value = v.kind, v.value
+    if value == nil or value == db.null then return { name = name, value = { isNull = true } } end
+    if kind == "json" then
+      local text, err = json.encode(value, name)
+      if not text then return nil, param_error(name, err) end
+      return { name = name, value = { stringValue = text }, typeHint = "JSON" }
+    end
+    if type(value) ~= "string" then
+      return nil, param_error(name, ("db.%s needs a string, got %s"):format(kind, type(value)))
+    end
+    if kind == "blob" then return { name = name, value = { blobValue = base64.encode(value) } } end
+    if not value:find(PATTERNS[kind]) then
+      return nil, param_error(name, ("%q is not a valid %s"):format(value, kind))
+    end
+    if kind == "timestamp" then value = value:gsub("T", " ", 1) end
+    return { name = name, value = { stringValue = value }, typeHint = HINTS[kind] }
+  elseif t == "table" then
+    local text, err = json.encode(v, name)
+    if not text then return nil, param_error(name, err) end
+    return { name = name, value = { stringValue = text }, typeHint = "JSON" }
+  end
+  return nil, param_error(name, "a " .. t .. " cannot be sent")
+end
+
+-- params (a table keyed by name) -> array of SqlParameter, sorted names; or nil, err.
+local function to_parameters(params)
+  local list, names = setmetatable({}, json.array_mt), {}
+  if params == nil then return list, names end
+  if type(params) ~= "table" then
+    return nil, errors.new { name = "ParameterError", message = "parameters must be a table keyed by name" }
+  end
+  for k in pairs(params) do
+    if type(k) ~= "string" or not k:find(NAME) then
+      return nil, errors.new { name = "ParameterError",
+        message = ("parameter name %s is not an identifier (letters, digits, _)"):format(tostring(k)) }
+    end
+    names[#names + 1] = k
+  end
+  table.sort(names)
+  for i, k in ipairs(names) do
+    local p, err = to_parameter(k, params[k])
+    if not p then return nil, err end
+    list[i] = p
+  end
+  return list, names
+end
+db.to_parameters = to_parameters
+
+-- ---------------------------------------------------------------- results
+
+local JSON_TYPES = { json = true, jsonb = true }
+
+-- JSON numbers decode as floats; give integral ones back as integers, and
+-- JSON null as db.null, so what a script stored is what it reads.
+local function normalize_json(v)
+  local t = type(v)
+  if t == "number" then
+    return tointeger(v) or v
+  elseif t == "table" then
+    for k, item in pairs(v) do v[k] = normalize_json(item) end
+    return v
+  elseif v == json.null then
+    return db.null
+  end
+  return v
+end
+
+local function array_value(av)
+  local list = av.longValues
+  if list then
+    local out = {}
+    for i = 1, #list do
+      local s = list[i]
+      out[i] = s == json.null and db.null or tointeger(tonumber(s))
+    end
+    return out
+  end
+  list = av.stringValues or av.doubleValues or av.booleanValues
+  if list then
+    for i = 1, #list do if list[i] == json.null then list[i] = db.null end end
+    return list
+  end
+  list = av.arrayValues
+  if list then
+    local out = {}
+    for i = 1, #list do out[i] = array_value(list[i]) end
+    return out
+  end
+  return {}
+end
+
+local function field_value(f, typename)
+  local v = f.stringValue
+  if v ~= nil then
+    if JSON_TYPES[typename] then
+      local decoded = json.decode(v)
+      if decoded == nil then return v end
+      return normalize_json(decoded)
+    end
+    return v
+  end
+  v = f.longValue
+  if v ~= nil then return tointeger(tonumber(v)) or tonumber(v) end
+  v = f.doubleValue
+  if v ~= nil then return v end
+  v = f.booleanValue
+  if v ~= nil then return v end
+  if f.isNull then return nil end
+  v = f.blobValue
+  if v ~= nil then return (base64.decode(v)) end
+  v = f.arrayValue
+  if v ~= nil then return array_value(v) end
+  return nil
+end
+
+-- Response -> rows: an array of tables keyed by column name, with
+-- rows.columns (names in order), rows.types (PostgreSQL type names) and
+-- rows.updated (numberOfRecordsUpdated).
+local function to_rows(resp)
+  local rows = {}
+  local meta = resp.columnMetadata
+  local names, types = {}, {}
+  if meta and meta ~= json.null then
+    for i, m in ipairs(meta) do
+      names[i] = m.label or m.name
+      types[i] = m.typeName
+    end
+  end
+  local records = resp.records
+  if records and records ~= json.null then
+    local ncol = #names
+    for r = 1, #records do
+      local rec, row = records[r], {}
+      for c = 1, ncol do
+        row[names[c]] = field_value(rec[c], types[c])
+      end
+      rows[r] = row
+    end
+  end
+  rows.columns, rows.types = names, types
+  rows.updated = tointeger(tonumber(resp.numberOfRecordsUpdated or 0)) or 0
+  return rows
+end
+db.to_rows = to_rows
+
+-- ---------------------------------------------------------------- connection
+
+local Connection = {}
+Connection.__index = Connection
+Connection.__name = "alex.db.connection"
+
+local function raise(err) error(err, 0) end
+
+local function check_sql(sql)
+  if type(sql) ~= "string" or sql:find("^%s*$") then
+    raise(errors.new { name = "ParameterError", message = "sql must be a non-empty string" })
+  end
+end
+
+function Connection:_base_request(sql)
+  local cfg = self._config
+  local req = { resourceArn = cfg.cluster_arn, secretArn = cfg.secret_arn, database = cfg.database }
+  if sql then req.sql = sql end
+  if self._tx then
+    if self._tx.finished then
+      raise(errors.new { name = "TransactionFinished",
+        message = "this transaction object was used after its transaction block ended" })
+    end
+    req.transactionId = self._tx.id
+  end
+  return req
+end
+
+function Connection:_call(op, req, summary, policy)
+  policy = policy or {}
+  policy.in_transaction = self._tx ~= nil
+  summary.transaction = self._tx ~= nil
+  local resp, err = self._client:call(op, req, summary, policy)
+  if not resp then
+    if self._tx and err.name == "TransactionNotFoundException" then
+      err.message = err.message .. " (the transaction is gone: expired after 3 minutes idle, or ended;" ..
+        " nothing in it was committed)"
+    end
+    raise(err)
+  end
+  return resp
+end
+
+-- execute(sql, params [, opts]) -> rows affected, rows (RETURNING / SELECT).
+-- opts.idempotent: the statement may be retried even when a previous attempt's
+-- outcome is unknown (safe for upserts and SELECTs).
+function Connection:execute(sql, params, opts)
+  check_sql(sql)
+  local parameters, names = to_parameters(params)
+  if not parameters then raise(names) end
+  local req = self:_base_request(sql)
+  req.parameters = parameters
+  req.includeResultMetadata = true
+  local resp = self:_call("ExecuteStatement", req, { sql = sql, param_names = names },
+                          { idempotent = opts and opts.idempotent })
+  local rows = to_rows(resp)
+  return rows.updated, rows
+end
+
+local READ_ONLY = { select = true, with = true, show = true, values = true, table = true, explain = true }
+local function looks_read_only(sql)
+  local word = sql:match("^%s*(%a+)")
+  return word and READ_ONLY[word:lower()] or false
+end
+
+-- query(sql, params) -> rows.  A plain SELECT is retried like any read.
+function Connection:query(sql, params, opts)
+  check_sql(sql)
+  local idempotent = opts and opts.idempotent
+  if idempotent == nil then idempotent = looks_read_only(sql) end
+  local _, rows = self:execute(sql, params, { idempotent = idempotent })
+  return rows
+end
+
+-- query_one(sql, params) -> the first row, or nil when there is none.
+function Connection:query_one(sql, params, opts)
+  return self:query(sql, params, opts)[1]
+end
+
+-- ---------------------------------------------------------------- batch
+
+-- Requests must stay under 4 MiB including headers; keep room for them.
+local MAX_REQUEST = 4 * 1024 * 1024
+local HEADER_ROOM = 16 * 1024
+
+-- batch(sql, param_sets [, opts]) -> number of parameter sets executed, calls made.
+-- Every set is checked before anything is sent.  When the sets need more than
+-- one request and no transaction is open, they run in one transaction, so the
+-- batch is all-or-nothing like a single call.
+function Connection:batch(sql, param_sets, opts)
+  check_sql(sql)
+  opts = opts or {}
+  if type(param_sets) ~= "table" then
+    raise(errors.new { name = "ParameterError", message = "param_sets must be an array of parameter tables" })
+  end
+  local n = #param_sets
+  if n == 0 then return 0, 0 end
+  local encoded, names = {}, nil
+  for i = 1, n do
+    local list, err = to_parameters(param_sets[i])
+    if not list then
+      err.message = ("parameter set %d: %s"):format(i, err.message)
+      raise(err)
+    end
+    if not names then names = err end
+    encoded[i] = assert(json.encode(list))
+  end
+  -- the envelope without parameterSets, to know what each request costs
+  local base = self:_base_request(sql)
+  local limit = (opts.max_request_bytes or MAX_REQUEST) - HEADER_ROOM
+  local envelope = #assert(json.encode(base)) + #'"parameterSets":[],' + 64
+  local chunks, current, size = {}, {}, envelope
+  for i = 1, n do
+    local cost = #encoded[i] + 1
+    if envelope + cost > limit then
+      raise(errors.new { name = "ParameterError",
+        message = ("parameter set %d alone makes a request of %d bytes, over the %d-byte Data API limit")
+          :format(i, envelope + cost, limit + HEADER_ROOM) })
+    end
+    if size + cost > limit and #current > 0 then
+      chunks[#chunks + 1] = current
+      current, size = {}, envelope
+    end
+    current[#current + 1] = encoded[i]
+    size = size + cost
+  end
+  chunks[#chunks + 1] = current
+
+  local function send(conn)
+    local total = 0
+    for _, chunk in ipairs(chunks) do
+      local req = conn:_base_request(sql)
+      local head = assert(json.encode(req))
+      -- splice the pre-encoded sets into the envelope
+      local body = head:sub(1, -2) .. ',"parameterSets":[' .. concat(chunk, ",") .. "]}"
+      local resp = conn:_call("BatchExecuteStatement", body,
+        { sql = sql, param_names = names, sets = #chunk }, { idempotent = opts.idempotent })
+      local results = resp.updateResults
+      total = total + (type(results) == "table" and #results or #chunk)
+    end
+    return total
+  end
+
+  if #chunks > 1 and not self._tx then
+    return self:transaction(send), #chunks
+  end
+  return send(self), #chunks
+end
+
+-- ---------------------------------------------------------------- transactions
+
+local savepoint_counter = 0
+
+-- transaction(fn [, opts]) -> what fn returned.  fn(tx) gets a connection bound
+-- to the transaction; returning commits, any error (Ctrl-C included) rolls back
+-- and is raised again.  Inside a transaction, a nested call uses a savepoint.
+-- opts.retries: run the whole block again (after its rollback) when it failed
+-- with a retryable error; a commit whose outcome is unknown is never repeated.
+function Connection:transaction(fn, opts)
+  if type(fn) ~= "function" then error("transaction needs a function", 2) end
+  opts = opts or {}
+  if self._tx then return self:_savepoint(fn) end
+  local retries = opts.retries or 0
+  while true do
+    local ok, result = self:_transaction_once(fn)
+    if ok then return table.unpack(result, 1, result.n) end
+    local err = result
+    local again = retries > 0 and errors.is_error(err) and (err.retryable or err.resuming)
+                  and not err.commit_unknown
+    if not again then raise(err) end
+    retries = retries - 1
+    if self._client.debug then self._client.log("retrying the whole transaction after: " .. tostring(err)) end
+    dataapi.sleep(self._client.random() * self._client.retry_base)
+  end
+end
+
+function Connection:_transaction_once(fn)
+  local req = self:_base_request(nil)
+  local resp = self:_call("BeginTransaction", req, {}, { idempotent = true })
+  local tx = setmetatable({
+    _client = self._client, _config = self._config, _tx = { id = resp.transactionId }, _parent = self,
+  }, Connection)
+  local result = table.pack(pcall(fn, tx))
+  if result[1] then
+    local commit = tx:_base_request(nil)
+    commit.database = nil
+    local ok, err = pcall(tx._call, tx, "CommitTransaction", commit, {}, {})
+    tx._tx.finished = true
+    if not ok then
+      if errors.is_error(err) and err.outcome_unknown then err.commit_unknown = true end
+      return false, err
+    end
+    return true, table.pack(table.unpack(result, 2, result.n))
+  end
+  local err = result[2]
+  local rollback = tx:_base_request(nil)
+  rollback.database = nil
+  local ok, rerr = pcall(tx._call, tx, "RollbackTransaction", rollback, {}, { idempotent = true })
+  tx._tx.finished = true
+  if not ok and self._client.debug then
+    self._client.log("rollback failed (the transaction ends anyway when it expires): " .. tostring(rerr))
+  end
+  return false, err
+end
+
+function Connection:_savepoint(fn)
+  savepoint_counter = savepoint_counter + 1
+  local name = "alex_sp_" .. savepoint_counter
+  self:execute("SAVEPOINT " .. name)
+  local result = table.pack(pcall(fn, self))
+  if result[1] then
+    self:execute("RELEASE SAVEPOINT " .. name)
+    return table.unpack(result, 2, result.n)
+  end
+  pcall(self.execute, self, "ROLLBACK TO SAVEPOINT " .. name)
+  raise(result[2])
+end
+
+-- ---------------------------------------------------------------- paging
+
+local PAGE_TARGET_BYTES = 512 * 1024
+
+-- each(sql, params, opts) -> iterator over rows, paging under the 1 MiB
+-- response limit so a script never meets it.  Two modes:
+--   opts.key = "column": keyset paging, `WHERE key > last ORDER BY key`; the
+--     column must be unique and in the select list.  Works across calls
+--     without a transaction and stays fast on large tables.
+--   default: LIMIT/OFFSET inside one read-only REPEATABLE READ transaction
+--     (a consistent snapshot); the SQL should have an ORDER BY.  The snapshot
+--     transaction expires after 3 minutes without a page fetch.
+-- opts.page_size: first page size (default 1000); later pages adapt to the
+-- bytes per row seen, and a page over the limit is fetched again smaller.
+function Connection:each(sql, params, opts)
+  check_sql(sql)
+  opts = opts or {}
+  local key = opts.key
+  if key ~= nil and (type(key) ~= "string" or not key:find(NAME)) then
+    error("each: opts.key must be a column name (letters, digits, _)", 2)
+  end
+  for k in pairs(params or {}) do
+    if type(k) == "string" and k:sub(1, 5) == "alex_" then
+      error("each: parameter names starting with alex_ are reserved", 2)
+    end
+  end
+  local inner = sql:gsub("%s*;%s*$", "")
+  local page_size = opts.page_size or 1000
+  local conn, owned_tx = self, nil
+  local buffer, pos, done, offset, last, key_type = {}, 1, false, 0, nil, nil
+  local count = 0
+
+  local function fetch()
+    local p = {}
+    for k, v in pairs(params or {}) do p[k] = v end
+    p.alex_limit = page_size
+    local q
+    if key then
+      if last == nil then
+        q = ("SELECT * FROM (%s) AS alex_page ORDER BY alex_page.%s LIMIT :alex_limit"):format(inner, key)
+      else
+        q = ("SELECT * FROM (%s) AS alex_page WHERE alex_page.%s > CAST(:alex_after AS %s)" ..
+             " ORDER BY alex_page.%s LIMIT :alex_limit"):format(inner, key, key_type, key)
+        p.alex_after = type(last) == "table" and db.json(last) or last
+      end
+    else
+      if not conn._tx then
+        -- one snapshot for every page
+        local req = self:_base_request(nil)
+        local resp = self:_call("BeginTransaction", req, {}, { idempotent = true })
+        owned_tx = setmetatable({ _client = self._client, _config = self._config,
+                                  _tx = { id = resp.transactionId } }, Connection)
+        conn = owned_tx
+        conn:execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+      end
+      q = ("SELECT * FROM (%s) AS alex_page LIMIT :alex_limit OFFSET :alex_offset"):format(inner)
+      p.alex_offset = offset
+    end
+    local before = conn._client.stats.bytes_in
+    local ok, rows = pcall(conn.query, conn, q, p, { idempotent = true })
+    if not ok then
+      local err = rows
+      if errors.is_error(err) and err.name == "UnsupportedResultException" and err.message:find("size limit")
+         and page_size > 1 then
+        page_size = math.max(1, page_size // 4)
+        return fetch()
+      end
+      raise(err)
+    end
+    local bytes = conn._client.stats.bytes_in - before
+    local got = #rows
+    if key and got > 0 then
+      local k_index
+      for i, name in ipairs(rows.columns) do if name == key then k_index = i end end
+      if not k_index then
+        raise(errors.new { name = "ParameterError",
+          message = ("each: key column '%s' is not in the query's result"):format(key) })
+      end
+      key_type = rows.types[k_index]
+      if not key_type:find("^[%w_ ]+$") then key_type = "text" end
+      last = rows[got][key]
+    end
+    offset = offset + got
+    if got < page_size then done = true end
+    if got > 0 then
+      local per_row = bytes / got
+      page_size = math.max(1, math.min(100000, math.floor(PAGE_TARGET_BYTES / per_row)))
+    end
+    buffer, pos = rows, 1
+  end
+
+  local function finish()
+    if owned_tx and not owned_tx._tx.finished then
+      local req = owned_tx:_base_request(nil)
+      req.database = nil
+      owned_tx._tx.finished = true
+      pcall(owned_tx._client.call, owned_tx._client, "CommitTransaction", req, {}, {})
+    end
+  end
+
+  local iterator = function()
+    while pos > #buffer do
+      if done then
+        finish()
+        return nil
+      end
+      fetch()
+    end
+    local row = buffer[pos]
+    pos = pos + 1
+    count = count + 1
+    return row, count
+  end
+  -- the closing value ends the snapshot transaction when a loop breaks early
+  local closer = setmetatable({}, { __close = finish })
+  return iterator, nil, nil, closer
+end
+
+-- ---------------------------------------------------------------- the safe twin
+
+local SafeConnection = {}
+SafeConnection.__index = function(_, name)
+  local method = Connection[name]
+  if type(method) ~= "function" or name:sub(1, 1) == "_" then return nil end
+  return function(self, ...)
+    local result = table.pack(pcall(method, self._conn, ...))
+    if result[1] then return table.unpack(result, 2, result.n) end
+    return nil, result[2]
+  end
+end
+
+-- ---------------------------------------------------------------- connect
+
+function Connection:close()
+  if self._client then self._client:close() end
+end
+
+function Connection:stats()
+  return self._client.stats
+end
+
+local function wrap_connection(client, cfg)
+  local conn = setmetatable({ _client = client, _config = cfg }, Connection)
+  conn.safe = setmetatable({ _conn = conn }, SafeConnection)
+  conn.config = cfg
+  return conn
+end
+
+-- Process-level opts (getenv, credentials, ...) are documented in alex.dataapi.
+-- connect(opts) -> connection, or nil and an error value saying what to set.
+function db.connect(opts)
+  opts = opts or {}
+  local config = require "alex.config"
+  local getenv = opts.env or os.getenv
+  local local_target = opts.cluster_arn == nil and config.is_local_target(getenv)
+  if local_target and opts.use_local ~= false then
+    local local_stack = require "alex.local_stack"
+    local env, err = local_stack.ensure { getenv = getenv, quiet = opts.quiet }
+    if not env then return nil, errors.new { name = "LocalStackError", message = err } end
+    local base = getenv
+    getenv = function(name)
+      local v = env[name]
+      if v ~= nil then return v end
+      return base(name)
+    end
+  end
+  local load_opts = {}
+  for k, v in pairs(opts) do load_opts[k] = v end
+  load_opts.env = getenv
+  local cfg, cerr = config.load(load_opts)
+  if not cfg then return nil, errors.new { name = "ConfigError", message = cerr } end
+  local provider = opts.credentials
+  if not provider then
+    provider = require("alex.credentials").chain { env = getenv, profile = cfg.profile }
+  end
+  local client = dataapi.new {
+    config = cfg, credentials = provider, getenv = getenv, retry_base = opts.retry_base,
+    resume_base = opts.resume_base, resume_timeout = opts.resume_timeout, max_attempts = opts.max_attempts,
+    timeout = opts.timeout, connect_timeout = opts.connect_timeout, sleep = opts.sleep,
+  }
+  local conn = wrap_connection(client, cfg)
+  if (getenv("ALEX_STATS") or "") ~= "" and getenv("ALEX_STATS") ~= "0" then
+    -- printed when the state closes (alexlua's os.exit closes it too)
+    conn._stats_reporter = setmetatable({}, { __gc = function()
+      io.stderr:write("alexlua: stats: ", client:stats_report(), "\n")
+    end })
+  end
+  return conn
+end
+
+db.Connection = Connection
+return db

@@ -1,0 +1,203 @@
+-- SQL migrations: numbered files (schema/001_schema.sql, ...), each applied
+-- once, inside one transaction, recorded with its checksum.
+--
+-- The Data API takes one statement per call and every call is a round trip to
+-- AWS, so a migration's statements travel together in one PL/pgSQL DO block.
+-- Each statement runs in its own sub-block that re-raises a failure naming the
+-- file, the statement's number and its line, with PostgreSQL's SQLSTATE kept:
+-- the error stays as clear as if the statement had been sent alone.
+--
+-- Outside a transaction consecutive Data API calls do not share a database
+-- session, so a session advisory lock would protect nothing: runners take
+-- pg_advisory_xact_lock inside each migration's transaction instead.
+local sql = require "alex.sql"
+local sigv4 = require "alex.sigv4"
+
+local migrate = {}
+
+migrate.TABLE = "schema_migrations"
+migrate.LOCK_KEY = 4242017 -- any constant shared by every runner
+
+local CREATE_TABLE = ([[CREATE TABLE IF NOT EXISTS %s (
+  version VARCHAR(32) PRIMARY KEY,
+  name VARCHAR(255) NOT NULL,
+  checksum CHAR(64) NOT NULL,
+  applied_at TIMESTAMP NOT NULL DEFAULT now(),
+  duration_ms INTEGER NOT NULL DEFAULT 0)]]):format(migrate.TABLE)
+
+migrate.CREATE_TABLE_SQL = CREATE_TABLE
+
+local function statements_of(text, name)
+  local list, err = sql.split(text)
+  if not list then return nil, name .. ": " .. err end
+  local out = {}
+  for i, st in ipairs(list) do
+    if type(st) == "table" then out[i] = { sql = st.sql, line = st.line or 0 }
+    else out[i] = { sql = st, line = 0 } end
+  end
+  return out
+end
+
+-- load(dir) -> array of migrations sorted by version, or nil, err.
+-- A migration: { version = "001", name = "001_schema.sql", path, text, checksum, statements }.
+function migrate.load(dir)
+  local lfs = require "lfs"
+  local names = {}
+  local ok, iter, state = pcall(lfs.dir, dir)
+  if not ok then return nil, "cannot read the migrations folder " .. dir .. ": " .. tostring(iter) end
+  for entry in iter, state do
+    if entry:match("^%d+_[%w_%-]+%.sql$") then names[#names + 1] = entry end
+  end
+  table.sort(names)
+  local list, seen = {}, {}
+  for _, name in ipairs(names) do
+    local version = name:match("^(%d+)_")
+    if seen[version] then
+      return nil, ("two migrations share version %s: %s and %s"):format(version, seen[version], name)
+    end
+    seen[version] = name
+    local path = dir .. "/" .. name
+    local f, ferr = io.open(path, "rb")
+    if not f then return nil, ferr end
+    local text = f:read("a")
+    f:close()
+    local statements, err = statements_of(text, name)
+    if not statements then return nil, err end
+    if #statements == 0 then return nil, name .. ": no SQL statements" end
+    list[#list + 1] = { version = version, name = name, path = path, text = text,
+                        checksum = sigv4.sha256_hex(text), statements = statements }
+  end
+  return list
+end
+
+-- A dollar-quote tag that does not occur in the text.
+local function tag_for(text, base)
+  local tag, n = "$" .. base .. "$", 0
+  while text:find(tag, 1, true) do
+    n = n + 1
+    tag = "$" .. base .. n .. "$"
+  end
+  return tag
+end
+
+local function literal(s)
+  return "'" .. tostring(s):gsub("'", "''") .. "'"
+end
+
+-- The DO block applying migration m and recording it (one Data API call).
+function migrate.block(m)
+  local parts = { "DO " }
+  local all = m.text
+  local outer = tag_for(all, "alex_migration")
+  parts[#parts + 1] = outer .. "\nDECLARE started timestamptz := clock_timestamp();\nBEGIN\n"
+  for i, st in ipairs(m.statements) do
+    local tag = tag_for(all, "s" .. i)
+    parts[#parts + 1] = ("  BEGIN\n    EXECUTE %s%s%s;\n  EXCEPTION WHEN OTHERS THEN\n" ..
+      "    RAISE EXCEPTION '%%', %s || SQLERRM USING ERRCODE = SQLSTATE;\n  END;\n"):format(
+      tag, st.sql, tag,
+      literal(("%s, statement %d (line %d): "):format(m.name, i, st.line)))
+  end
+  parts[#parts + 1] = ("  INSERT INTO %s (version, name, checksum, duration_ms) VALUES (%s, %s, %s,\n" ..
+    "    (extract(epoch FROM clock_timestamp() - started) * 1000)::int);\n"):format(
+    migrate.TABLE, literal(m.version), literal(m.name), literal(m.checksum))
+  parts[#parts + 1] = "END\n" .. outer
+  return table.concat(parts)
+end
+
+-- The statement that serialises runners and makes sure the record table
+-- exists (inside a transaction: the lock lasts until it ends).
+function migrate.lock_sql()
+  local tag = tag_for(CREATE_TABLE, "alex_lock")
+  return ("DO %s BEGIN PERFORM pg_advisory_xact_lock(%d); EXECUTE %s; END %s"):format(
+    tag, migrate.LOCK_KEY, literal(CREATE_TABLE), tag)
+end
+
+-- What the migrations create, read from their statements: tables, indexes,
+-- triggers and functions, in creation order.  reset drops these; verify
+-- checks they exist.
+function migrate.owned_objects(list)
+  local owned = { tables = {}, indexes = {}, triggers = {}, functions = {} }
+  local function ident(s) return (s:gsub('"', ""):lower():gsub("^public%.", "")) end
+  for _, m in ipairs(list) do
+    for _, st in ipairs(m.statements) do
+      local text = st.sql:gsub("%-%-[^\n]*", "")
+      local lower = text:lower()
+      local name = lower:match("^%s*create%s+table%s+if%s+not%s+exists%s+([%w_%.\"]+)")
+                   or lower:match("^%s*create%s+table%s+([%w_%.\"]+)")
+      if name then owned.tables[#owned.tables + 1] = ident(name) end
+      name = lower:match("^%s*create%s+unique%s+index%s+([%w_\"]+)") or lower:match("^%s*create%s+index%s+([%w_\"]+)")
+      if name and name ~= "if" then owned.indexes[#owned.indexes + 1] = ident(name) end
+      name = lower:match("^%s*create%s+trigger%s+([%w_\"]+)") or lower:match("^%s*create%s+or%s+replace%s+trigger%s+([%w_\"]+)")
+      if name then owned.triggers[#owned.triggers + 1] = ident(name) end
+      name = lower:match("^%s*create%s+or%s+replace%s+function%s+([%w_%.\"]+)")
+             or lower:match("^%s*create%s+function%s+([%w_%.\"]+)")
+      if name then owned.functions[#owned.functions + 1] = ident(name) end
+    end
+  end
+  return owned
+end
+
+local function applied_map(conn)
+  local rows = conn:query(("SELECT version, name, checksum, applied_at, duration_ms FROM %s ORDER BY version")
+    :format(migrate.TABLE))
+  local map = {}
+  for _, r in ipairs(rows) do map[r.version] = r end
+  return map, rows
+end
+
+-- status(conn, list) -> array of { version, name, state = "applied"|"pending"|"changed"|"missing", applied_at }.
+-- "missing": recorded in the database but no file has it any more.
+function migrate.status(conn, list)
+  local exists = conn:query_one("SELECT to_regclass(:t) IS NOT NULL AS present", { t = migrate.TABLE })
+  local map = {}
+  local rows = {}
+  if exists.present then map, rows = applied_map(conn) end
+  local out, known = {}, {}
+  for _, m in ipairs(list) do
+    known[m.version] = true
+    local a = map[m.version]
+    local state = "pending"
+    if a then state = (a.checksum == m.checksum) and "applied" or "changed" end
+    out[#out + 1] = { version = m.version, name = m.name, state = state, applied_at = a and a.applied_at,
+                      duration_ms = a and a.duration_ms }
+  end
+  for _, r in ipairs(rows) do
+    if not known[r.version] then
+      out[#out + 1] = { version = r.version, name = r.name, state = "missing", applied_at = r.applied_at }
+    end
+  end
+  return out
+end
+
+local function changed_error(m)
+  return ("migration %s was changed after it was applied (checksum differs): restore the file, or add a" ..
+    " new migration for the change"):format(m.path or m.name)
+end
+
+-- run(conn, list, opts) -> array of the migrations applied now.  Raises on
+-- failure; every migration applied before the failing one stays applied, the
+-- failing one leaves nothing.  opts.log(line) reports progress.
+function migrate.run(conn, list, opts)
+  opts = opts or {}
+  local log = opts.log or function() end
+  local applied_now = {}
+  for _, m in ipairs(list) do
+    local did = conn:transaction(function(tx)
+      tx:execute(migrate.lock_sql())
+      local map = applied_map(tx)
+      -- every earlier file must be unchanged before anything newer is applied
+      for _, other in ipairs(list) do
+        local a = map[other.version]
+        if a and a.checksum ~= other.checksum then error(changed_error(other), 0) end
+      end
+      if map[m.version] then return false end
+      log(("applying %s (%d statements)"):format(m.name, #m.statements))
+      tx:execute(migrate.block(m))
+      return true
+    end)
+    if did then applied_now[#applied_now + 1] = m end
+  end
+  return applied_now
+end
+
+return migrate

@@ -1,0 +1,417 @@
+-- The five tables as models, with the operations the agents and ad-hoc fixes
+-- need.  Every record is checked (alex.records) before anything is sent; every
+-- value is a bound parameter; column names come from this file, never from
+-- input.  Methods raise alex.errors values (ValidationError carries `errors`,
+-- the list of { field, message }).
+--
+--   local m = require("alex.models").bind(conn_or_tx)
+--   m.instruments:upsert{ symbol = "SPY", ... }
+--   conn:transaction(function(tx) local mt = models.bind(tx) ... end)
+local records = require "alex.records"
+local errors = require "alex.errors"
+local db = require "alex.db"
+
+local models = {}
+
+local function validation_error(schema, errs, what)
+  return errors.new { name = "ValidationError", errors = errs,
+                      message = records.format_errors(errs, what or schema) }
+end
+
+local function check(schema, record, what)
+  local clean, errs = records.check(schema, record)
+  if not clean then error(validation_error(schema, errs, what), 0) end
+  return clean
+end
+
+local function not_found(what, key)
+  return errors.new { name = "NotFound", message = ("%s %s does not exist"):format(what, tostring(key)) }
+end
+
+-- Column lists per table (what a cleaned record may set).
+local COLUMNS = {
+  instruments = { "symbol", "name", "instrument_type", "current_price", "allocation_regions",
+                  "allocation_sectors", "allocation_asset_class" },
+  users = { "clerk_user_id", "display_name", "years_until_retirement", "target_retirement_income",
+            "asset_class_targets", "region_targets" },
+  accounts = { "clerk_user_id", "account_name", "account_purpose", "cash_balance", "cash_interest" },
+  positions = { "account_id", "symbol", "quantity", "as_of_date" },
+  jobs = { "clerk_user_id", "job_type", "status", "request_payload", "report_payload", "charts_payload",
+           "retirement_payload", "summary_payload", "error_message" },
+}
+
+-- SQL casts for parameters, so strings land in typed columns.
+local CASTS = {
+  current_price = "::numeric", target_retirement_income = "::numeric", cash_balance = "::numeric",
+  cash_interest = "::numeric", quantity = "::numeric", account_id = "::uuid", id = "::uuid",
+  as_of_date = "::date",
+  allocation_regions = "::jsonb", allocation_sectors = "::jsonb", allocation_asset_class = "::jsonb",
+  asset_class_targets = "::jsonb", region_targets = "::jsonb", request_payload = "::jsonb",
+  report_payload = "::jsonb", charts_payload = "::jsonb", retirement_payload = "::jsonb",
+  summary_payload = "::jsonb",
+}
+
+-- A record's value as a parameter: JSON columns as JSON, the rest as is.
+local function param(column, v)
+  if v == nil then return db.null end
+  if type(v) == "table" and getmetatable(v) == nil then return db.json(v) end
+  if column and (CASTS[column] == "::numeric") and type(v) == "number" then return db.decimal(v) end
+  return v
+end
+
+-- The columns of `table_name` present in `clean`, with placeholders and params.
+local function columns_of(table_name, clean)
+  local cols, holes, params = {}, {}, {}
+  for _, c in ipairs(COLUMNS[table_name]) do
+    if clean[c] ~= nil then
+      cols[#cols + 1] = c
+      holes[#holes + 1] = ":" .. c .. (CASTS[c] or "")
+      params[c] = param(c, clean[c])
+    end
+  end
+  return cols, holes, params
+end
+models.columns_of = columns_of
+
+local Model = {}
+Model.__index = Model
+
+local function model(conn, table_name, key, schema, what)
+  return setmetatable({ conn = conn, table_name = table_name, key = key, schema = schema, what = what }, Model)
+end
+
+function Model:find(key)
+  return self.conn:query_one(("SELECT * FROM %s WHERE %s = :key%s"):format(
+    self.table_name, self.key, CASTS[self.key] or ""), { key = key })
+end
+
+function Model:all(order)
+  return self.conn:query(("SELECT * FROM %s ORDER BY %s"):format(self.table_name, order and "1" or self.key))
+end
+
+-- create(record) -> the inserted row.
+function Model:create(record)
+  local clean = check(self.schema, record, self.what)
+  local cols, holes, params = columns_of(self.table_name, clean)
+  local _, rows = self.conn:execute(("INSERT INTO %s (%s) VALUES (%s) RETURNING *"):format(
+    self.table_name, table.concat(cols, ", "), table.concat(holes, ", ")), params)
+  return rows[1]
+end
+
+-- update(key, fields) -> the updated row.  The merged record is checked as a
+-- whole, so an update can never leave a row that a create would refuse.
+function Model:update(key, fields)
+  local current = self:find(key)
+  if not current then error(not_found(self.what, key), 0) end
+  local merged = {}
+  for _, c in ipairs(COLUMNS[self.table_name]) do merged[c] = current[c] end
+  if self.table_name ~= "positions" and self.table_name ~= "jobs" then merged[self.key] = current[self.key] end
+  for k, v in pairs(fields) do
+    if v == db.null then merged[k] = nil else merged[k] = v end
+  end
+  if self.table_name == "jobs" then merged.status = nil end -- status moves only through transitions
+  local clean = check(self.schema, merged, self.what)
+  local sets, params = {}, { key = key }
+  for k in pairs(fields) do
+    local known = false
+    for _, c in ipairs(COLUMNS[self.table_name]) do if c == k then known = true end end
+    if not known or k == self.key then
+      error(validation_error(self.schema, { { field = k, message = "cannot be updated" } }, self.what), 0)
+    end
+    sets[#sets + 1] = ("%s = :%s%s"):format(k, k, CASTS[k] or "")
+    params[k] = param(k, clean[k])
+  end
+  if #sets == 0 then return current end
+  table.sort(sets)
+  local _, rows = self.conn:execute(("UPDATE %s SET %s WHERE %s = :key%s RETURNING *"):format(
+    self.table_name, table.concat(sets, ", "), self.key, CASTS[self.key] or ""), params)
+  return rows[1]
+end
+
+-- delete(key) -> true when a row was deleted.
+function Model:delete(key)
+  local n = self.conn:execute(("DELETE FROM %s WHERE %s = :key%s"):format(
+    self.table_name, self.key, CASTS[self.key] or ""), { key = key })
+  return n > 0
+end
+
+-- ---------------------------------------------------------------- instruments
+
+local Instruments = setmetatable({}, { __index = Model })
+Instruments.__index = Instruments
+
+local UPSERT_INSTRUMENT = [[INSERT INTO instruments (symbol, name, instrument_type, current_price,
+  allocation_regions, allocation_sectors, allocation_asset_class)
+VALUES (:symbol, :name, :instrument_type, :current_price::numeric, :allocation_regions::jsonb,
+  :allocation_sectors::jsonb, :allocation_asset_class::jsonb)
+ON CONFLICT (symbol) DO UPDATE SET name = EXCLUDED.name, instrument_type = EXCLUDED.instrument_type,
+  current_price = EXCLUDED.current_price, allocation_regions = EXCLUDED.allocation_regions,
+  allocation_sectors = EXCLUDED.allocation_sectors, allocation_asset_class = EXCLUDED.allocation_asset_class]]
+models.UPSERT_INSTRUMENT = UPSERT_INSTRUMENT
+
+local function instrument_params(clean)
+  return {
+    symbol = clean.symbol, name = clean.name, instrument_type = param(nil, clean.instrument_type),
+    current_price = param("current_price", clean.current_price),
+    allocation_regions = db.json(clean.allocation_regions or {}),
+    allocation_sectors = db.json(clean.allocation_sectors or {}),
+    allocation_asset_class = db.json(clean.allocation_asset_class or {}),
+  }
+end
+
+-- check_instruments(list [, schema]) -> cleaned list, or nil and one message
+-- listing every problem of every record ("SPY: allocation_regions.mars: ...").
+-- The default schema, InstrumentSeed, wants a price and all three allocations.
+function models.check_instruments(list, schema)
+  schema = schema or "InstrumentSeed"
+  if type(list) ~= "table" or (next(list) ~= nil and #list == 0) then
+    return nil, "instruments: expected an array of instrument records"
+  end
+  local clean, problems = {}, {}
+  local seen = {}
+  for i, rec in ipairs(list) do
+    local label = type(rec) == "table" and type(rec.symbol) == "string" and rec.symbol or ("record " .. i)
+    local c, errs = records.check(schema, rec)
+    if c then
+      if seen[c.symbol] then
+        problems[#problems + 1] = ("%s: symbol appears twice (records %d and %d)"):format(label, seen[c.symbol], i)
+      end
+      seen[c.symbol] = i
+      clean[#clean + 1] = c
+    else
+      problems[#problems + 1] = records.format_errors(errs, label)
+    end
+  end
+  if #problems > 0 then return nil, table.concat(problems, "\n") end
+  return clean
+end
+
+-- upsert(record) -> the row.
+function Instruments:upsert(record)
+  local clean = check("InstrumentCreate", record, "instrument")
+  local _, rows = self.conn:execute(UPSERT_INSTRUMENT .. " RETURNING *", instrument_params(clean),
+    { idempotent = true })
+  return rows[1]
+end
+
+-- upsert_many(list) -> count.  All records are checked first; then one
+-- BatchExecuteStatement call (split only past 4 MiB).
+function Instruments:upsert_many(list)
+  local clean, msg = models.check_instruments(list)
+  if not clean then error(errors.new { name = "ValidationError", message = msg }, 0) end
+  local sets = {}
+  for i, c in ipairs(clean) do sets[i] = instrument_params(c) end
+  return (self.conn:batch(UPSERT_INSTRUMENT, sets, { idempotent = true }))
+end
+
+function Instruments:update_price(symbol, price)
+  return self:update(symbol, { current_price = price })
+end
+
+-- set_allocations(symbol, { regions = {...}, sectors = {...}, asset_class = {...} })
+function Instruments:set_allocations(symbol, alloc)
+  local fields = {}
+  if alloc.regions then fields.allocation_regions = alloc.regions end
+  if alloc.sectors then fields.allocation_sectors = alloc.sectors end
+  if alloc.asset_class then fields.allocation_asset_class = alloc.asset_class end
+  return self:update(symbol, fields)
+end
+
+-- ---------------------------------------------------------------- users, accounts
+
+local Users = setmetatable({}, { __index = Model })
+Users.__index = Users
+
+function Users:upsert(record)
+  local clean = check("UserCreate", record, "user")
+  local cols, holes, params = columns_of("users", clean)
+  local sets = {}
+  for _, c in ipairs(cols) do
+    if c ~= "clerk_user_id" then sets[#sets + 1] = c .. " = EXCLUDED." .. c end
+  end
+  local sql = ("INSERT INTO users (%s) VALUES (%s) ON CONFLICT (clerk_user_id) DO %s RETURNING *"):format(
+    table.concat(cols, ", "), table.concat(holes, ", "),
+    #sets > 0 and ("UPDATE SET " .. table.concat(sets, ", ")) or "UPDATE SET clerk_user_id = EXCLUDED.clerk_user_id")
+  local _, rows = self.conn:execute(sql, params, { idempotent = true })
+  return rows[1]
+end
+
+local Accounts = setmetatable({}, { __index = Model })
+Accounts.__index = Accounts
+
+function Accounts:for_user(clerk_user_id)
+  return self.conn:query("SELECT * FROM accounts WHERE clerk_user_id = :u ORDER BY created_at, account_name",
+    { u = clerk_user_id })
+end
+
+-- portfolio_value(account_id) -> { account_id, cash, positions_value, total,
+-- positions = n, unpriced = n } with money as exact decimal strings.
+function Accounts:portfolio_value(account_id)
+  local row = self.conn:query_one([[
+    SELECT a.id AS account_id, a.cash_balance AS cash,
+           COALESCE(SUM(p.quantity * i.current_price), 0)::numeric(20,2) AS positions_value,
+           (a.cash_balance + COALESCE(SUM(p.quantity * i.current_price), 0))::numeric(20,2) AS total,
+           count(p.id) AS positions,
+           count(p.id) FILTER (WHERE i.current_price IS NULL) AS unpriced
+    FROM accounts a
+    LEFT JOIN positions p ON p.account_id = a.id
+    LEFT JOIN instruments i ON i.symbol = p.symbol
+    WHERE a.id = :id::uuid
+    GROUP BY a.id, a.cash_balance]], { id = account_id })
+  if not row then error(not_found("account", account_id), 0) end
+  return row
+end
+
+-- ---------------------------------------------------------------- positions
+
+local Positions = setmetatable({}, { __index = Model })
+Positions.__index = Positions
+
+function Positions:for_account(account_id)
+  return self.conn:query([[SELECT p.*, i.name AS instrument_name, i.current_price FROM positions p
+    JOIN instruments i ON i.symbol = p.symbol WHERE p.account_id = :a::uuid ORDER BY p.symbol]],
+    { a = account_id })
+end
+
+-- upsert(record): one position per (account, symbol); the quantity is replaced.
+function Positions:upsert(record)
+  local clean = check("PositionCreate", record, "position")
+  local cols, holes, params = columns_of("positions", clean)
+  local sql = ([[INSERT INTO positions (%s) VALUES (%s)
+    ON CONFLICT (account_id, symbol) DO UPDATE SET quantity = EXCLUDED.quantity, as_of_date = EXCLUDED.as_of_date
+    RETURNING *]]):format(table.concat(cols, ", "), table.concat(holes, ", "))
+  local ok, rows_or_err = pcall(function()
+    local _, rows = self.conn:execute(sql, params, { idempotent = true })
+    return rows
+  end)
+  if not ok then
+    local err = rows_or_err
+    if errors.is_error(err) and err.sqlstate == "23503" then
+      err.message = ("position: account %s or symbol %s does not exist (%s)"):format(
+        tostring(clean.account_id), tostring(clean.symbol), err.message)
+    end
+    error(err, 0)
+  end
+  return rows_or_err[1]
+end
+
+-- move(symbol, from_account, to_account [, quantity]) -> the destination row.
+-- Moves all (or part) of a holding; adds to a holding already there.  Run it
+-- inside conn:transaction so both sides change together.
+function Positions:move(symbol, from_account, to_account, quantity)
+  local from = self.conn:query_one(
+    "SELECT * FROM positions WHERE account_id = :a::uuid AND symbol = :s FOR UPDATE", { a = from_account, s = symbol })
+  if not from then error(not_found("position", symbol .. " in account " .. tostring(from_account)), 0) end
+  local amount = quantity and param("quantity", quantity) or from.quantity
+  check("PositionCreate", { account_id = to_account, symbol = symbol, quantity = amount }, "position")
+  local left = self.conn:query_one("SELECT (:have::numeric - :take::numeric) AS left",
+    { have = db.decimal(from.quantity), take = type(amount) == "string" and db.decimal(amount) or amount }).left
+  if left:sub(1, 1) == "-" then
+    error(errors.new { name = "ValidationError",
+      message = ("cannot move %s %s: account holds only %s"):format(tostring(quantity), symbol, from.quantity) }, 0)
+  end
+  if tonumber(left) == 0 then
+    self.conn:execute("DELETE FROM positions WHERE id = :id::uuid", { id = from.id })
+  else
+    self.conn:execute("UPDATE positions SET quantity = :q::numeric WHERE id = :id::uuid",
+      { q = db.decimal(left), id = from.id })
+  end
+  local _, rows = self.conn:execute([[INSERT INTO positions (account_id, symbol, quantity)
+    VALUES (:a::uuid, :s, :q::numeric)
+    ON CONFLICT (account_id, symbol) DO UPDATE SET quantity = positions.quantity + EXCLUDED.quantity
+    RETURNING *]], { a = to_account, s = symbol, q = type(amount) == "string" and db.decimal(amount) or amount })
+  return rows[1]
+end
+
+-- ---------------------------------------------------------------- jobs
+
+local Jobs = setmetatable({}, { __index = Model })
+Jobs.__index = Jobs
+
+local TRANSITIONS = {
+  running = { from = { "pending" }, stamp = "started_at" },
+  completed = { from = { "running" }, stamp = "completed_at" },
+  failed = { from = { "pending", "running" }, stamp = "completed_at" },
+}
+
+function Jobs:for_user(clerk_user_id, status)
+  if status then
+    return self.conn:query("SELECT * FROM jobs WHERE clerk_user_id = :u AND status = :s ORDER BY created_at DESC",
+      { u = clerk_user_id, s = status })
+  end
+  return self.conn:query("SELECT * FROM jobs WHERE clerk_user_id = :u ORDER BY created_at DESC",
+    { u = clerk_user_id })
+end
+
+-- transition(id, status, fields): pending -> running -> completed, or -> failed;
+-- fields may carry payloads and error_message.  Atomic: the status is checked
+-- in the UPDATE itself, so two agents cannot both start one job.
+function Jobs:transition(id, status, fields)
+  fields = fields or {}
+  local rule = TRANSITIONS[status]
+  if not rule then
+    error(errors.new { name = "ValidationError", message = ("job status %q is not a state a job can move to")
+      :format(tostring(status)) }, 0)
+  end
+  local update = { status = status }
+  for k, v in pairs(fields) do update[k] = v end
+  local clean = check("JobUpdate", update, "job")
+  local sets, params = { "status = :status", rule.stamp .. " = now()" }, { id = id, status = status }
+  for _, c in ipairs(COLUMNS.jobs) do
+    if c ~= "status" and clean[c] ~= nil and c ~= "clerk_user_id" and c ~= "job_type" then
+      sets[#sets + 1] = ("%s = :%s%s"):format(c, c, CASTS[c] or "")
+      params[c] = param(c, clean[c])
+    end
+  end
+  local froms = {}
+  for i, f in ipairs(rule.from) do
+    froms[i] = ":from" .. i
+    params["from" .. i] = f
+  end
+  local _, rows = self.conn:execute(("UPDATE jobs SET %s WHERE id = :id::uuid AND status IN (%s) RETURNING *")
+    :format(table.concat(sets, ", "), table.concat(froms, ", ")), params)
+  if rows[1] then return rows[1] end
+  local current = self:find(id)
+  if not current then error(not_found("job", id), 0) end
+  error(errors.new { name = "ValidationError",
+    message = ("job %s is %s; it cannot move to %s"):format(id, current.status, status) }, 0)
+end
+
+-- update(id, fields): payloads and error_message (JobUpdate); the status moves
+-- only through transition/start/complete/fail.
+function Jobs:update(id, fields)
+  if type(fields) == "table" and fields.status ~= nil then
+    error(validation_error("JobUpdate", { { field = "status", message = "use start, complete or fail to change it" } },
+      "job"), 0)
+  end
+  local clean = check("JobUpdate", fields, "job")
+  local sets, params = {}, { id = id }
+  for _, c in ipairs(COLUMNS.jobs) do
+    if clean[c] ~= nil then
+      sets[#sets + 1] = ("%s = :%s%s"):format(c, c, CASTS[c] or "")
+      params[c] = param(c, clean[c])
+    end
+  end
+  local _, rows = self.conn:execute(("UPDATE jobs SET %s WHERE id = :id::uuid RETURNING *"):format(
+    table.concat(sets, ", ")), params)
+  if not rows[1] then error(not_found("job", id), 0) end
+  return rows[1]
+end
+
+function Jobs:start(id) return self:transition(id, "running") end
+function Jobs:complete(id, payloads) return self:transition(id, "completed", payloads) end
+function Jobs:fail(id, message) return self:transition(id, "failed", { error_message = message }) end
+
+-- ---------------------------------------------------------------- bind
+
+function models.bind(conn)
+  return {
+    instruments = setmetatable(model(conn, "instruments", "symbol", "InstrumentCreate", "instrument"), Instruments),
+    users = setmetatable(model(conn, "users", "clerk_user_id", "UserCreate", "user"), Users),
+    accounts = setmetatable(model(conn, "accounts", "id", "AccountCreate", "account"), Accounts),
+    positions = setmetatable(model(conn, "positions", "id", "PositionCreate", "position"), Positions),
+    jobs = setmetatable(model(conn, "jobs", "id", "JobCreate", "job"), Jobs),
+  }
+end
+
+return models

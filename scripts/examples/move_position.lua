@@ -1,0 +1,27 @@
+-- Ad-hoc fix: move a holding (or part of it) from one account to another of
+-- the same user, both sides in one transaction.
+--   alexlua scripts/examples/move_position.lua test_user_001 GLD "401(k)" "Roth IRA" [--quantity 10]
+local cli = require "alex.cli"
+local models = require "alex.models"
+
+local parser = cli.parser("move_position.lua", "Move a position between two accounts of one user.")
+parser:argument("user", "clerk_user_id of the owner.")
+parser:argument("symbol", "Instrument symbol.")
+parser:argument("from", "Name of the account it leaves.")
+parser:argument("to", "Name of the account it joins.")
+parser:option("--quantity", "How much to move (default: all of it).")
+local args = cli.parse(parser)
+
+local conn = cli.connect()
+local ok, err = pcall(conn.transaction, conn, function(tx)
+  local m = models.bind(tx)
+  local by_name = {}
+  for _, a in ipairs(m.accounts:for_user(args.user)) do by_name[a.account_name] = a end
+  local from, to = by_name[args.from], by_name[args.to]
+  if not from then error(("user %s has no account named %q"):format(args.user, args.from), 0) end
+  if not to then error(("user %s has no account named %q"):format(args.user, args.to), 0) end
+  local row = m.positions:move(args.symbol, from.id, to.id, args.quantity)
+  print(("moved %s %s from %s to %s (now %s there)"):format(args.quantity or "all", args.symbol, args.from,
+    args.to, row.quantity))
+end)
+if not ok then cli.die(err) end

@@ -1,0 +1,163 @@
+-- Reset the Alex database: drop everything the schema owns, apply the
+-- migrations, seed the instruments and, with --with-test-data, create the test
+-- user.  One transaction: if anything fails the database is exactly as before.
+--
+-- Round trips are what a reset costs against Aurora, so each step is one Data
+-- API call: the drop is one DO block, each migration one DO block, the seed one
+-- BatchExecuteStatement, the test user one data-modifying CTE.  Eight calls in
+-- all, where the Python package made about 65.
+local cli = require "alex.cli"
+local migrate = require "alex.migrate"
+local models = require "alex.models"
+local records = require "alex.records"
+local clock = require "alex.clock"
+local db = require "alex.db"
+
+local parser = cli.parser("reset.lua",
+  "Drop the Alex schema, migrate, seed the instruments and optionally create the test user, in one transaction.",
+  "Run against the local stack when AURORA_CLUSTER_ARN is not set, else against Aurora.")
+parser:flag("--with-test-data", "Also create test user test_user_001 with three accounts and five positions.")
+parser:flag("--skip-drop", "Keep existing tables: apply pending migrations and upsert the seed data only.")
+parser:option("--schema-dir", "Folder of the SQL migrations.", cli.project_path("schema"))
+parser:option("--seed-file", "Instruments to seed (JSON array).", cli.project_path("seed/instruments.json"))
+parser:option("--test-data-file", "The test user, accounts and positions.", cli.project_path("seed/test_user.json"))
+local args = cli.parse(parser)
+
+local paint = cli.painter(1)
+local function step(msg) io.stdout:write(paint("bold", "==> "), msg, "\n") io.stdout:flush() end
+
+-- Everything is read and checked before the first call.
+local migrations, merr = migrate.load(args.schema_dir)
+if not migrations then cli.die(merr) end
+local instruments_raw, ierr = cli.read_json(args.seed_file)
+if not instruments_raw then cli.die(ierr) end
+local instruments, problems = models.check_instruments(instruments_raw)
+if not instruments then cli.die("the seed file " .. args.seed_file .. " has invalid records:\n" .. problems) end
+local test_data
+if args.with_test_data then
+  local raw, terr = cli.read_json(args.test_data_file)
+  if not raw then cli.die(terr) end
+  local clean, errs = records.check("UserSeed", raw)
+  if not clean then cli.die(records.format_errors(errs, args.test_data_file)) end
+  test_data = clean
+end
+local owned = migrate.owned_objects(migrations)
+
+local function drop_sql()
+  local tables = {}
+  for i = #owned.tables, 1, -1 do tables[#tables + 1] = owned.tables[i] end
+  tables[#tables + 1] = migrate.TABLE
+  local parts = { "DO $alex_reset$ BEGIN", ("PERFORM pg_advisory_xact_lock(%d);"):format(migrate.LOCK_KEY),
+    "DROP TABLE IF EXISTS " .. table.concat(tables, ", ") .. " CASCADE;" }
+  for _, f in ipairs(owned.functions) do
+    parts[#parts + 1] = "DROP FUNCTION IF EXISTS " .. f .. " CASCADE;"
+  end
+  parts[#parts + 1] = migrate.CREATE_TABLE_SQL .. ";"
+  parts[#parts + 1] = "END $alex_reset$"
+  return table.concat(parts, "\n")
+end
+
+local TEST_DATA_SQL = [[
+WITH u AS (
+  INSERT INTO users (clerk_user_id, display_name, years_until_retirement, target_retirement_income,
+                     asset_class_targets, region_targets)
+  VALUES (:clerk_user_id, :display_name, :years::int, :income::numeric, :asset_class_targets::jsonb,
+          :region_targets::jsonb)
+  ON CONFLICT (clerk_user_id) DO UPDATE SET display_name = EXCLUDED.display_name,
+    years_until_retirement = EXCLUDED.years_until_retirement,
+    target_retirement_income = EXCLUDED.target_retirement_income,
+    asset_class_targets = EXCLUDED.asset_class_targets, region_targets = EXCLUDED.region_targets
+  RETURNING clerk_user_id),
+acc AS (
+  INSERT INTO accounts (clerk_user_id, account_name, account_purpose, cash_balance, cash_interest)
+  SELECT u.clerk_user_id, a.account_name, a.account_purpose, a.cash_balance, a.cash_interest
+  FROM u, jsonb_to_recordset(:accounts::jsonb)
+       AS a(account_name text, account_purpose text, cash_balance numeric, cash_interest numeric)
+  RETURNING id, account_name),
+pos AS (
+  INSERT INTO positions (account_id, symbol, quantity)
+  SELECT acc.id, p.symbol, p.quantity
+  FROM acc JOIN jsonb_to_recordset(:positions::jsonb) AS p(account_name text, symbol text, quantity numeric)
+       ON p.account_name = acc.account_name
+  RETURNING id)
+SELECT (SELECT count(*) FROM acc) AS accounts, (SELECT count(*) FROM pos) AS positions]]
+
+local function test_data_params(data)
+  local user = data.user
+  local accounts, positions = {}, {}
+  for _, a in ipairs(data.accounts or {}) do
+    accounts[#accounts + 1] = { account_name = a.account_name, account_purpose = a.account_purpose,
+                                cash_balance = a.cash_balance or "0", cash_interest = a.cash_interest or "0" }
+    for _, p in ipairs(a.positions or {}) do
+      positions[#positions + 1] = { account_name = a.account_name, symbol = p.symbol, quantity = p.quantity }
+    end
+  end
+  local json = require "alex.json"
+  return {
+    clerk_user_id = user.clerk_user_id, display_name = user.display_name or db.null,
+    years = user.years_until_retirement or db.null,
+    income = user.target_retirement_income and db.decimal(user.target_retirement_income) or db.null,
+    asset_class_targets = db.json(user.asset_class_targets or setmetatable({}, json.object_mt)),
+    region_targets = db.json(user.region_targets or setmetatable({}, json.object_mt)),
+    accounts = db.json(setmetatable(accounts, json.array_mt)),
+    positions = db.json(setmetatable(positions, json.array_mt)),
+  }
+end
+
+local COUNTS_SQL = [[SELECT (SELECT count(*) FROM users) AS users, (SELECT count(*) FROM instruments) AS instruments,
+  (SELECT count(*) FROM accounts) AS accounts, (SELECT count(*) FROM positions) AS positions,
+  (SELECT count(*) FROM jobs) AS jobs, (SELECT count(*) FROM schema_migrations) AS migrations]]
+
+local conn = cli.connect()
+local started = clock.monotonic()
+local calls_before = 0
+for _, n in pairs(conn:stats().calls) do calls_before = calls_before + n end
+
+local counts
+local ok, err = pcall(conn.transaction, conn, function(tx)
+  if args.skip_drop then
+    step("keeping existing tables (--skip-drop)")
+    tx:execute(migrate.lock_sql())
+  else
+    step(("dropping %d tables and %d functions the schema owns"):format(#owned.tables, #owned.functions))
+    tx:execute(drop_sql())
+  end
+  local pending = migrations
+  if args.skip_drop then
+    pending = {}
+    for _, st in ipairs(migrate.status(tx, migrations)) do
+      if st.state == "changed" then error(("migration %s was changed after it was applied"):format(st.name), 0) end
+      if st.state == "pending" then
+        for _, m in ipairs(migrations) do if m.version == st.version then pending[#pending + 1] = m end end
+      end
+    end
+  end
+  for _, m in ipairs(pending) do
+    step(("applying %s (%d statements)"):format(m.name, #m.statements))
+    tx:execute(migrate.block(m))
+  end
+  if #pending == 0 then step("migrations: nothing pending") end
+  step(("seeding %d instruments"):format(#instruments))
+  models.bind(tx).instruments:upsert_many(instruments)
+  if test_data then
+    step(("creating test user %s with %d accounts"):format(test_data.user.clerk_user_id, #(test_data.accounts or {})))
+    if args.skip_drop then
+      tx:execute("DELETE FROM users WHERE clerk_user_id = :u", { u = test_data.user.clerk_user_id })
+    end
+    tx:execute(TEST_DATA_SQL, test_data_params(test_data))
+  end
+  counts = tx:query_one(COUNTS_SQL)
+end, { retries = 2 })
+
+local calls = -calls_before
+for _, n in pairs(conn:stats().calls) do calls = calls + n end
+local seconds = clock.monotonic() - started
+if not ok then
+  io.stderr:write(paint("red", "reset failed, nothing was changed: "), tostring(err), "\n")
+  os.exit(1)
+end
+
+io.stdout:write(paint("green", "reset complete"), (" in %.2f s, %d Data API calls\n"):format(seconds, calls))
+for _, name in ipairs { "instruments", "users", "accounts", "positions", "jobs", "migrations" } do
+  io.stdout:write(("  %-12s %d\n"):format(name, counts[name]))
+end

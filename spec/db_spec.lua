@@ -1,0 +1,420 @@
+-- alex.db against the local stack: a real PostgreSQL behind the local Data API
+-- service, reached through the same signing and HTTP code as Aurora.
+local stack = require "stack"
+local db = require "alex.db"
+local errors = require "alex.errors"
+
+local function connect(s, extra)
+  local opts = { env = function(k) return s.env[k] end, retry_base = 0.01, resume_base = 0.01,
+                 resume_timeout = 5, quiet = true }
+  for k, v in pairs(extra or {}) do opts[k] = v end
+  return assert(db.connect(opts))
+end
+
+local function count_calls(s, op)
+  return s:stats().operations[op]
+end
+
+describe("alex.db", function()
+  local s, conn
+
+  lazy_setup(function()
+    s = stack.start { tx_idle_timeout = 2 }
+    conn = connect(s)
+    conn:execute([[CREATE TABLE types_t (
+      id serial PRIMARY KEY, i2 int2, i4 int4, i8 int8, f4 float4, f8 float8, num numeric(20,6),
+      b bool, t text, vc varchar(40), ch char(5), u uuid, d date, tm time, ts timestamp, tstz timestamptz,
+      j json, jb jsonb, by bytea, ai int4[], at text[], af float8[], ab bool[])]])
+    conn:execute("CREATE TABLE items (id int PRIMARY KEY, name text NOT NULL, pad text)")
+  end)
+
+  lazy_teardown(function()
+    if conn then conn:close() end
+    if s then s:stop() end
+  end)
+
+  before_each(function()
+    conn:execute("TRUNCATE items")
+    s:set_faults { throttle_rate = 0, resuming_rate = 0, ["5xx_rate"] = 0, drop_rate = 0, drop_after_rate = 0,
+                   latency_ms = 0 }
+  end)
+
+  describe("types", function()
+    it("round-trips every type through parameters and results", function()
+      local big = 9007199254740993 -- 2^53 + 1: lost by any float on the way
+      local _, rows = conn:execute([[INSERT INTO types_t
+        (i2, i4, i8, f4, f8, num, b, t, vc, ch, u, d, tm, ts, tstz, j, jb, by)
+        VALUES (:i2, :i4, :i8, :f4, :f8, :num, :b, :t, :vc, :ch, :u, :d, :tm, :ts, :tstz, :j, :jb, :by)
+        RETURNING *]], {
+        i2 = -7, i4 = 2147483647, i8 = big, f4 = 0.5, f8 = 0.1, num = db.decimal("12345.678901"), b = true,
+        t = "héllo 'quoted' \"x\" \n", vc = "v", ch = "ab", u = db.uuid("A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11"),
+        d = db.date("2024-02-29"), tm = db.time("13:45:01.25"), ts = db.timestamp("2024-01-15T12:34:56.789"),
+        tstz = db.timestamp("2024-01-15 03:34:56"), j = { a = 1, list = { 1, 2 } }, jb = db.json({}),
+        by = db.blob("\0\1\2\255binary"),
+      })
+      local r = rows[1]
+      assert.equal(-7, r.i2)
+      assert.equal(2147483647, r.i4)
+      assert.equal(big, r.i8)
+      assert.equal("integer", math.type(r.i8))
+      assert.equal(0.5, r.f4)
+      assert.equal(0.1, r.f8)
+      assert.equal("12345.678901", r.num)
+      assert.is_true(r.b)
+      assert.equal("héllo 'quoted' \"x\" \n", r.t)
+      assert.equal("ab   ", r.ch)
+      assert.equal("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11", r.u)
+      assert.equal("2024-02-29", r.d)
+      assert.equal("13:45:01.25", r.tm)
+      assert.equal("2024-01-15 12:34:56.789", r.ts)
+      assert.equal("2024-01-15 03:34:56", r.tstz)
+      assert.same({ a = 1, list = { 1, 2 } }, r.j)
+      assert.same({}, r.jb)
+      assert.equal("\0\1\2\255binary", r.by)
+      assert.equal("integer", math.type(r.id))
+    end)
+
+    it("reads NULL as nil and writes db.null as NULL", function()
+      local _, rows = conn:execute("INSERT INTO types_t (t, i8) VALUES (:t, :i8) RETURNING t, i8, u",
+        { t = db.null, i8 = db.null })
+      assert.is_nil(rows[1].t)
+      assert.is_nil(rows[1].i8)
+      assert.same({ "t", "i8", "u" }, rows.columns)
+    end)
+
+    it("returns negative and extreme 64-bit integers exactly", function()
+      local row = conn:query_one("SELECT :a::int8 AS a, :b::int8 AS b, (:b::int8 - 1) AS c",
+        { a = math.mininteger, b = math.maxinteger })
+      assert.equal(math.mininteger, row.a)
+      assert.equal(math.maxinteger, row.b)
+      assert.equal(math.maxinteger - 1, row.c)
+    end)
+
+    it("reads arrays as Lua arrays", function()
+      local row = conn:query_one([[SELECT ARRAY[1,2,NULL]::int4[] AS ai, ARRAY['a','b']::text[] AS at,
+        ARRAY[1.5]::float8[] AS af, ARRAY[true,false] AS ab]])
+      assert.equal(1, row.ai[1])
+      assert.equal(db.null, row.ai[3])
+      assert.same({ "a", "b" }, row.at)
+      assert.same({ 1.5 }, row.af)
+      assert.same({ true, false }, row.ab)
+    end)
+
+    it("keeps numeric exact as a string", function()
+      local row = conn:query_one("SELECT :p::numeric(12,2) * 3 AS v", { p = db.decimal("450.25") })
+      assert.equal("1350.75", row.v)
+    end)
+
+    it("refuses a string into a uuid column without the wrapper, as Aurora does", function()
+      local ok, err = pcall(conn.execute, conn, "INSERT INTO types_t (u) VALUES (:u)",
+        { u = "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11" })
+      assert.is_false(ok)
+      assert.equal("DatabaseErrorException", err.name)
+      assert.equal("42804", err.sqlstate)
+    end)
+  end)
+
+  describe("parameter errors", function()
+    it("names the parameter and sends nothing", function()
+      s:reset_stats()
+      for _, case in ipairs {
+        { { u = db.uuid("not-a-uuid") }, "parameter 'u'" },
+        { { d = db.date("2024/01/01") }, "parameter 'd'" },
+        { { n = 0 / 0 }, "parameter 'n'" },
+        { { f = print }, "parameter 'f'" },
+        { { ["bad-name"] = 1 }, "bad%-name" },
+        { { p = db.decimal("12abc") }, "parameter 'p'" },
+      } do
+        local ok, err = pcall(conn.execute, conn, "SELECT 1", case[1])
+        assert.is_false(ok)
+        assert.equal("ParameterError", err.name)
+        assert.matches(case[2], tostring(err))
+      end
+      assert.equal(0, count_calls(s, "ExecuteStatement"))
+    end)
+
+    it("the safe twin returns nil, err instead of raising", function()
+      local rows, err = conn.safe:query("SELECT * FROM no_such_table")
+      assert.is_nil(rows)
+      assert.equal("42P01", err.sqlstate)
+      assert.truthy(errors.is_error(err))
+      assert.matches("DatabaseErrorException: ERROR: relation \"no_such_table\" does not exist", tostring(err))
+      local ok_rows = conn.safe:query("SELECT 1 AS one")
+      assert.equal(1, ok_rows[1].one)
+    end)
+  end)
+
+  describe("transactions", function()
+    it("commits on return", function()
+      local result = conn:transaction(function(tx)
+        tx:execute("INSERT INTO items (id, name) VALUES (1, 'a')")
+        tx:execute("INSERT INTO items (id, name) VALUES (2, 'b')")
+        return "done"
+      end)
+      assert.equal("done", result)
+      assert.equal(2, conn:query_one("SELECT count(*) AS n FROM items").n)
+    end)
+
+    it("rolls back on error and raises it again", function()
+      local ok, err = pcall(conn.transaction, conn, function(tx)
+        tx:execute("INSERT INTO items (id, name) VALUES (1, 'a')")
+        error("script failed here")
+      end)
+      assert.is_false(ok)
+      assert.matches("script failed here", err)
+      assert.equal(0, conn:query_one("SELECT count(*) AS n FROM items").n)
+    end)
+
+    it("rolls back when a statement fails", function()
+      local ok, err = pcall(conn.transaction, conn, function(tx)
+        tx:execute("INSERT INTO items (id, name) VALUES (1, 'a')")
+        tx:execute("INSERT INTO items (id, name) VALUES (1, 'duplicate')")
+      end)
+      assert.is_false(ok)
+      assert.equal("23505", err.sqlstate)
+      assert.equal(0, conn:query_one("SELECT count(*) AS n FROM items").n)
+    end)
+
+    it("uses savepoints for nested blocks", function()
+      conn:transaction(function(tx)
+        tx:execute("INSERT INTO items (id, name) VALUES (1, 'kept')")
+        local ok = pcall(tx.transaction, tx, function(inner)
+          inner:execute("INSERT INTO items (id, name) VALUES (2, 'dropped')")
+          error("inner failure")
+        end)
+        assert.is_false(ok)
+      end)
+      local rows = conn:query("SELECT id FROM items ORDER BY id")
+      assert.equal(1, #rows)
+      assert.equal(1, rows[1].id)
+    end)
+
+    it("refuses a transaction object used after its block", function()
+      local saved
+      conn:transaction(function(tx) saved = tx end)
+      local ok, err = pcall(saved.execute, saved, "SELECT 1")
+      assert.is_false(ok)
+      assert.equal("TransactionFinished", err.name)
+    end)
+
+    it("says clearly when the transaction expired", function()
+      local ok, err = pcall(conn.transaction, conn, function(tx)
+        tx:execute("INSERT INTO items (id, name) VALUES (1, 'a')")
+        require("alex.clock").sleep(3.5) -- the stack's idle timeout is 2 s
+        tx:execute("INSERT INTO items (id, name) VALUES (2, 'b')")
+      end)
+      assert.is_false(ok)
+      assert.equal("TransactionNotFoundException", err.name)
+      assert.matches("nothing in it was committed", tostring(err))
+      assert.equal(0, conn:query_one("SELECT count(*) AS n FROM items").n)
+    end)
+
+    it("rolls back on Ctrl-C", function()
+      local script = os.tmpname()
+      local f = assert(io.open(script, "w"))
+      f:write([[
+        local db = require "alex.db"
+        local env = ...
+        local conn = assert(db.connect { env = function(k) return os.getenv("T_" .. k) end, quiet = true })
+        conn:transaction(function(tx)
+          tx:execute("INSERT INTO items (id, name) VALUES (42, 'interrupted')")
+          io.stdout:write("inserted\n") io.stdout:flush()
+          while true do end
+        end)
+      ]])
+      f:close()
+      local envs = {}
+      for k, v in pairs(s.env) do envs[#envs + 1] = ("T_%s='%s'"):format(k, v) end
+      local out = os.tmpname()
+      local cmd = ("env %s %s --no-env-file %s > %s 2>&1 & echo $!"):format(table.concat(envs, " "),
+        os.getenv("ALEXLUA"), script, out)
+      local pid = io.popen(cmd):read("l")
+      local clock = require "alex.clock"
+      local deadline = clock.monotonic() + 10
+      repeat
+        clock.sleep(0.05)
+        local text = io.open(out):read("a")
+      until text:find("inserted") or clock.monotonic() > deadline
+      os.execute("kill -INT " .. pid)
+      deadline = clock.monotonic() + 10
+      while os.execute("kill -0 " .. pid .. " 2>/dev/null") and clock.monotonic() < deadline do
+        clock.sleep(0.05)
+      end
+      local text = io.open(out):read("a")
+      os.remove(script)
+      os.remove(out)
+      assert.matches("interrupted", text)
+      assert.equal(0, conn:query_one("SELECT count(*) AS n FROM items WHERE id = 42").n)
+      assert.equal(0, s:stats().open_transactions)
+    end)
+  end)
+
+  describe("batch", function()
+    it("inserts many rows in few calls", function()
+      local sets = {}
+      for i = 1, 1000 do sets[i] = { id = i, name = "item " .. i } end
+      s:reset_stats()
+      local n, calls = conn:batch("INSERT INTO items (id, name) VALUES (:id, :name)", sets)
+      assert.equal(1000, n)
+      assert.equal(1, calls)
+      assert.equal(1, count_calls(s, "BatchExecuteStatement"))
+      assert.equal(1000, conn:query_one("SELECT count(*) AS n FROM items").n)
+    end)
+
+    it("splits requests under the 4 MiB limit, all or nothing", function()
+      local pad = string.rep("x", 2000)
+      local sets = {}
+      for i = 1, 3000 do sets[i] = { id = i, name = "n" .. i, pad = pad } end -- about 6.5 MB of sets
+      s:reset_stats()
+      local n, calls = conn:batch("INSERT INTO items (id, name, pad) VALUES (:id, :name, :pad)", sets)
+      assert.equal(3000, n)
+      assert.is_true(calls >= 2)
+      assert.equal(calls, count_calls(s, "BatchExecuteStatement"))
+      assert.equal(3000, conn:query_one("SELECT count(*) AS n FROM items").n)
+      -- a failure in the last request leaves nothing from the first ones
+      conn:execute("TRUNCATE items")
+      sets[3000].id = 1 -- duplicate key, in the last chunk
+      local ok, err = pcall(conn.batch, conn, "INSERT INTO items (id, name, pad) VALUES (:id, :name, :pad)", sets)
+      assert.is_false(ok)
+      assert.equal("23505", err.sqlstate)
+      assert.equal(0, conn:query_one("SELECT count(*) AS n FROM items").n)
+    end)
+
+    it("checks every set before sending any", function()
+      s:reset_stats()
+      local ok, err = pcall(conn.batch, conn, "INSERT INTO items (id, name) VALUES (:id, :name)",
+        { { id = 1, name = "a" }, { id = 2, name = print } })
+      assert.is_false(ok)
+      assert.matches("parameter set 2", tostring(err))
+      assert.equal(0, count_calls(s, "BatchExecuteStatement"))
+    end)
+  end)
+
+  describe("each", function()
+    lazy_setup(function()
+      conn:execute("CREATE TABLE big (id int PRIMARY KEY, body text)")
+      conn:execute("INSERT INTO big SELECT g, repeat('y', 500) FROM generate_series(1, 6000) g")
+    end)
+
+    it("a plain query over 1 MiB meets the limit", function()
+      local ok, err = pcall(conn.query, conn, "SELECT * FROM big")
+      assert.is_false(ok)
+      assert.equal("UnsupportedResultException", err.name)
+    end)
+
+    it("pages with keyset across the 1 MiB boundary", function()
+      local n, last = 0, 0
+      for row in conn:each("SELECT id, body FROM big", nil, { key = "id", page_size = 5000 }) do
+        n = n + 1
+        assert.is_true(row.id > last)
+        last = row.id
+      end
+      assert.equal(6000, n)
+    end)
+
+    it("pages with LIMIT/OFFSET in one snapshot", function()
+      local n, sum = 0, 0
+      for row in conn:each("SELECT id, body FROM big ORDER BY id", nil, { page_size = 5000 }) do
+        n = n + 1
+        sum = sum + row.id
+      end
+      assert.equal(6000, n)
+      assert.equal(6000 * 6001 // 2, sum)
+      assert.equal(0, s:stats().open_transactions)
+    end)
+
+    it("ends its snapshot when the loop breaks early", function()
+      for row in conn:each("SELECT id FROM big ORDER BY id", nil, { page_size = 10 }) do
+        if row.id == 3 then break end
+      end
+      assert.equal(0, s:stats().open_transactions)
+    end)
+  end)
+
+  describe("retries under fault injection", function()
+    it("retries throttling, 5xx and dropped connections without losing or doubling rows", function()
+      s:set_faults { seed = 7, throttle_rate = 0.15, ["5xx_rate"] = 0.1, drop_rate = 0.1 }
+      local c = connect(s, { max_attempts = 8 })
+      for i = 1, 60 do
+        c:execute("INSERT INTO items (id, name) VALUES (:id, :name)", { id = i, name = "r" .. i })
+      end
+      s:set_faults { throttle_rate = 0, ["5xx_rate"] = 0, drop_rate = 0 }
+      assert.equal(60, conn:query_one("SELECT count(*) AS n FROM items").n)
+      assert.equal(60, conn:query_one("SELECT count(DISTINCT id) AS n FROM items").n)
+      assert.is_true(c:stats().retries > 0)
+      local f = s:stats().faults
+      assert.is_true(f.throttle + f["5xx"] + f.drop > 0)
+    end)
+
+    it("waits for a resuming cluster", function()
+      s:set_faults { seed = 3, resuming_rate = 0.5 }
+      local c = connect(s)
+      for i = 1, 20 do
+        c:execute("INSERT INTO items (id, name) VALUES (:id, 'x')", { id = i })
+      end
+      s:set_faults { resuming_rate = 0 }
+      assert.equal(20, conn:query_one("SELECT count(*) AS n FROM items").n)
+      assert.is_true(c:stats().resume_waits > 0)
+    end)
+
+    it("does not repeat a write whose outcome is unknown", function()
+      s:set_faults { seed = 1, drop_after_rate = 1 }
+      local c = connect(s, { max_attempts = 5 })
+      local ok, err = pcall(c.execute, c, "INSERT INTO items (id, name) VALUES (1, 'once')")
+      s:set_faults { drop_after_rate = 0 }
+      assert.is_false(ok)
+      assert.is_true(err.outcome_unknown)
+      assert.matches("not retried", tostring(err))
+      assert.equal(1, conn:query_one("SELECT count(*) AS n FROM items").n)
+    end)
+
+    it("gives up after AWS_MAX_ATTEMPTS with the last error", function()
+      s:set_faults { seed = 2, throttle_rate = 1 }
+      local c = connect(s, { max_attempts = 2 })
+      s:reset_stats()
+      local ok, err = pcall(c.query, c, "SELECT 1")
+      s:set_faults { throttle_rate = 0 }
+      assert.is_false(ok)
+      assert.equal("ThrottlingException", err.name)
+      assert.equal(2, err.attempts)
+      assert.equal(2, count_calls(s, "ExecuteStatement"))
+    end)
+  end)
+
+  describe("secrets", function()
+    it("never prints the secret key, session token or database password with ALEX_DEBUG=1", function()
+      local script = os.tmpname()
+      local f = assert(io.open(script, "w"))
+      f:write([[
+        local db = require "alex.db"
+        local conn = assert(db.connect { quiet = true })
+        local ok, err = pcall(conn.query, conn, "SELECT * FROM missing_table WHERE x = :x", { x = "v" })
+        print(tostring(err))
+        conn:query("SELECT 1")
+        -- a wrong secret: the signature is refused
+        local bad = db.connect { quiet = true, credentials = { get = function()
+          return { access_key = os.getenv("AWS_ACCESS_KEY_ID"),
+                   secret_key = "WRONG" .. os.getenv("AWS_SECRET_ACCESS_KEY") }
+        end } }
+        print(pcall(bad.query, bad, "SELECT 1"))
+        error(err)
+      ]])
+      f:close()
+      local envs = {}
+      for k, v in pairs(s.env) do envs[#envs + 1] = ("%s='%s'"):format(k, v) end
+      local cmd = ("env ALEX_DEBUG=1 ALEX_STATS=1 %s %s --no-env-file %s 2>&1"):format(table.concat(envs, " "),
+        os.getenv("ALEXLUA"), script)
+      local p = io.popen(cmd)
+      local text = p:read("a")
+      p:close()
+      os.remove(script)
+      assert.matches("ExecuteStatement", text)      -- the debug log ran
+      assert.matches("missing_table", text)
+      assert.matches("InvalidSignatureException", text)
+      assert.is_nil(text:find(s.env.AWS_SECRET_ACCESS_KEY, 1, true))
+      for _, secret in ipairs(s:secrets()) do
+        assert.is_nil(text:find(secret, 1, true))
+      end
+    end)
+  end)
+end)

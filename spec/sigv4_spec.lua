@@ -1,0 +1,562 @@
+-- luacheck: std +busted
+-- alex.sigv4 (bindings/sigv4.c over bindings/sigv4_core.c): the AWS SigV4 test
+-- suite, the botocore rds-data vectors, the verify path and the error paths.
+local sigv4 = require "alex.sigv4"
+local cjson = require "cjson"
+local lfs = require "lfs"
+
+-- <repo>/../shared, with <repo> taken from this file's path (or the cwd).
+local function shared_dir()
+  local src = debug.getinfo(1, "S").source:match("^@(.*)$") or ""
+  local spec_dir = src:match("^(.*)/[^/]*$") or "spec"
+  local repo = spec_dir:match("^(.*)/[^/]*$") or "."
+  if repo:sub(1, 1) ~= "/" then repo = lfs.currentdir() .. "/" .. repo end
+  return repo .. "/../shared"
+end
+local SUITE = shared_dir() .. "/testdata/sigv4"
+
+local function slurp(path)
+  local f = assert(io.open(path, "rb"))
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+local FIXED = {
+  access_key = "AKIDEXAMPLE",
+  secret_key = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+  region = "us-east-1",
+  service = "service",
+  amz_date = "20150830T123600Z",
+}
+
+-- Parses a suite .req: request line (method up to the first space, version
+-- after the last), header lines with obsolete folding kept raw, blank line, body.
+local function parse_req(text)
+  local head, body = text:match("^(.-)\n\n(.*)$")
+  if not head then head, body = text, "" end
+  head = head:gsub("\n$", "")
+  local lines = {}
+  for line in (head .. "\n"):gmatch("(.-)\n") do lines[#lines + 1] = line end
+  local reqline = lines[1]
+  local sp1 = assert(reqline:find(" ", 1, true))
+  local method = reqline:sub(1, sp1 - 1)
+  local last = sp1
+  while true do
+    local nxt = reqline:find(" ", last + 1, true)
+    if not nxt then break end
+    last = nxt
+  end
+  assert(last > sp1, "request line without version")
+  local target = reqline:sub(sp1 + 1, last - 1)
+  assert(reqline:sub(last + 1):match("^HTTP/"), "bad version")
+  local headers = {}
+  for i = 2, #lines do
+    local line = lines[i]
+    if line:match("^[ \t]") then
+      local prev = assert(headers[#headers], "continuation before any header")
+      prev[2] = prev[2] .. "\n" .. line
+    else
+      local name, value = line:match("^([^:]+):(.*)$")
+      assert(name, "bad header line: " .. line)
+      headers[#headers + 1] = { name, value }
+    end
+  end
+  return { method = method, target = target, headers = headers, body = body }
+end
+
+local function header_value(headers, name)
+  for _, h in ipairs(headers) do
+    if h[1]:lower() == name:lower() then return h[2] end
+  end
+end
+
+local function count_named(headers, name)
+  local n = 0
+  for _, h in ipairs(headers) do
+    if h[1]:lower() == name:lower() then n = n + 1 end
+  end
+  return n
+end
+
+local function with(base, extra)
+  local t = {}
+  for k, v in pairs(base) do t[k] = v end
+  for k, v in pairs(extra or {}) do t[k] = v end
+  return t
+end
+
+-- A typical request used by several tests below.
+local BASE = {
+  method = "POST", url = "https://rds-data.us-east-1.amazonaws.com/Execute",
+  headers = { ["Content-Type"] = "application/json" },
+  body = '{"sql":"SELECT 1"}', access_key = "AKIDEXAMPLE",
+  secret_key = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+  region = "us-east-1", service = "rds-data", amz_date = "20150830T123600Z",
+}
+
+describe("alex.sigv4 against the AWS SigV4 test suite", function()
+  local manifest = cjson.decode(slurp(SUITE .. "/MANIFEST.json"))
+
+  it("finds all 34 cases, in MANIFEST.json and on disk alike", function()
+    local listed = {}
+    for _, c in ipairs(manifest.cases) do listed[#listed + 1] = c.name end
+    table.sort(listed)
+    local found = {}
+    local function walk(dir, rel)
+      for entry in lfs.dir(dir) do
+        if entry ~= "." and entry ~= ".." then
+          local path = dir .. "/" .. entry
+          local name = rel and (rel .. "/" .. entry) or entry
+          if lfs.attributes(path, "mode") == "directory" then
+            walk(path, name)
+          elseif entry:match("%.req$") then
+            found[#found + 1] = name:gsub("/[^/]*%.req$", "")
+          end
+        end
+      end
+    end
+    walk(SUITE)
+    table.sort(found)
+    assert.equal(34, #listed)
+    assert.same(listed, found)
+  end)
+
+  for _, case in ipairs(manifest.cases) do
+    it("signs " .. case.name .. " byte for byte", function()
+      local base = case.name:match("([^/]+)$")
+      local dir = SUITE .. "/" .. case.name .. "/" .. base
+      local req = parse_req(slurp(dir .. ".req"))
+      local host = assert(header_value(req.headers, "host")):match("^%s*(.-)%s*$")
+      local token = case.inputs.session_token
+      if token == cjson.null then token = nil end
+      local s = sigv4.sign(with(FIXED, {
+        method = req.method, url = "https://" .. host .. req.target,
+        headers = req.headers, body = req.body, session_token = token,
+      }))
+      assert.equal(slurp(dir .. ".creq"), s.canonical_request)
+      assert.equal(slurp(dir .. ".sts"), s.string_to_sign)
+      assert.equal(slurp(dir .. ".authz"), s.authorization)
+      assert.equal(s.authorization, header_value(s.headers, "Authorization"))
+      assert.equal(1, count_named(s.headers, "host"))
+      assert.equal(1, count_named(s.headers, "x-amz-date"))
+      assert.equal(token and 1 or count_named(req.headers, "x-amz-security-token"),
+                   count_named(s.headers, "x-amz-security-token"))
+      -- every input header is sent, in order, ahead of the added ones
+      for i, h in ipairs(req.headers) do assert.same(h, s.headers[i]) end
+    end)
+  end
+end)
+
+describe("alex.sigv4 against the botocore rds-data vectors", function()
+  local vectors = {}
+  for line in slurp(SUITE .. "/rds-data-vectors.jsonl"):gmatch("[^\n]+") do
+    vectors[#vectors + 1] = cjson.decode(line)
+  end
+
+  local function sign_vector(v, headers)
+    local token = v.session_token
+    if token == cjson.null then token = nil end
+    return sigv4.sign{
+      method = v.method, url = v.url, headers = headers or v.headers, body = v.body,
+      access_key = v.access_key, secret_key = v.secret_key, session_token = token,
+      region = v.region, service = v.service, amz_date = v.amz_date,
+    }
+  end
+
+  it("has the 12 vectors", function() assert.equal(12, #vectors) end)
+
+  for i = 1, 12 do
+    it("matches vector " .. i, function()
+      local v = assert(vectors[i])
+      local e = v.expected
+      local s = sign_vector(v)
+      assert.equal(e.canonical_request, s.canonical_request)
+      assert.equal(e.string_to_sign, s.string_to_sign)
+      assert.equal(e.signature, s.signature)
+      assert.equal(e.authorization, s.authorization)
+      assert.equal(e.signed_headers, s.signed_headers)
+      assert.equal(e.payload_hash, s.payload_hash)
+      assert.equal(cjson.null, e.x_amz_content_sha256)
+      assert.equal(0, count_named(s.headers, "x-amz-content-sha256"))
+      -- What the signer added.  botocore leaves Host to the HTTP layer (so it
+      -- is not in headers_added); this binding adds it, with the value botocore signs.
+      local added = {}
+      for _, h in ipairs(s.headers) do
+        local given = false
+        for name in pairs(v.headers) do given = given or name:lower() == h[1]:lower() end
+        if not given then
+          assert.is_nil(added[h[1]], "added twice: " .. h[1])
+          added[h[1]] = h[2]
+        end
+      end
+      assert.equal(e.host, added.Host)
+      added.Host = nil
+      assert.same(e.headers_added, added)
+      local n_in, n_added = 0, 1 -- Host
+      for _ in pairs(v.headers) do n_in = n_in + 1 end
+      for _ in pairs(e.headers_added) do n_added = n_added + 1 end
+      assert.equal(n_in + n_added, #s.headers)
+    end)
+  end
+
+  it("gives the same result after the signing-key cache switches keys back and forth", function()
+    for _ = 1, 2 do
+      for _, i in ipairs({ 1, 2, 1, 7, 2, 12 }) do
+        assert.equal(vectors[i].expected.authorization, sign_vector(vectors[i]).authorization)
+      end
+    end
+  end)
+
+  it("signs the same with headers as a map or as an array of pairs", function()
+    for _, v in ipairs(vectors) do
+      local arr = {}
+      for name, value in pairs(v.headers) do arr[#arr + 1] = { name, value } end
+      local a, m = sign_vector(v, arr), sign_vector(v)
+      assert.equal(v.expected.authorization, a.authorization)
+      assert.equal(m.canonical_request, a.canonical_request)
+      assert.equal(#m.headers, #a.headers)
+    end
+  end)
+end)
+
+describe("alex.sigv4.sign behaviour", function()
+  it("keeps array order and repeated names, sorts a map by name", function()
+    local s = sigv4.sign(with(BASE, { headers = {
+      { "X-B", "2" }, { "x-a", "1" }, { "X-B", "  3   three " }, { "Content-Type", "application/json" } } }))
+    assert.same({ "X-B", "2" }, s.headers[1])
+    assert.same({ "x-a", "1" }, s.headers[2])
+    assert.same({ "X-B", "  3   three " }, s.headers[3]) -- sent as given
+    assert.truthy(s.canonical_request:find("\nx-a:1\nx-amz-date:20150830T123600Z\nx-b:2,3 three\n", 1, true))
+    local m = sigv4.sign(with(BASE, { headers = { Zeta = "z", Alpha = "a", ["Content-Type"] = "x" } }))
+    local names = {}
+    for i, h in ipairs(m.headers) do names[i] = h[1] end
+    assert.same({ "Alpha", "Content-Type", "Zeta", "Host", "X-Amz-Date", "Authorization" }, names)
+  end)
+
+  it("accepts numbers as header values", function()
+    local s = sigv4.sign(with(BASE, { headers = { ["Content-Length"] = 18 } }))
+    assert.same({ "Content-Length", "18" }, s.headers[1])
+    assert.truthy(s.canonical_request:find("content-length:18\n", 1, true))
+  end)
+
+  it("never adds Host or X-Amz-Date twice, whatever their case", function()
+    local s = sigv4.sign(with(BASE, { headers = {
+      { "host", "Rds-Data.Example:9" }, { "x-amz-date", "20150830T123600Z" } } }))
+    assert.equal(1, count_named(s.headers, "host"))
+    assert.equal(1, count_named(s.headers, "x-amz-date"))
+    assert.equal("Rds-Data.Example:9", header_value(s.headers, "host"))
+    assert.truthy(s.canonical_request:find("\nhost:Rds-Data.Example:9\n", 1, true))
+    -- only the header: it sets the signing time
+    local only = with(BASE, { headers = { ["X-AMZ-DATE"] = "20200229T235959Z" } })
+    only.amz_date = nil
+    local h = sigv4.sign(only)
+    assert.equal("20200229T235959Z", h.amz_date)
+    assert.truthy(h.string_to_sign:find("\n20200229/us-east-1/rds-data/aws4_request\n", 1, true))
+    assert.equal(1, count_named(h.headers, "x-amz-date"))
+  end)
+
+  it("derives Host from the URL like botocore", function()
+    local cases = {
+      { "https://RDS-Data.US-East-1.amazonaws.com/Execute", "rds-data.us-east-1.amazonaws.com" },
+      { "https://h.example:443/", "h.example" },
+      { "http://h.example:80/", "h.example" },
+      { "https://h.example:80/", "h.example:80" },
+      { "http://h.example:443/", "h.example:443" },
+      { "http://127.0.0.1:8123/Execute?x=1#frag", "127.0.0.1:8123" },
+      { "https://[::1]:8443/", "[::1]:8443" },
+      { "https://[::1]/", "[::1]" },
+      { "https://h.example", "h.example" },
+    }
+    for _, c in ipairs(cases) do
+      local s = sigv4.sign(with(BASE, { url = c[1], headers = {} }))
+      assert.equal(c[2], header_value(s.headers, "Host"), c[1])
+    end
+    local s = sigv4.sign(with(BASE, { url = "https://h.example", headers = {} }))
+    local want = "POST\n/\n\nhost:h.example\n"
+    assert.equal(want, s.canonical_request:sub(1, #want))
+  end)
+
+  it("adds and signs X-Amz-Security-Token with a token, unless present", function()
+    local s = sigv4.sign(with(BASE, { session_token = "TOKEN/EXAMPLE+=" }))
+    assert.equal("TOKEN/EXAMPLE+=", header_value(s.headers, "X-Amz-Security-Token"))
+    assert.equal("content-type;host;x-amz-date;x-amz-security-token", s.signed_headers)
+    local p = sigv4.sign(with(BASE, { session_token = "TOKEN/EXAMPLE+=",
+                                      headers = { { "x-amz-security-token", "TOKEN/EXAMPLE+=" } } }))
+    assert.equal(1, count_named(p.headers, "x-amz-security-token"))
+    local none = sigv4.sign(with(BASE, { session_token = "" }))
+    assert.equal(0, count_named(none.headers, "x-amz-security-token"))
+    assert.equal("content-type;host;x-amz-date", none.signed_headers)
+  end)
+
+  it("sends but does not sign User-Agent, Expect, X-Amzn-Trace-Id and hop-by-hop headers", function()
+    local unsigned = { "User-Agent", "Expect", "X-Amzn-Trace-Id", "Transfer-Encoding", "Connection",
+                       "Keep-Alive", "TE", "Trailer", "Upgrade", "Proxy-Authorization" }
+    local hs = { { "Accept", "application/json" } }
+    for _, n in ipairs(unsigned) do hs[#hs + 1] = { n, "v" } end
+    local s = sigv4.sign(with(BASE, { headers = hs }))
+    assert.equal("accept;host;x-amz-date", s.signed_headers)
+    for _, n in ipairs(unsigned) do assert.equal(1, count_named(s.headers, n)) end
+  end)
+
+  it("replaces an Authorization header given as input", function()
+    local s = sigv4.sign(with(BASE, { headers = { { "Authorization", "old" }, { "A", "1" } } }))
+    assert.equal(1, count_named(s.headers, "authorization"))
+    assert.same({ "A", "1" }, s.headers[1])
+    assert.equal(s.authorization, header_value(s.headers, "authorization"))
+    assert.equal("a;host;x-amz-date", s.signed_headers)
+  end)
+
+  it("canonicalizes paths and queries", function()
+    local function creq(url) return sigv4.sign(with(BASE, { url = url, headers = {} })).canonical_request end
+    local function line(url, n)
+      local lines = {}
+      for l in (creq(url) .. "\n"):gmatch("(.-)\n") do lines[#lines + 1] = l end
+      return lines[n]
+    end
+    assert.equal("/a%2520b/c", line("https://h/a%20b/c", 2)) -- encoded once more (non-S3)
+    assert.equal("/a/", line("https://h/a/b/../", 2))
+    assert.equal("/a", line("https://h/a/b/..", 2))
+    assert.equal("/a", line("https://h/a/.", 2))
+    assert.equal("/", line("https://h/../../..", 2))
+    assert.equal("/%24x/%C3%A9", line("https://h//$x//\195\169", 2))
+    assert.equal("/", line("https://h?a=1", 2))
+    assert.equal("a=1", line("https://h?a=1", 3))
+    assert.equal("a=1&b=", line("https://h/?&&b&a=1&", 3))
+    assert.equal("a=b%3Dc&a=b%3Dd", line("https://h/?a=b=d&a=b=c", 3))
+    assert.equal("k=a%2Bb%20c", line("https://h/?k=a+b%20c", 3))
+    assert.equal("k=%25zz%25", line("https://h/?k=%zz%", 3))
+    assert.equal("A=2&B=1&a=3", line("https://h/?a=3&B=1&A=2", 3))
+  end)
+
+  it("fills amz_date with the current UTC time when absent", function()
+    local before = os.time()
+    local opts = with(BASE)
+    opts.amz_date = nil
+    local s = sigv4.sign(opts)
+    local after = os.time()
+    assert.matches("^%d%d%d%d%d%d%d%dT%d%d%d%d%d%dZ$", s.amz_date)
+    local ok = false
+    for t = before, after + 1 do ok = ok or os.date("!%Y%m%dT%H%M%SZ", t) == s.amz_date end
+    assert.is_true(ok, s.amz_date)
+    assert.equal(s.amz_date, header_value(s.headers, "X-Amz-Date"))
+    assert.truthy(s.string_to_sign:find("\n" .. s.amz_date .. "\n" .. s.amz_date:sub(1, 8) .. "/", 1, true))
+  end)
+
+  it("accepts leap days and rejects impossible dates", function()
+    assert.equal("20240229T000000Z", sigv4.sign(with(BASE, { amz_date = "20240229T000000Z" })).amz_date)
+    for _, bad in ipairs({ "20230229T000000Z", "20150830T123600", "20150830 123600Z", "2015083T123600Z",
+                           "20151330T123600Z", "20150800T123600Z", "20150830T243600Z", "20150830T126000Z",
+                           "20150830T123660Z", "19691231T235959Z", "2015-08-30T12:36:00Z", "",
+                           "20150830T123600Z\0" }) do
+      local ok, err = pcall(sigv4.sign, with(BASE, { amz_date = bad }))
+      assert.is_false(ok, bad)
+      assert.matches("amz_date", err)
+    end
+  end)
+end)
+
+describe("alex.sigv4.sign errors", function()
+  local SECRET = "SeCrEtKeYdoNotLeak/0123456789abcdefEXAMPLE"
+  local TOKEN = "ToKeNdoNotLeakEXAMPLE"
+  local function fails(opts, field)
+    local ok, err = pcall(sigv4.sign, opts)
+    assert.is_false(ok)
+    assert.is_string(err)
+    assert.matches("sigv4.sign", err, 1, true)
+    if field then assert.matches(field, err, 1, true) end
+    assert.is_nil(err:find(SECRET, 1, true), "secret in message")
+    assert.is_nil(err:find(TOKEN, 1, true), "token in message")
+    return err
+  end
+  local good = with(BASE, { secret_key = SECRET, session_token = TOKEN })
+
+  it("refuses a non-table argument", function()
+    assert.has_error(function() sigv4.sign() end)
+    assert.has_error(function() sigv4.sign("x") end)
+  end)
+
+  it("names each missing required field", function()
+    for _, f in ipairs({ "method", "url", "access_key", "secret_key", "region", "service" }) do
+      local o = with(good)
+      o[f] = nil
+      assert.matches(f .. ": missing", fails(o, f), 1, true)
+    end
+  end)
+
+  it("names each ill-typed field", function()
+    for _, f in ipairs({ "method", "url", "body", "access_key", "secret_key", "session_token", "region",
+                         "service", "amz_date", "signed_headers" }) do
+      fails(with(good, { [f] = 42 }), f)
+      fails(with(good, { [f] = {} }), f)
+    end
+    fails(with(good, { headers = "Content-Type: x" }), "headers")
+  end)
+
+  it("refuses empty or malformed credentials and scope parts", function()
+    fails(with(good, { access_key = "" }), "access_key")
+    fails(with(good, { secret_key = "" }), "secret_key")
+    fails(with(good, { access_key = "AK/ID" }), "access_key")
+    fails(with(good, { access_key = "AK ID" }), "access_key")
+    fails(with(good, { region = "" }), "region")
+    fails(with(good, { region = "us/east" }), "region")
+    fails(with(good, { service = "rds data" }), "service")
+    fails(with(good, { method = "" }), "method")
+    fails(with(good, { method = "GE T" }), "method")
+    fails(with(good, { session_token = "a\r\nX-Evil: 1" }), "session_token")
+  end)
+
+  it("refuses URLs it cannot parse", function()
+    for _, u in ipairs({ "", "rds-data.us-east-1.amazonaws.com/Execute", "ftp://h/", "https:///x",
+                         "https://h:99999/", "https://h:0/", "https://h:/", "https://h:x/",
+                         "https://user:pw@h/", "https://h h/", "https://[::1/", "https://[zz]/" }) do
+      fails(with(good, { url = u }), "url")
+    end
+  end)
+
+  it("refuses bad headers", function()
+    fails(with(good, { headers = { { "Bad Name", "x" } } }), "headers[1]")
+    fails(with(good, { headers = { { "", "x" } } }), "headers[1]")
+    fails(with(good, { headers = { { "A", "x" }, { "B:", "x" } } }), "headers[2]")
+    fails(with(good, { headers = { { "A", "x\r\nX-Injected: 1" } } }), "headers[1]")
+    fails(with(good, { headers = { { "A", "x\nY" } } }), "headers[1]")
+    fails(with(good, { headers = { { "A", "x\0" } } }), "headers[1]")
+    fails(with(good, { headers = { { "A", {} } } }), "headers[1]")
+    fails(with(good, { headers = { { 1, "x" } } }), "headers[1]")
+    fails(with(good, { headers = { "A: x" } }), "headers[1]")
+    fails(with(good, { headers = { { "A", "x" }, B = "y" } }), "headers")
+    fails(with(good, { headers = { [true] = "y" } }), "headers")
+    fails(with(good, { headers = { ["X-Amz-Date"] = "yesterday" } }), "X-Amz-Date")
+    fails(with(good, { headers = { ["X-Amz-Date"] = "20150830T123601Z" } }), "amz_date")
+  end)
+
+  it("refuses a signed_headers list naming an absent header", function()
+    local err = fails(with(good, { signed_headers = "content-type;host;x-absent" }), "x-absent")
+    assert.matches("not among the headers", err, 1, true)
+    fails(with(good, { signed_headers = "" }), "signed header")
+  end)
+end)
+
+describe("alex.sigv4 hashing helpers", function()
+  local function hex(s) return (s:gsub(".", function(c) return ("%02x"):format(c:byte()) end)) end
+
+  it("sha256_hex matches FIPS 180 values", function()
+    assert.equal("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855", sigv4.sha256_hex(""))
+    assert.equal("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad", sigv4.sha256_hex("abc"))
+    assert.equal("248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1",
+                 sigv4.sha256_hex("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq"))
+    assert.has_error(function() sigv4.sha256_hex({}) end)
+  end)
+
+  it("hmac_sha256 matches RFC 4231 test cases 1, 2 and 6", function()
+    local d = sigv4.hmac_sha256(("\11"):rep(20), "Hi There")
+    assert.equal(32, #d)
+    assert.equal("b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7", hex(d))
+    assert.equal("5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843",
+                 hex(sigv4.hmac_sha256("Jefe", "what do ya want for nothing?")))
+    assert.equal("60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54",
+                 hex(sigv4.hmac_sha256(("\170"):rep(131), "Test Using Larger Than Block-Size Key - Hash Key First")))
+    assert.has_error(function() sigv4.hmac_sha256("k") end)
+  end)
+
+  it("derives the documented AWS signing key", function()
+    local h = sigv4.hmac_sha256
+    local k = h(h(h(h("AWS4wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", "20120215"), "us-east-1"), "iam"),
+                "aws4_request")
+    assert.equal("f4780e2d9f65fa895f9c67b32ce1baf0b0d8a43505a000a1a9e090d414db404d", hex(k))
+  end)
+end)
+
+describe("alex.sigv4 verify path", function()
+  local AUTH = "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/rds-data/aws4_request, "
+    .. "SignedHeaders=content-type;host;x-amz-date, "
+    .. "Signature=2008373d1777bc5c43343a22a2a2aed6291838d942e017cdb6c516d550ab24d9"
+
+  it("parses a good Authorization header", function()
+    assert.same({ access_key = "AKIDEXAMPLE", date = "20150830", region = "us-east-1", service = "rds-data",
+                  signed_headers = "content-type;host;x-amz-date",
+                  signature = "2008373d1777bc5c43343a22a2a2aed6291838d942e017cdb6c516d550ab24d9" },
+                sigv4.parse_authorization(AUTH))
+    local compact = AUTH:gsub(", ", ",")
+    assert.equal("rds-data", sigv4.parse_authorization(compact).service)
+  end)
+
+  it("rejects malformed Authorization headers with nil, message", function()
+    local sig = ("a"):rep(64)
+    local bad = {
+      "", "AWS4-HMAC-SHA1 Credential=A/20150830/r/s/aws4_request, SignedHeaders=host, Signature=" .. sig,
+      "AWS4-HMAC-SHA256", "AWS4-HMAC-SHA256Credential=A/20150830/r/s/aws4_request",
+      "AWS4-HMAC-SHA256 Credential=A/20150830/r/s/aws4_request, SignedHeaders=host",
+      "AWS4-HMAC-SHA256 Credential=A/20150830/r/s/aws4_request, Signature=" .. sig,
+      "AWS4-HMAC-SHA256 SignedHeaders=host, Signature=" .. sig,
+      "AWS4-HMAC-SHA256 Credential=A/20150830/r/s/aws4_request, SignedHeaders=host, Signature=" .. sig:sub(2),
+      "AWS4-HMAC-SHA256 Credential=A/20150830/r/s/aws4_request, SignedHeaders=host, Signature=" .. sig:upper(),
+      "AWS4-HMAC-SHA256 Credential=A/20150830/r/s/aws4_request, SignedHeaders=host, Signature=" .. sig .. "0",
+      "AWS4-HMAC-SHA256 Credential=A/20150830/r/s, SignedHeaders=host, Signature=" .. sig,
+      "AWS4-HMAC-SHA256 Credential=A/20150830/r/s/aws4_request/x, SignedHeaders=host, Signature=" .. sig,
+      "AWS4-HMAC-SHA256 Credential=A/2015083/r/s/aws4_request, SignedHeaders=host, Signature=" .. sig,
+      "AWS4-HMAC-SHA256 Credential=A/2015083x/r/s/aws4_request, SignedHeaders=host, Signature=" .. sig,
+      "AWS4-HMAC-SHA256 Credential=A/20150830/r/s/aws5_request, SignedHeaders=host, Signature=" .. sig,
+      "AWS4-HMAC-SHA256 Credential=/20150830/r/s/aws4_request, SignedHeaders=host, Signature=" .. sig,
+      "AWS4-HMAC-SHA256 Credential=A/20150830//s/aws4_request, SignedHeaders=host, Signature=" .. sig,
+      "AWS4-HMAC-SHA256 Credential=A/20150830/r/s/aws4_request, SignedHeaders=, Signature=" .. sig,
+      "AWS4-HMAC-SHA256 Credential=A/20150830/r/s/aws4_request, SignedHeaders=a;;b, Signature=" .. sig,
+      "AWS4-HMAC-SHA256 Credential=A/20150830/r/s/aws4_request, SignedHeaders=host;, Signature=" .. sig,
+      "AWS4-HMAC-SHA256 Credential=A/20150830/r/s/aws4_request, SignedHeaders=Host, Signature=" .. sig,
+      "AWS4-HMAC-SHA256 Credential=A/20150830/r/s/aws4_request, SignedHeaders=host, Signature=" .. sig
+        .. ", Signature=" .. sig,
+      "AWS4-HMAC-SHA256 Credential=A/20150830/r/s/aws4_request, SignedHeaders=host, Signature=" .. sig
+        .. ", Extra=1",
+      "AWS4-HMAC-SHA256 Credential=A/20150830/r/s/aws4_request, SignedHeaders=host, Signature",
+      "AWS4-HMAC-SHA256 Credential=A/20150830/r/s/aws4_request\0, SignedHeaders=host, Signature=" .. sig,
+    }
+    for _, s in ipairs(bad) do
+      local r, err = sigv4.parse_authorization(s)
+      assert.is_nil(r, s)
+      assert.matches("^Authorization: ", err)
+    end
+    assert.has_error(function() sigv4.parse_authorization(nil) end)
+  end)
+
+  it("verifies a signed request by re-signing with the received signed-header list", function()
+    local sent = sigv4.sign(with(BASE, { session_token = "TOKENEXAMPLE",
+                                         headers = { { "Content-Type", "application/json" },
+                                                     { "User-Agent", "alexlua/0.1" } } }))
+    -- the receiving side: headers as they arrive, plus a proxy's extra header
+    local received = {}
+    for _, h in ipairs(sent.headers) do received[#received + 1] = { h[1]:lower(), h[2] } end
+    received[#received + 1] = { "x-forwarded-for", "127.0.0.1" }
+    local auth = assert(sigv4.parse_authorization(header_value(received, "authorization")))
+    local function verify(hs, body)
+      local again = sigv4.sign{
+        method = "POST", url = "http://127.0.0.1:9/Execute", headers = hs, body = body or BASE.body,
+        access_key = auth.access_key, secret_key = BASE.secret_key, region = auth.region,
+        service = auth.service, signed_headers = auth.signed_headers }
+      return sigv4.signature_equal(again.signature, auth.signature)
+    end
+    assert.is_true(verify(received))
+    -- an unsigned header may change on the way
+    local ua = {}
+    for i, h in ipairs(received) do ua[i] = h[1] == "user-agent" and { h[1], "other" } or h end
+    assert.is_true(verify(ua))
+    -- a signed header, the body or the token may not
+    local tampered = {}
+    for i, h in ipairs(received) do tampered[i] = h[1] == "content-type" and { h[1], "text/plain" } or h end
+    assert.is_false(verify(tampered))
+    assert.is_false(verify(received, BASE.body .. " "))
+    local notoken = {}
+    for _, h in ipairs(received) do
+      if h[1] ~= "x-amz-security-token" then notoken[#notoken + 1] = h end
+    end
+    assert.has_error(function() verify(notoken) end)
+  end)
+
+  it("signature_equal compares exactly", function()
+    local a = ("0"):rep(63) .. "1"
+    assert.is_true(sigv4.signature_equal(a, a))
+    assert.is_false(sigv4.signature_equal(a, ("0"):rep(64)))
+    assert.is_false(sigv4.signature_equal(a, a:sub(1, 63)))
+    assert.is_false(sigv4.signature_equal("", ""))
+    assert.is_false(sigv4.signature_equal(a .. "\0x", a .. "\0y"))
+  end)
+end)

@@ -1,0 +1,207 @@
+-- Test servers for specs: the HTTP(S) server in http_server.py on a free
+-- loopback port, TLS material made with the openssl CLI, temp folders, timing.
+--
+--   local servers = require "servers"
+--   local dir = servers.tmpdir()
+--   local tls = servers.make_tls(dir)            -- { ca =, cert =, key = } files
+--   local srv = servers.start_http { tls = tls } -- tls optional
+--   srv.port, srv.url ("http(s)://127.0.0.1:port"), srv.pid,
+--   srv.refused_port (connections refused), srv.silent_port (accepted by the
+--   kernel, never answered),
+--   srv:stats() -> { connections =, requests =, slow_inflight =, slow_started = }
+--   srv:wait_stat("slow_inflight", 1, 5), srv:stop()
+--   servers.free_port(), servers.wait_listening(port, seconds), servers.now(),
+--   servers.sleep(s), servers.rmtree(dir), servers.q(shell_word)
+--
+-- A server is a direct child of the spec (io.popen with exec), so stop() reaps
+-- it; it also exits by itself when the spec process dies.
+local servers = {}
+
+servers.PYTHON = "/usr/bin/python3" -- Debian's, not a pyenv one first on PATH
+
+local here = debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or "spec/support"
+if here:sub(1, 1) ~= "/" then
+  local p = io.popen("pwd")
+  local pwd = p and p:read("l") or "."
+  if p then p:close() end
+  here = pwd .. "/" .. here
+end
+servers.support_dir = here
+
+local function q(s)
+  return "'" .. tostring(s):gsub("'", [['\'']]) .. "'"
+end
+servers.q = q
+
+local function read_file(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local s = f:read("a")
+  f:close()
+  return s
+end
+servers.read_file = read_file
+
+function servers.write_file(path, text)
+  local f = assert(io.open(path, "wb"))
+  assert(f:write(text))
+  assert(f:close())
+end
+
+-- Runs a shell command; returns ok, output (stdout + stderr), exit code.
+local function run(cmd)
+  local p = assert(io.popen(cmd .. " 2>&1", "r"))
+  local out = p:read("a")
+  local ok, _, code = p:close()
+  return ok == true, out, code
+end
+servers.run = run
+
+function servers.sleep(seconds)
+  os.execute(("sleep %.3f"):format(seconds))
+end
+
+-- Wall-clock seconds with a sub-second fraction.
+local has_clock, clock = pcall(require, "alex.clock")
+function servers.now()
+  if has_clock and type(clock) == "table" and clock.monotonic then return clock.monotonic() end
+  local p = assert(io.popen("date +%s.%N"))
+  local s = p:read("l")
+  p:close()
+  return assert(tonumber(s))
+end
+
+function servers.tmpdir()
+  local ok, out = run("mktemp -d /tmp/alexlua-spec.XXXXXX")
+  local dir = out:match("^(%S+)")
+  assert(ok and dir, "mktemp failed: " .. out)
+  return dir
+end
+
+function servers.rmtree(dir)
+  assert(type(dir) == "string" and dir:match("^/tmp/alexlua%-spec%.[%w]+$"), "refusing to remove " .. tostring(dir))
+  os.execute("rm -rf " .. q(dir))
+end
+
+-- A loopback port nothing listens on right now (the kernel's choice).
+function servers.free_port()
+  local ok, out = run(servers.PYTHON .. [[ -c 'import socket; s = socket.socket(); ]]
+    .. [[s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])']])
+  local port = tonumber(out:match("%d+"))
+  assert(ok and port, "cannot find a free port: " .. out)
+  return port
+end
+
+-- Waits until something accepts connections on 127.0.0.1:port.
+function servers.wait_listening(port, seconds)
+  local ok = run(servers.PYTHON .. [[ -c 'import socket, sys, time
+deadline = time.monotonic() + ]] .. tonumber(seconds or 10) .. [[
+
+while True:
+    try:
+        socket.create_connection(("127.0.0.1", ]] .. tonumber(port) .. [[), timeout=1).close()
+        sys.exit(0)
+    except OSError:
+        if time.monotonic() > deadline: sys.exit(1)
+        time.sleep(0.05)']])
+  return ok
+end
+
+-- A CA and, signed by it, a server certificate for localhost and 127.0.0.1
+-- (cert, key) and one for another name only (wrong_cert, wrong_key), in dir.
+function servers.make_tls(dir)
+  local f = {
+    ca = dir .. "/ca.pem", ca_key = dir .. "/ca.key",
+    cert = dir .. "/server.pem", key = dir .. "/server.key",
+    wrong_cert = dir .. "/wrong.pem", wrong_key = dir .. "/wrong.key",
+  }
+  local ec = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes"
+  local ok, out = run(("openssl req -x509 %s -keyout %s -out %s -days 2 -subj '/CN=alexlua test CA' "
+    .. "-addext 'basicConstraints=critical,CA:TRUE' -addext 'keyUsage=critical,keyCertSign,cRLSign'")
+    :format(ec, q(f.ca_key), q(f.ca)))
+  assert(ok, "openssl failed making the CA:\n" .. out)
+  local function leaf(cert, key, cn, san)
+    local csr, ext = cert .. ".csr", cert .. ".ext"
+    servers.write_file(ext, "subjectAltName=" .. san .. "\nbasicConstraints=CA:FALSE\n"
+      .. "keyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n")
+    local cmds = {
+      ("openssl req %s -keyout %s -out %s -subj '/CN=%s'"):format(ec, q(key), q(csr), cn),
+      ("openssl x509 -req -in %s -CA %s -CAkey %s -CAcreateserial -out %s -days 2 -extfile %s")
+        :format(q(csr), q(f.ca), q(f.ca_key), q(cert), q(ext)),
+    }
+    for _, cmd in ipairs(cmds) do
+      local done, text = run(cmd)
+      assert(done, "openssl failed: " .. cmd .. "\n" .. text)
+    end
+  end
+  leaf(f.cert, f.key, "localhost", "DNS:localhost,IP:127.0.0.1")
+  leaf(f.wrong_cert, f.wrong_key, "wrong.example", "DNS:wrong.example")
+  return f
+end
+
+local Server = {}
+Server.__index = Server
+
+function Server:stats()
+  local text = read_file(self.stats_path) or ""
+  local t = {}
+  for k, v in text:gmatch("([%w_]+)=(%-?%d+)") do t[k] = tonumber(v) end
+  return t
+end
+
+-- Waits until stats()[name] >= value; returns true, or false after `seconds`.
+function Server:wait_stat(name, value, seconds)
+  local deadline = servers.now() + (seconds or 5)
+  repeat
+    if (self:stats()[name] or 0) >= value then return true end
+    servers.sleep(0.02)
+  until servers.now() > deadline
+  return false
+end
+
+function Server:stop()
+  if not self.proc then return end
+  os.execute("kill -TERM " .. self.pid .. " 2>/dev/null")
+  self.proc:close() -- waits for the process
+  self.proc = nil
+  os.remove(self.stats_path)
+  os.remove(self.stats_path .. ".tmp")
+end
+
+-- Starts http_server.py; opts.tls = { cert =, key = } for HTTPS.
+function servers.start_http(opts)
+  opts = opts or {}
+  local stats = os.tmpname()
+  local cmd = { "exec", servers.PYTHON, q(here .. "/http_server.py"), "--stats", q(stats) }
+  if opts.tls then
+    cmd[#cmd + 1] = "--cert " .. q(opts.tls.cert) .. " --key " .. q(opts.tls.key)
+  end
+  local proc = assert(io.popen(table.concat(cmd, " "), "r"))
+  local line = proc:read("l")
+  local port, refused, silent, pid = (line or ""):match("^READY (%d+) (%d+) (%d+) (%d+)$")
+  if not port then
+    proc:close()
+    error("http_server.py did not start (said " .. tostring(line) .. ")")
+  end
+  local scheme = opts.tls and "https" or "http"
+  return setmetatable({
+    proc = proc, pid = tonumber(pid), port = tonumber(port), refused_port = tonumber(refused),
+    silent_port = tonumber(silent),
+    url = ("%s://127.0.0.1:%s"):format(scheme, port), stats_path = stats,
+  }, Server)
+end
+
+-- The byte pattern /bytes?n=N answers: byte i = (i + i // 256) % 256.
+function servers.pattern(n)
+  local rot = {}
+  for k = 0, 255 do
+    local b = {}
+    for j = 0, 255 do b[j + 1] = (j + k) & 0xFF end
+    rot[k] = string.char(table.unpack(b))
+  end
+  local parts = {}
+  for k = 0, (n + 255) // 256 - 1 do parts[#parts + 1] = rot[k & 0xFF] end
+  return table.concat(parts):sub(1, n)
+end
+
+return servers
