@@ -20,6 +20,8 @@ OPT     ?= -O2
 CFLAGS  ?= $(OPT) -g
 WARN     = -std=c11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wformat=2
 PKGS_HOST  = lua5.4 libcurl openssl
+# libcurl is loaded at run time (bindings/curl_dl.c), so it is not linked:
+PKGS_HOST_LINK = lua5.4 libcrypto
 PKGS_LOCAL = libmicrohttpd jansson libpq openssl
 DEFS     = -D_POSIX_C_SOURCE=200809L -DALEX_VERSION='"$(VERSION)"' -DALEX_LIBEXECDIR='"$(LIBEXECDIR)"'
 ALL_CFLAGS = $(WARN) $(CFLAGS) $(SANFLAGS) $(DEFS) -Ibindings -Ihost -I$(BUILD)
@@ -42,7 +44,7 @@ deps:
 
 # pkg-config is asked only after deps ran, hence the recursive-expansion variables.
 HOST_CFLAGS  = $(shell pkg-config --cflags $(PKGS_HOST))
-HOST_LIBS    = $(shell pkg-config --libs $(PKGS_HOST)) -lm
+HOST_LIBS    = $(shell pkg-config --libs $(PKGS_HOST_LINK)) -lm -ldl -lpthread
 LOCAL_CFLAGS = $(shell pkg-config --cflags $(PKGS_LOCAL))
 LOCAL_LIBS   = $(shell pkg-config --libs $(PKGS_LOCAL)) -lpthread -lm
 
@@ -123,3 +125,20 @@ local-status:
 bench-dataapi: all
 	ALEXLUA=$(abspath $(ALEXLUA)) ALEX_DATAAPI=$(abspath $(DATAAPI)) \
 	  $(ALEXLUA) --no-env-file bench/dataapi_bench.lua
+
+# ---- terraform
+# spec/terraform_spec.lua parses and format-checks terraform/*.tf with
+# HashiCorp's HCL library built to WebAssembly (npm @cdktf/hcl2json and
+# @cdktf/hcl-tools), installed from tools/hcl/package-lock.json when missing.
+.PHONY: hcl-deps terraform-check
+HCL_STAMP = tools/hcl/node_modules/.package-lock.json
+
+hcl-deps: $(HCL_STAMP)
+
+$(HCL_STAMP): tools/hcl/package.json tools/hcl/package-lock.json | deps
+	cd tools/hcl && npm ci --no-audit --no-fund --loglevel=error
+
+test: $(HCL_STAMP)
+
+terraform-check: all $(HCL_STAMP)
+	ALEXLUA=$(abspath $(ALEXLUA)) $(ALEXLUA) --no-env-file spec/run.lua spec/terraform_spec.lua spec/aurora_spec.lua

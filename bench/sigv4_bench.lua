@@ -1,11 +1,14 @@
 -- Signatures per second: alex.sigv4.sign vs botocore's SigV4Auth.add_auth, same
--- rds-data Execute request (~300-byte JSON body), same run.
--- Usage: alexlua --no-env-file bench/sigv4_bench.lua [seconds-per-measurement]
+-- rds-data Execute request (~300-byte JSON body), same run.  Both sides run
+-- ROUNDS timed rounds of SECONDS each (the machine may be shared: the best and
+-- the median round are reported).
+-- Usage: alexlua --no-env-file bench/sigv4_bench.lua [SECONDS [ROUNDS]]
 -- Needs Debian's /usr/bin/python3 with python3-botocore (tools/deps.sh installs it).
 local sigv4 = require "alex.sigv4"
 local cjson = require "cjson"
 
-local seconds = tonumber(arg and arg[1]) or 2
+local seconds = tonumber(arg and arg[1]) or 1
+local rounds = math.tointeger(tonumber(arg and arg[2]) or 5) or 5
 local ok_clock, clock = pcall(require, "alex.clock")
 local now = ok_clock and clock.monotonic or os.clock
 
@@ -25,8 +28,8 @@ local REQ = {
   service = "rds-data",
 }
 
--- Like the Python side, each call builds its request (options table) afresh and
--- signs at the current time.
+-- Like the Python side, each call builds its request (the options table and
+-- its headers) afresh and signs at the current time.
 local function sign_once()
   return sigv4.sign{
     method = REQ.method, url = REQ.url, headers = { ["Content-Type"] = "application/json" },
@@ -36,7 +39,6 @@ local function sign_once()
 end
 
 local function rate(fn)
-  for _ = 1, 1000 do fn() end
   local n, batch = 0, 5000
   local start = now()
   while true do
@@ -47,24 +49,63 @@ local function rate(fn)
   end
 end
 
-assert(sign_once().authorization:find("^AWS4%-HMAC%-SHA256 Credential="))
-local lua_rate = rate(sign_once)
+local function summary(list)
+  local t = {}
+  for i, v in ipairs(list) do t[i] = v end
+  table.sort(t)
+  return t[#t], t[(#t + 1) // 2]
+end
+
+-- the result is a real signature of this request
+local s = sign_once()
+assert(s.authorization:find("^AWS4%-HMAC%-SHA256 Credential=AKIDEXAMPLE/%d+/us%-east%-1/rds%-data/"))
+assert(s.canonical_request:find("\n" .. sigv4.sha256_hex(REQ.body) .. "$"))
+
+local function lua_rounds(k)
+  local out = {}
+  for i = 1, k do out[i] = rate(sign_once) end
+  return out
+end
+for _ = 1, 20000 do sign_once() end -- warm-up
+local lua_rates = lua_rounds(math.max(1, rounds // 2))
 
 local tmp = os.tmpname()
 local f = assert(io.open(tmp, "wb"))
 f:write(cjson.encode(REQ))
 f:close()
-local py = io.popen(("/usr/bin/python3 %s/sigv4_botocore.py %g < %s"):format(here, seconds, tmp))
-local out = py:read("a")
+local py = assert(io.popen(("/usr/bin/python3 %s/sigv4_botocore.py %g %d < %s")
+  :format(here, seconds, rounds, tmp)))
+local fresh, reused, version = {}, {}, "?"
+for line in py:lines() do
+  local a, b = line:match("^(%S+) (%S+)$")
+  if a and tonumber(a) then
+    fresh[#fresh + 1], reused[#reused + 1] = tonumber(a), tonumber(b)
+  else
+    version = line:match("^version (%S+)") or version
+  end
+end
 py:close()
 os.remove(tmp)
-local fresh, reused, version = out:match("^(%S+) (%S+) (%S+)")
-assert(fresh, "botocore benchmark failed: " .. out)
-fresh, reused = tonumber(fresh), tonumber(reused)
-local best = math.max(fresh, reused)
+assert(#fresh == rounds, "botocore benchmark failed (is python3-botocore installed?)")
+for _, r in ipairs(lua_rounds(rounds - #lua_rates)) do lua_rates[#lua_rates + 1] = r end
+-- For information: the same under Lua's generational collector (the host runs
+-- the default incremental one, which the ratio uses).
+collectgarbage("generational")
+for _ = 1, 20000 do sign_once() end
+local gen_rates = lua_rounds(rounds)
+collectgarbage("incremental")
 
-print(("request: POST %s, %d-byte JSON body, no session token"):format(REQ.url, #REQ.body))
-print(("alexlua  alex.sigv4.sign:           %12.0f signatures/s"):format(lua_rate))
-print(("botocore %-8s add_auth (new auth): %9.0f signatures/s"):format(version, fresh))
-print(("botocore %-8s add_auth (reused):   %9.0f signatures/s"):format(version, reused))
-print(("ratio alexlua / botocore (faster):   %9.1fx"):format(lua_rate / best))
+local lb, lm = summary(lua_rates)
+local gb, gm = summary(gen_rates)
+local fb, fm = summary(fresh)
+local rb, rm = summary(reused)
+local bb, bm = math.max(fb, rb), math.max(fm, rm)
+print(("request: POST %s, %d-byte JSON body, no session token; %d rounds of %gs"):format(
+  REQ.url, #REQ.body, rounds, seconds))
+print(("%-44s %10s %10s"):format("signatures/s", "best", "median"))
+print(("%-44s %10.0f %10.0f"):format("alexlua alex.sigv4.sign", lb, lm))
+print(("%-44s %10.0f %10.0f"):format("alexlua alex.sigv4.sign, generational GC", gb, gm))
+print(("%-44s %10.0f %10.0f"):format("botocore " .. version .. " add_auth, new SigV4Auth each", fb, fm))
+print(("%-44s %10.0f %10.0f"):format("botocore " .. version .. " add_auth, one SigV4Auth", rb, rm))
+print(("%-44s %9.1fx %9.1fx"):format("ratio alexlua / faster botocore", lb / bb, lm / bm))
+print(("%-44s %9.1fx %9.1fx"):format("ratio (generational GC) / faster botocore", gb / bb, gm / bm))

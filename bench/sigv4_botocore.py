@@ -1,7 +1,9 @@
 """botocore's side of bench/sigv4_bench.lua: signatures per second of
-SigV4Auth(creds, "rds-data", region).add_auth(AWSRequest(...)) for the request
-described by the JSON document on stdin.  Run with Debian's /usr/bin/python3
-(python3-botocore).  Prints one line: "<rate_fresh_auth> <rate_reused_auth> <botocore version>"."""
+SigV4Auth(creds, service, region).add_auth(AWSRequest(...)) for the request
+given as a JSON document on stdin.  Run it with Debian's /usr/bin/python3
+(python3-botocore).  Usage: sigv4_botocore.py SECONDS ROUNDS
+Prints one line per round: "<rate with a new SigV4Auth per request> <rate with
+one SigV4Auth reused>", then "version <botocore version>"."""
 import json
 import sys
 import time
@@ -13,8 +15,6 @@ from botocore.credentials import Credentials
 
 
 def rate(fn, seconds):
-    for _ in range(200):  # warm-up
-        fn()
     n, batch = 0, 500
     start = time.perf_counter()
     while True:
@@ -27,7 +27,8 @@ def rate(fn, seconds):
 
 
 def main():
-    seconds = float(sys.argv[1]) if len(sys.argv) > 1 else 2.0
+    seconds = float(sys.argv[1]) if len(sys.argv) > 1 else 1.0
+    rounds = int(sys.argv[2]) if len(sys.argv) > 2 else 3
     r = json.load(sys.stdin)
     creds = Credentials(r["access_key"], r["secret_key"], r.get("session_token"))
     body = r["body"].encode("utf-8")
@@ -44,9 +45,14 @@ def main():
         auth.add_auth(req)
         return req
 
-    # sanity: the header we time is really produced
+    # the header we time is really produced
     assert fresh().headers["Authorization"].startswith("AWS4-HMAC-SHA256 Credential=")
-    print("%.1f %.1f %s" % (rate(fresh, seconds), rate(reused, seconds), botocore.__version__))
+    for _ in range(2000):  # warm-up
+        fresh()
+        reused()
+    for _ in range(rounds):
+        print("%.1f %.1f" % (rate(fresh, seconds), rate(reused, seconds)), flush=True)
+    print("version " + botocore.__version__)
 
 
 if __name__ == "__main__":

@@ -45,10 +45,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <curl/curl.h>
 #include <lauxlib.h>
 #include <lua.h>
 
+#include "curl_dl.h"
 #include "host.h"
 
 #ifndef ALEX_VERSION
@@ -942,6 +942,8 @@ static int global_gc(lua_State *L) {
 int luaopen_alex_http(lua_State *L) {
   /* curl_global_init once per Lua state; the sentinel's __gc balances it at
    * lua_close, after every client (finalizers run newest first). */
+  char load_err[256];
+  if (!alex_curl_load(load_err, sizeof load_err)) return luaL_error(L, "alex.http: %s", load_err);
   if (lua_getfield(L, LUA_REGISTRYINDEX, GLOBAL_KEY) == LUA_TNIL) {
     lua_pop(L, 1);
     lua_newuserdatauv(L, 1, 0);

@@ -13,7 +13,9 @@
  *   }
  *
  * Result fields: authorization, signature, signed_headers, canonical_request,
- * string_to_sign, credential_scope, payload_hash, amz_date, and `headers`.
+ * string_to_sign, amz_date (the signing time used), and `headers`.  (The
+ * payload hash is the last line of canonical_request, the credential scope the
+ * third line of string_to_sign.)
  *
  * `headers` (the decision asked for): a plain ARRAY of {name, value} pairs, every
  * header to send, in order: the input headers (array order kept; a map's
@@ -78,6 +80,8 @@ typedef struct {
   sigv4_header *hdrs;
   entry *ents;
   size_t cap;
+  time_t date_time; /* the second date_text was formatted for (0: none yet) */
+  char date_text[17];
 } lctx;
 
 static int ctx_gc(lua_State *L) {
@@ -115,24 +119,37 @@ static void reserve(lua_State *L, lctx *c, size_t n) {
 
 #define ARG 1 /* the options table */
 
+/* Upvalues shared by every function: 1 is the state userdata, the rest are
+ * the strings sign() uses as keys and header names, created once so that
+ * each call pushes them without hashing or interning. */
+enum {
+  K_METHOD = 2, K_URL, K_BODY, K_ACCESS_KEY, K_SECRET_KEY, K_SESSION_TOKEN, K_REGION, K_SERVICE,
+  K_AMZ_DATE, K_SIGNED_HEADERS, K_HEADERS, K_AUTHORIZATION, K_SIGNATURE, K_CANONICAL_REQUEST,
+  K_STRING_TO_SIGN, H_HOST, H_X_AMZ_DATE, H_X_AMZ_SECURITY_TOKEN, H_AUTHORIZATION, K_LAST
+};
+static const char *const KEYS[] = {
+  "method", "url", "body", "access_key", "secret_key", "session_token", "region", "service",
+  "amz_date", "signed_headers", "headers", "authorization", "signature", "canonical_request",
+  "string_to_sign", "Host", "X-Amz-Date", "X-Amz-Security-Token", "Authorization"};
+#define KEY(k) lua_upvalueindex(k)
+
 /* Pushes options[name] (raw).  Returns the string or NULL when absent (nil);
  * raises when present with another type, or absent but required. */
-static const char *opt_string(lua_State *L, const char *name, int required, size_t *len) {
-  lua_pushstring(L, name);
+static const char *opt_string(lua_State *L, int key, int required, size_t *len) {
+  const char *name = KEYS[key - K_METHOD];
+  lua_pushvalue(L, KEY(key));
   int t = lua_rawget(L, ARG);
-  if (t == LUA_TNIL) {
-    if (required) luaL_error(L, "sigv4.sign: %s: missing", name);
-    if (len) *len = 0;
-    return NULL;
-  }
-  if (t != LUA_TSTRING)
+  if (t == LUA_TSTRING) return lua_tolstring(L, -1, len);
+  if (t != LUA_TNIL)
     luaL_error(L, "sigv4.sign: %s: must be a string (got %s)", name, lua_typename(L, t));
-  return lua_tolstring(L, -1, len);
+  if (required) luaL_error(L, "sigv4.sign: %s: missing", name);
+  if (len) *len = 0;
+  return NULL;
 }
 
-static int ieq(const char *a, size_t al, const char *lit) {
-  size_t n = strlen(lit);
-  if (al != n) return 0;
+/* Case-insensitive comparison with a lower-case literal. */
+#define IEQ(a, al, lit) ((al) == sizeof(lit) - 1 && ieq_n((a), (lit), sizeof(lit) - 1))
+static int ieq_n(const char *a, const char *lit, size_t n) {
   for (size_t i = 0; i < n; i++) {
     unsigned char c = (unsigned char)a[i];
     if (c >= 'A' && c <= 'Z') c = (unsigned char)(c + 32);
@@ -141,11 +158,13 @@ static int ieq(const char *a, size_t al, const char *lit) {
   return 1;
 }
 
-/* Refuses CR/LF except as obsolete folding (CRLF or LF followed by SP/HT). */
+/* Refuses NUL, and CR/LF except as obsolete folding (CRLF or LF + SP/HT). */
 static int value_ok(const char *v, size_t n) {
   for (size_t i = 0; i < n; i++) {
-    if (v[i] == '\0') return 0;
-    if (v[i] == '\r') {
+    unsigned char ch = (unsigned char)v[i];
+    if (ch > '\r') continue;
+    if (ch == '\0') return 0;
+    if (ch == '\r') {
       if (i + 1 < n && v[i + 1] == '\n') i++;
       else return 0;
     }
@@ -154,54 +173,66 @@ static int value_ok(const char *v, size_t n) {
   return 1;
 }
 
-static void check_name(lua_State *L, const char *n, size_t l, const char *where) {
-  static const char *const ok = "!#$%&'*+-.^_`|~";
-  if (l == 0) luaL_error(L, "sigv4.sign: %s: empty header name", where);
+/* RFC 7230 tchar as a 256-bit map: ALPHA DIGIT ! # $ % & ' * + - . ^ _ ` | ~ */
+static const unsigned long long TCHAR[4] = {0x03ff6cfa00000000ULL, 0x57ffffffc7fffffeULL, 0, 0};
+
+static int name_ok(const char *n, size_t l) {
+  if (l == 0) return 0;
   for (size_t i = 0; i < l; i++) {
     unsigned char ch = (unsigned char)n[i];
-    int tchar = (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
-                (ch && strchr(ok, ch));
-    if (!tchar) luaL_error(L, "sigv4.sign: %s: invalid header name", where);
+    if (!((TCHAR[ch >> 6] >> (ch & 63)) & 1)) return 0;
   }
+  return 1;
 }
 
-/* Appends a {name, value} pair taken from stack slots ni, vi to the pair array
- * at index `pairs`, records the (anchored) strings in entry n. */
-static void add_pair(lua_State *L, lctx *c, int pairs, size_t n, int ni, int vi) {
-  reserve(L, c, n + 1);
-  lua_createtable(L, 2, 0);
-  lua_pushvalue(L, ni);
-  lua_rawseti(L, -2, 1);
-  lua_pushvalue(L, vi);
-  lua_rawseti(L, -2, 2);
-  lua_rawseti(L, pairs, (lua_Integer)n + 1);
-  entry *e = &c->ents[n];
-  e->h.name = lua_tolstring(L, ni, &e->h.name_len);
-  e->h.value = lua_tolstring(L, vi, &e->h.value_len);
-  e->pair = (int)n + 1;
+/* Raises "sigv4.sign: headers[i]: <what>" (or "headers: <what>" when i == 0). */
+static int header_error(lua_State *L, lua_Integer i, const char *what) {
+  if (i > 0) return luaL_error(L, "sigv4.sign: headers[%I]: %s", i, what);
+  return luaL_error(L, "sigv4.sign: headers: %s", what);
 }
 
-/* Checks the name at ni and the value at vi (converting a number in place on
- * the stack) and adds them; `where` names the entry in error messages. */
-static void take_header(lua_State *L, lctx *c, int pairs, size_t n, int ni, int vi,
-                        const char *where) {
-  if (lua_type(L, ni) != LUA_TSTRING)
-    luaL_error(L, "sigv4.sign: %s: header name must be a string", where);
+/* Checks the name at stack slot ni and the value at vi (a number is converted
+ * in its slot), wraps them in a new {name, value} pair appended to the pair
+ * array at `pairs`, and records the strings (anchored by the pair) in entry n.
+ * i is the position in an array of headers, 0 for a map. */
+static void take_header(lua_State *L, lctx *c, int pairs, size_t n, int ni, int vi, lua_Integer i) {
+  if (lua_type(L, ni) != LUA_TSTRING) header_error(L, i, "header name must be a string");
   int vt = lua_type(L, vi);
   if (vt == LUA_TNUMBER) {
     lua_pushvalue(L, vi);
     lua_tostring(L, -1);
     lua_replace(L, vi);
   } else if (vt != LUA_TSTRING) {
-    luaL_error(L, "sigv4.sign: %s: header value must be a string or number (got %s)", where,
-               lua_typename(L, vt));
+    header_error(L, i, "header value must be a string or number");
   }
-  size_t nl, vl;
-  const char *name = lua_tolstring(L, ni, &nl);
-  const char *value = lua_tolstring(L, vi, &vl);
-  check_name(L, name, nl, where);
-  if (!value_ok(value, vl)) luaL_error(L, "sigv4.sign: %s: header value has a bare line break", where);
-  add_pair(L, c, pairs, n, ni, vi);
+  reserve(L, c, n + 1);
+  entry *e = &c->ents[n];
+  e->h.name = lua_tolstring(L, ni, &e->h.name_len);
+  e->h.value = lua_tolstring(L, vi, &e->h.value_len);
+  e->pair = (int)n + 1;
+  if (!name_ok(e->h.name, e->h.name_len)) header_error(L, i, "invalid header name");
+  if (!value_ok(e->h.value, e->h.value_len)) header_error(L, i, "header value has a bare line break");
+  lua_createtable(L, 2, 0);
+  lua_pushvalue(L, ni);
+  lua_rawseti(L, -2, 1);
+  lua_pushvalue(L, vi);
+  lua_rawseti(L, -2, 2);
+  lua_rawseti(L, pairs, (lua_Integer)n + 1);
+}
+
+/* Appends a new pair {name, the value at slot vi} as entry n. */
+static void add_pair(lua_State *L, lctx *c, int pairs, size_t n, int name_key, int vi) {
+  reserve(L, c, n + 1);
+  entry *e = &c->ents[n];
+  lua_createtable(L, 2, 0);
+  lua_pushvalue(L, KEY(name_key));
+  e->h.name = lua_tolstring(L, -1, &e->h.name_len);
+  lua_rawseti(L, -2, 1);
+  lua_pushvalue(L, vi);
+  e->h.value = lua_tolstring(L, -1, &e->h.value_len);
+  lua_rawseti(L, -2, 2);
+  lua_rawseti(L, pairs, (lua_Integer)n + 1);
+  e->pair = (int)n + 1;
 }
 
 static int entry_cmp(const void *x, const void *y) {
@@ -213,9 +244,9 @@ static int entry_cmp(const void *x, const void *y) {
 }
 
 /* Reads options.headers into the pair array at `pairs` and c->ents; returns
- * the count. */
+ * the count.  Leaves the stack as it found it. */
 static size_t read_headers(lua_State *L, lctx *c, int pairs) {
-  lua_pushliteral(L, "headers");
+  lua_pushvalue(L, KEY(K_HEADERS));
   int t = lua_rawget(L, ARG);
   if (t == LUA_TNIL) {
     lua_pop(L, 1);
@@ -226,43 +257,32 @@ static size_t read_headers(lua_State *L, lctx *c, int pairs) {
   size_t n = 0;
   lua_Integer alen = (lua_Integer)lua_rawlen(L, ht);
   if (alen > 0) {
-    char where[48];
     for (lua_Integer i = 1; i <= alen; i++) {
-      snprintf(where, sizeof where, "headers[%lld]", (long long)i);
-      if (lua_rawgeti(L, ht, i) != LUA_TTABLE)
-        luaL_error(L, "sigv4.sign: %s: must be a {name, value} pair", where);
-      int pt = lua_gettop(L);
-      lua_rawgeti(L, pt, 1);
-      lua_rawgeti(L, pt, 2);
-      take_header(L, c, pairs, n, pt + 1, pt + 2, where);
-      n++;
+      if (lua_rawgeti(L, ht, i) != LUA_TTABLE) header_error(L, i, "must be a {name, value} pair");
+      lua_rawgeti(L, ht + 1, 1);
+      lua_rawgeti(L, ht + 1, 2);
+      take_header(L, c, pairs, n++, ht + 2, ht + 3, i);
       lua_settop(L, ht);
     }
     /* an array must not also carry map entries, which would be ignored */
-    size_t count = 0;
+    lua_Integer count = 0;
     lua_pushnil(L);
     while (lua_next(L, ht)) {
       count++;
       lua_pop(L, 1);
     }
-    if (count != (size_t)alen) luaL_error(L, "sigv4.sign: headers: mixes array and map entries");
+    if (count != alen) luaL_error(L, "sigv4.sign: headers: mixes array and map entries");
   } else {
     lua_pushnil(L);
     while (lua_next(L, ht)) {
-      int kt = lua_gettop(L) - 1;
-      /* copy the key: take_header must not convert the traversal key */
-      lua_pushvalue(L, kt);
-      lua_pushvalue(L, kt + 1);
-      if (lua_type(L, kt) != LUA_TSTRING)
-        luaL_error(L, "sigv4.sign: headers: map keys must be header names (strings)");
-      take_header(L, c, pairs, n, kt + 2, kt + 3, "headers");
-      n++;
-      lua_settop(L, kt);
+      /* key at ht+1 (a string is not converted by tolstring), value at ht+2 */
+      take_header(L, c, pairs, n++, ht + 1, ht + 2, 0);
+      lua_settop(L, ht + 1);
     }
     /* deterministic order: by name, then rebuild the pair array */
     if (n > 1) {
       qsort(c->ents, n, sizeof *c->ents, entry_cmp);
-      lua_createtable(L, (int)n, 0);
+      lua_createtable(L, (int)n + 4, 0);
       for (size_t i = 0; i < n; i++) {
         lua_rawgeti(L, pairs, c->ents[i].pair);
         lua_rawseti(L, -2, (lua_Integer)i + 1);
@@ -275,30 +295,24 @@ static size_t read_headers(lua_State *L, lctx *c, int pairs) {
   return n;
 }
 
-static void push_field(lua_State *L, const char *k, const char *v, size_t n) {
-  lua_pushlstring(L, v, n);
-  lua_setfield(L, -2, k);
-}
-
 static int l_sign(lua_State *L) {
   lctx *c = getctx(L);
   luaL_checktype(L, ARG, LUA_TTABLE);
   lua_settop(L, ARG);
   char err[160];
 
-  size_t url_len, body_len, token_len;
-  const char *method = opt_string(L, "method", 1, NULL);
-  const char *url = opt_string(L, "url", 1, &url_len);
-  const char *body = opt_string(L, "body", 0, &body_len);
-  const char *access_key = opt_string(L, "access_key", 1, NULL);
-  const char *secret_key = opt_string(L, "secret_key", 1, NULL);
-  const char *token = opt_string(L, "session_token", 0, &token_len);
+  size_t url_len, body_len, token_len, date_len;
+  const char *method = opt_string(L, K_METHOD, 1, NULL);
+  const char *url = opt_string(L, K_URL, 1, &url_len);
+  const char *body = opt_string(L, K_BODY, 0, &body_len);
+  const char *access_key = opt_string(L, K_ACCESS_KEY, 1, NULL);
+  const char *secret_key = opt_string(L, K_SECRET_KEY, 1, NULL);
+  const char *token = opt_string(L, K_SESSION_TOKEN, 0, &token_len);
   int token_slot = lua_gettop(L);
-  const char *region = opt_string(L, "region", 1, NULL);
-  const char *service = opt_string(L, "service", 1, NULL);
-  size_t date_len;
-  const char *amz_date = opt_string(L, "amz_date", 0, &date_len);
-  const char *list = opt_string(L, "signed_headers", 0, NULL);
+  const char *region = opt_string(L, K_REGION, 1, NULL);
+  const char *service = opt_string(L, K_SERVICE, 1, NULL);
+  const char *amz_date = opt_string(L, K_AMZ_DATE, 0, &date_len);
+  const char *list = opt_string(L, K_SIGNED_HEADERS, 0, NULL);
   if (token && token_len == 0) token = NULL;
   if (!*method) luaL_error(L, "sigv4.sign: method: empty");
   if (!*access_key) luaL_error(L, "sigv4.sign: access_key: empty");
@@ -312,7 +326,7 @@ static int l_sign(lua_State *L) {
   if (sigv4_parse_url(url, url_len, &u, err, sizeof err) != 0)
     luaL_error(L, "sigv4.sign: %s", err);
 
-  lua_createtable(L, 8, 0); /* the pair array, slot `pairs` */
+  lua_createtable(L, 8, 0); /* the pair array */
   int pairs = lua_gettop(L);
   size_t n_in = read_headers(L, c, pairs), n = 0;
 
@@ -323,10 +337,14 @@ static int l_sign(lua_State *L) {
   size_t hdr_date_len = 0;
   for (size_t i = 0; i < n_in; i++) {
     entry *e = &c->ents[i];
-    if (ieq(e->h.name, e->h.name_len, "authorization")) continue;
-    if (ieq(e->h.name, e->h.name_len, "host")) has_host = 1;
-    else if (ieq(e->h.name, e->h.name_len, "x-amz-security-token")) has_token = 1;
-    else if (ieq(e->h.name, e->h.name_len, "x-amz-date") && !hdr_date) {
+    const char *nm = e->h.name;
+    size_t nl = e->h.name_len;
+    if (IEQ(nm, nl, "authorization")) continue;
+    if (IEQ(nm, nl, "host")) {
+      has_host = 1;
+    } else if (IEQ(nm, nl, "x-amz-security-token")) {
+      has_token = 1;
+    } else if (!hdr_date && IEQ(nm, nl, "x-amz-date")) {
       hdr_date = e->h.value;
       hdr_date_len = e->h.value_len;
     }
@@ -359,37 +377,29 @@ static int l_sign(lua_State *L) {
   } else if (amz_date) {
     memcpy(datebuf, amz_date, 17);
   } else {
-    sigv4_format_amz_date((long long)time(NULL), datebuf);
+    time_t now = time(NULL);
+    if (now != c->date_time || !c->date_time) {
+      sigv4_format_amz_date((long long)now, c->date_text);
+      c->date_time = now;
+    }
+    memcpy(datebuf, c->date_text, 17);
   }
 
-  lua_pushliteral(L, "x");   /* scratch slot for a name */
-  int name_slot = lua_gettop(L);
-  lua_pushliteral(L, "x");   /* scratch slot for a value */
-  int value_slot = name_slot + 1;
   if (!has_host) {
     char host[300];
     size_t hl = sigv4_host_header(&u, host, sizeof host);
     if (!hl) luaL_error(L, "sigv4.sign: url: host too long");
-    lua_pushliteral(L, "Host");
-    lua_replace(L, name_slot);
     lua_pushlstring(L, host, hl);
-    lua_replace(L, value_slot);
-    add_pair(L, c, pairs, n++, name_slot, value_slot);
+    add_pair(L, c, pairs, n++, H_HOST, lua_gettop(L));
+    lua_pop(L, 1);
   }
+  int date_slot = 0;
   if (!hdr_date) {
-    lua_pushliteral(L, "X-Amz-Date");
-    lua_replace(L, name_slot);
     lua_pushlstring(L, datebuf, 16);
-    lua_replace(L, value_slot);
-    add_pair(L, c, pairs, n++, name_slot, value_slot);
+    date_slot = lua_gettop(L);
+    add_pair(L, c, pairs, n++, H_X_AMZ_DATE, date_slot);
   }
-  if (token && !has_token) {
-    lua_pushliteral(L, "X-Amz-Security-Token");
-    lua_replace(L, name_slot);
-    lua_pushvalue(L, token_slot);
-    lua_replace(L, value_slot);
-    add_pair(L, c, pairs, n++, name_slot, value_slot);
-  }
+  if (token && !has_token) add_pair(L, c, pairs, n++, H_X_AMZ_SECURITY_TOKEN, token_slot);
 
   for (size_t i = 0; i < n; i++) c->hdrs[i] = c->ents[i].h;
   sigv4_request req = {
@@ -414,24 +424,36 @@ static int l_sign(lua_State *L) {
   if (sigv4_sign_ctx(c->core, &req, &v, err, sizeof err) != 0)
     luaL_error(L, "sigv4.sign: %s", err);
 
-  lua_pushliteral(L, "Authorization");
-  lua_replace(L, name_slot);
   lua_pushlstring(L, v.authorization, v.authorization_len);
-  lua_replace(L, value_slot);
-  add_pair(L, c, pairs, n, name_slot, value_slot);
+  int auth_slot = lua_gettop(L);
+  add_pair(L, c, pairs, n, H_AUTHORIZATION, auth_slot);
 
-  lua_createtable(L, 0, 9);
-  lua_pushvalue(L, value_slot);
-  lua_setfield(L, -2, "authorization");
-  push_field(L, "signature", v.signature, 64);
-  push_field(L, "signed_headers", v.signed_headers, v.signed_headers_len);
-  push_field(L, "canonical_request", v.canonical_request, v.canonical_request_len);
-  push_field(L, "string_to_sign", v.string_to_sign, v.string_to_sign_len);
-  push_field(L, "credential_scope", v.credential_scope, v.credential_scope_len);
-  push_field(L, "payload_hash", v.payload_hash, 64);
-  push_field(L, "amz_date", datebuf, 16);
+  lua_createtable(L, 0, 7);
+  int res = lua_gettop(L);
+  lua_pushvalue(L, KEY(K_AUTHORIZATION));
+  lua_pushvalue(L, auth_slot);
+  lua_rawset(L, res);
+  lua_pushvalue(L, KEY(K_SIGNATURE));
+  lua_pushlstring(L, v.signature, 64);
+  lua_rawset(L, res);
+  lua_pushvalue(L, KEY(K_SIGNED_HEADERS));
+  lua_pushlstring(L, v.signed_headers, v.signed_headers_len);
+  lua_rawset(L, res);
+  lua_pushvalue(L, KEY(K_CANONICAL_REQUEST));
+  lua_pushlstring(L, v.canonical_request, v.canonical_request_len);
+  lua_rawset(L, res);
+  lua_pushvalue(L, KEY(K_STRING_TO_SIGN));
+  lua_pushlstring(L, v.string_to_sign, v.string_to_sign_len);
+  lua_rawset(L, res);
+  lua_pushvalue(L, KEY(K_AMZ_DATE));
+  if (date_slot)
+    lua_pushvalue(L, date_slot);
+  else
+    lua_pushlstring(L, datebuf, 16);
+  lua_rawset(L, res);
+  lua_pushvalue(L, KEY(K_HEADERS));
   lua_pushvalue(L, pairs);
-  lua_setfield(L, -2, "headers");
+  lua_rawset(L, res);
   return 1;
 }
 
@@ -517,6 +539,7 @@ int luaopen_alex_sigv4(lua_State *L) {
   lua_setmetatable(L, -2);
   c->core = sigv4_ctx_new();
   if (!c->core) return luaL_error(L, "sigv4: out of memory");
-  luaL_setfuncs(L, fns, 1);
+  for (int k = K_METHOD; k < K_LAST; k++) lua_pushstring(L, KEYS[k - K_METHOD]);
+  luaL_setfuncs(L, fns, K_LAST - 1);
   return 1;
 }

@@ -72,14 +72,21 @@ static void seterr(char *err, size_t errlen, const char *fmt, ...) {
   va_end(ap);
 }
 
-static const char HEX[] = "0123456789abcdef";
 static const char HEXU[] = "0123456789ABCDEF";
 
+/* "000102...ff": the two hex digits of every byte value. */
+static const char HEX2[513] =
+    "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
+    "202122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f"
+    "404142434445464748494a4b4c4d4e4f505152535455565758595a5b5c5d5e5f"
+    "606162636465666768696a6b6c6d6e6f707172737475767778797a7b7c7d7e7f"
+    "808182838485868788898a8b8c8d8e8f909192939495969798999a9b9c9d9e9f"
+    "a0a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3b4b5b6b7b8b9babbbcbdbebf"
+    "c0c1c2c3c4c5c6c7c8c9cacbcccdcecfd0d1d2d3d4d5d6d7d8d9dadbdcdddedf"
+    "e0e1e2e3e4e5e6e7e8e9eaebecedeeeff0f1f2f3f4f5f6f7f8f9fafbfcfdfeff";
+
 static void to_hex(const unsigned char *in, size_t n, char *out) {
-  for (size_t i = 0; i < n; i++) {
-    out[2 * i] = HEX[in[i] >> 4];
-    out[2 * i + 1] = HEX[in[i] & 15];
-  }
+  for (size_t i = 0; i < n; i++) memcpy(out + 2 * i, HEX2 + 2 * in[i], 2);
   out[2 * n] = '\0';
 }
 
@@ -102,7 +109,9 @@ static inline unsigned char lower(unsigned char c) {
   return (c >= 'A' && c <= 'Z') ? (unsigned char)(c + 32) : c;
 }
 
-static inline int is_ws(unsigned char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
+static inline int is_ws(unsigned char c) {
+  return c <= ' ' && (c == ' ' || c == '\t' || c == '\r' || c == '\n');
+}
 
 /* Appends the %XX encoding of one byte (or the byte itself when unreserved). */
 static inline void enc_byte(sbuf *b, unsigned char c) {
@@ -153,7 +162,6 @@ static void hmac_run(const hmac_key *hk, const void *msg, size_t msg_len, unsign
   c = hk->out;
   SHA256_Update(&c, inner, 32);
   SHA256_Final(out, &c);
-  OPENSSL_cleanse(&c, sizeof c);
 }
 
 static void hmac(const void *key, size_t key_len, const void *msg, size_t msg_len,
@@ -535,20 +543,24 @@ static int list_has(const char *list, const char *n, size_t l) {
   }
 }
 
-/* Appends a header value trimmed, with whitespace runs collapsed. */
+/* Appends a header value trimmed, with whitespace runs collapsed (copying the
+ * runs between blanks whole). */
 static void put_value(sbuf *b, const char *v, size_t n) {
-  int pending = 0, any = 0;
-  for (size_t i = 0; i < n; i++) {
-    unsigned char c = (unsigned char)v[i];
-    if (is_ws(c)) {
-      pending = any;
-      continue;
+  size_t i = 0;
+  while (i < n && is_ws((unsigned char)v[i])) i++;
+  while (n > i && is_ws((unsigned char)v[n - 1])) n--;
+  char *o = b->p + b->len;
+  while (i < n) {
+    size_t s = i;
+    while (i < n && !is_ws((unsigned char)v[i])) i++;
+    memcpy(o, v + s, i - s);
+    o += i - s;
+    if (i < n) {
+      *o++ = ' ';
+      while (i < n && is_ws((unsigned char)v[i])) i++;
     }
-    if (pending) sb_putc(b, ' ');
-    pending = 0;
-    any = 1;
-    sb_putc(b, (char)c);
   }
+  b->len = (size_t)(o - b->p);
 }
 
 static int put_headers(sigv4_ctx *c, const sigv4_request *r, char *err, size_t errlen) {

@@ -79,9 +79,32 @@ long long sigv4_parse_amz_date(const char *s);
 
 /* ---- Additions (kept compatible with everything above) ------------------ */
 
+/* Notes on the functions above (behaviour, not new contract):
+ * - sigv4_sign validates its inputs and fails with a message naming the field
+ *   (never its value): method must be an HTTP token; access_key, region and
+ *   service non-empty without '/', ',', ';', '=' or blanks; amz_date as
+ *   sigv4_parse_amz_date accepts; header names HTTP tokens.
+ * - With signed_header_list, every listed name must be among the headers
+ *   (case-insensitive), else -1 "signed header 'x' is not among the headers";
+ *   the unsigned-by-default rule does not apply then.  Without it, these are
+ *   never signed: user-agent, expect, x-amzn-trace-id, authorization and the
+ *   hop-by-hop headers (connection, keep-alive, proxy-authenticate,
+ *   proxy-authorization, proxy-connection, te, trailer, transfer-encoding,
+ *   upgrade).
+ * - session_token is not used by sigv4_sign (the header carries it).
+ * - sigv4_parse_amz_date accepts calendar-valid dates of years 1970..9999
+ *   (seconds 00..59), so a valid date never returns -1.
+ * - sigv4_parse_authorization accepts blanks after the commas, components in
+ *   any order, each exactly once; a 64-digit lower-case hex Signature; a
+ *   Credential of 5 '/'-separated parts ending in aws4_request with an 8-digit
+ *   date; SignedHeaders of non-empty lower-case tokens separated by ';'.
+ * - sigv4_sha256_hex and sigv4_hmac_sha256 allocate nothing and cannot fail
+ *   (hmac returns -1 only for a NULL pointer with a non-zero length). */
+
 /* Reusable signing context: owns scratch buffers and a one-entry cache of the
- * derived signing key for (secret, date, region, service).  Not shared between threads; a Lua binding
- * keeps one in a userdata.  sigv4_sign() above uses a temporary one. */
+ * derived signing key for (secret, date, region, service).  Not for sharing
+ * between threads; the Lua binding keeps one in a userdata, a server can keep
+ * one per worker thread.  sigv4_sign() above uses a temporary one. */
 typedef struct sigv4_ctx sigv4_ctx;
 sigv4_ctx *sigv4_ctx_new(void);                 /* NULL when out of memory */
 void sigv4_ctx_free(sigv4_ctx *ctx);           /* wipes the cached key; NULL ok */

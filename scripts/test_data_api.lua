@@ -24,7 +24,8 @@ local ADVICE = {
   UnrecognizedClientException = "the access key is not known: check AWS_ACCESS_KEY_ID / your profile",
   InvalidSignatureException = "the secret key does not match the access key, or the clock is off",
   ExpiredTokenException = "the session token expired: refresh your credentials (aws sso login, ...)",
-  CredentialsError = "no AWS credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in .env, or run aws configure",
+  CredentialsError = "no AWS credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in .env, " ..
+    "or run aws configure",
   DatabaseResumingException = "the cluster is resuming from auto-pause: wait 30 seconds and run again",
   DatabaseNotFoundException = "the cluster has no database instance: check the Terraform module applied fully",
   DatabaseErrorException = "the database refused the query: check AURORA_DATABASE names an existing database",

@@ -52,7 +52,7 @@ if present.instruments then
       local ok, msg = validate.allocation(type(r[column]) == "table" and r[column] or {}, kind)
       if not ok then bad[#bad + 1] = ("%s.%s: %s"):format(r.symbol, column, msg) end
     end
-    if r.instrument_type ~= nil and not validate.is_member("INSTRUMENT_TYPES", r.instrument_type) then
+    if r.instrument_type ~= nil and not validate.is_member("instrument_types", r.instrument_type) then
       bad[#bad + 1] = ("%s.instrument_type: unknown type %q"):format(r.symbol, tostring(r.instrument_type))
     end
   end

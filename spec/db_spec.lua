@@ -335,8 +335,9 @@ describe("alex.db", function()
     it("retries throttling, 5xx and dropped connections without losing or doubling rows", function()
       s:set_faults { seed = 7, throttle_rate = 0.15, ["5xx_rate"] = 0.1, drop_rate = 0.1 }
       local c = connect(s, { max_attempts = 8 })
-      for i = 1, 60 do
-        c:execute("INSERT INTO items (id, name) VALUES (:id, :name)", { id = i, name = "r" .. i })
+      for i = 1, 60 do -- an upsert may be repeated safely: say so with idempotent
+        c:execute("INSERT INTO items (id, name) VALUES (:id, :name) ON CONFLICT (id) DO NOTHING",
+          { id = i, name = "r" .. i }, { idempotent = true })
       end
       s:set_faults { throttle_rate = 0, ["5xx_rate"] = 0, drop_rate = 0 }
       assert.equal(60, conn:query_one("SELECT count(*) AS n FROM items").n)
@@ -355,6 +356,15 @@ describe("alex.db", function()
       s:set_faults { resuming_rate = 0 }
       assert.equal(20, conn:query_one("SELECT count(*) AS n FROM items").n)
       assert.is_true(c:stats().resume_waits > 0)
+    end)
+
+    it("retries a plain write only when it cannot have run", function()
+      s:set_faults { seed = 11, throttle_rate = 0.3 } -- refused before running: always safe
+      local c = connect(s, { max_attempts = 10 })
+      for i = 1, 30 do c:execute("INSERT INTO items (id, name) VALUES (:id, 'x')", { id = i }) end
+      s:set_faults { throttle_rate = 0 }
+      assert.equal(30, conn:query_one("SELECT count(*) AS n FROM items").n)
+      assert.is_true(c:stats().retries > 0)
     end)
 
     it("does not repeat a write whose outcome is unknown", function()

@@ -148,7 +148,11 @@ describe("alex.errors", function()
     assert.is_true(t.retryable)
     local s = errors.from_response("ExecuteStatement", { status = 503, headers = {} }, nil)
     assert.is_true(s.retryable)
-    assert.is_true(s.outcome_unknown)
+    assert.is_nil(s.outcome_unknown) -- unavailable: it never started
+    local i = errors.from_response("ExecuteStatement", { status = 500, headers = {} },
+      { __type = "InternalServerErrorException", message = "" })
+    assert.is_true(i.retryable)
+    assert.is_true(i.outcome_unknown) -- it may have run before the failure
   end)
 
   it("classifies transport failures", function()

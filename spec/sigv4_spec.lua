@@ -176,7 +176,7 @@ describe("alex.sigv4 against the botocore rds-data vectors", function()
       assert.equal(e.signature, s.signature)
       assert.equal(e.authorization, s.authorization)
       assert.equal(e.signed_headers, s.signed_headers)
-      assert.equal(e.payload_hash, s.payload_hash)
+      assert.equal(e.payload_hash, s.canonical_request:match("\n(%x+)$"))
       assert.equal(cjson.null, e.x_amz_content_sha256)
       assert.equal(0, count_named(s.headers, "x-amz-content-sha256"))
       -- What the signer added.  botocore leaves Host to the HTTP layer (so it

@@ -75,8 +75,12 @@ function errors.from_response(operation, res, body)
     resuming = code == "DatabaseResumingException",
     request_id = res.headers and res.headers["x-amzn-requestid"],
   }
-  -- A 5xx may come after the statement ran (the answer was lost on the way).
-  if RETRYABLE_STATUS[res.status] then e.outcome_unknown = true end
+  -- An internal error (500) or a bad gateway (502) may come after the statement
+  -- ran; "service unavailable" and "database unavailable" mean it never started.
+  if (res.status == 500 or res.status == 502)
+     and code ~= "ServiceUnavailableError" and code ~= "DatabaseUnavailableException" then
+    e.outcome_unknown = true
+  end
   return e
 end
 

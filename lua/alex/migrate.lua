@@ -127,7 +127,8 @@ function migrate.owned_objects(list)
       if name then owned.tables[#owned.tables + 1] = ident(name) end
       name = lower:match("^%s*create%s+unique%s+index%s+([%w_\"]+)") or lower:match("^%s*create%s+index%s+([%w_\"]+)")
       if name and name ~= "if" then owned.indexes[#owned.indexes + 1] = ident(name) end
-      name = lower:match("^%s*create%s+trigger%s+([%w_\"]+)") or lower:match("^%s*create%s+or%s+replace%s+trigger%s+([%w_\"]+)")
+      name = lower:match("^%s*create%s+trigger%s+([%w_\"]+)")
+             or lower:match("^%s*create%s+or%s+replace%s+trigger%s+([%w_\"]+)")
       if name then owned.triggers[#owned.triggers + 1] = ident(name) end
       name = lower:match("^%s*create%s+or%s+replace%s+function%s+([%w_%.\"]+)")
              or lower:match("^%s*create%s+function%s+([%w_%.\"]+)")

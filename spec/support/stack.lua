@@ -1,0 +1,248 @@
+-- A private local stack (PostgreSQL 15 + alex-dataapi) for specs and benches:
+-- its own temp state folder and free loopback ports, started by local/stack.sh.
+--
+--   local stack = require "stack"
+--   local s = stack.start { faults = { latency_ms = 5 }, tx_idle_timeout = 2 }
+--   s.env.AWS_ENDPOINT_URL_RDS_DATA, s.endpoint, s.admin, s:stats(), s:reset_stats(),
+--   s:set_faults { ... }, s:faults(), s:psql "select 1", s:service_pid(), s:stop()
+--
+-- Starting costs a second or two: share one stack per spec file
+-- (lazy_setup / lazy_teardown).
+local cjson = require "cjson"
+
+local stack = {}
+
+local function shell_quote(s)
+  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
+end
+
+local function absolute(path)
+  if path:sub(1, 1) == "/" then return path end
+  local pwd = os.getenv("PWD")
+  if not pwd then
+    local p = io.popen("pwd")
+    pwd = p and p:read("l") or "."
+    if p then p:close() end
+  end
+  return pwd .. "/" .. path
+end
+
+local here = debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or "spec/support"
+local script_path = os.getenv("ALEX_STACK_SCRIPT")
+if not script_path or script_path == "" then
+  script_path = absolute(here) .. "/../../local/stack.sh"
+end
+stack.script = script_path
+
+-- Runs a shell command; returns ok, its output (stdout and stderr), exit code.
+local function run(cmd)
+  local p = assert(io.popen(cmd .. " 2>&1", "r"))
+  local out = p:read("a")
+  local ok, _, code = p:close()
+  return ok == true, out, code
+end
+stack.run = run
+
+local function read_file(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+local function write_file(path, text)
+  local f = assert(io.open(path, "wb"))
+  assert(f:write(text))
+  assert(f:close())
+end
+
+-- NAME=value lines, as stack.sh writes them (no quoting).
+local function read_env(path)
+  local text = read_file(path)
+  if not text then return nil end
+  local env = {}
+  for line in text:gmatch("[^\n]+") do
+    local k, v = line:match("^([%w_]+)=(.*)$")
+    if k then env[k] = v end
+  end
+  return env
+end
+stack.read_env = read_env
+
+-- Ports in use by any TCP socket (any state), from /proc.
+local function ports_in_use()
+  local used = {}
+  for _, f in ipairs { "/proc/net/tcp", "/proc/net/tcp6" } do
+    local text = read_file(f) or ""
+    for hex in text:gmatch("\n%s*%d+: [%x]+:(%x%x%x%x) ") do used[tonumber(hex, 16)] = true end
+  end
+  return used
+end
+
+-- n distinct ports that nothing uses now, below the kernel's ephemeral range
+-- (so outgoing connections do not take them meanwhile).
+local function free_ports(n)
+  local lo = tonumber((read_file("/proc/sys/net/ipv4/ip_local_port_range") or ""):match("^%s*(%d+)")) or 32768
+  local first, last = 15000, math.max(15000 + 1000, lo - 1)
+  local used, ports = ports_in_use(), {}
+  while #ports < n do
+    local p = math.random(first, last)
+    if not used[p] then
+      used[p] = true
+      ports[#ports + 1] = p
+    end
+  end
+  return table.unpack(ports)
+end
+stack.free_ports = free_ports
+
+local function mktemp_dir()
+  local base = os.getenv("TMPDIR")
+  if not base or base == "" then base = "/tmp" end
+  -- short: the PostgreSQL socket path must stay under 108 bytes
+  local ok, out = run("mktemp -d " .. shell_quote(base .. "/alex-stack.XXXXXX"))
+  local dir = out:match("^(/[^\n]+)")
+  if not ok or not dir then error("mktemp failed: " .. out, 2) end
+  return dir
+end
+
+local function tail(path, n)
+  local text = read_file(path)
+  if not text or text == "" then return "" end
+  local lines = {}
+  for line in text:gmatch("[^\n]+") do lines[#lines + 1] = line end
+  return table.concat(lines, "\n", math.max(1, #lines - n + 1))
+end
+
+local Stack = {}
+Stack.__index = Stack
+
+local function env_prefix(vars)
+  local parts, names = {}, {}
+  for k in pairs(vars) do names[#names + 1] = k end
+  table.sort(names)
+  for _, k in ipairs(names) do parts[#parts + 1] = k .. "=" .. shell_quote(vars[k]) end
+  return table.concat(parts, " ")
+end
+
+-- Runs local/stack.sh <command> for this stack; returns ok, output, code.
+function Stack:script(command)
+  return run(env_prefix(self.vars) .. " sh " .. shell_quote(stack.script) .. " " .. command)
+end
+
+-- opts: faults = { latency_ms = 5, ... } (ALEX_DATAAPI_FAULT_<NAME>),
+--   tx_idle_timeout = seconds, settings = { name = value } (any other
+--   ALEX_DATAAPI_<NAME> the service reads), bin = service binary (default: env
+--   ALEX_DATAAPI, set by `make test`).
+function stack.start(opts)
+  opts = opts or {}
+  local vars = {}
+  local bin = opts.bin or os.getenv("ALEX_DATAAPI")
+  if bin and bin ~= "" then vars.ALEX_DATAAPI_BIN = bin end
+  for k, v in pairs(opts.settings or {}) do vars["ALEX_DATAAPI_" .. k:upper()] = tostring(v) end
+  for k, v in pairs(opts.faults or {}) do
+    vars["ALEX_DATAAPI_FAULT_" .. k:upper():gsub("^FAULT_", "")] = tostring(v)
+  end
+  if opts.tx_idle_timeout then vars.ALEX_DATAAPI_TX_IDLE_TIMEOUT = tostring(opts.tx_idle_timeout) end
+
+  local dir = mktemp_dir()
+  vars.ALEX_STATE_DIR = dir
+  local self = setmetatable({ dir = dir, vars = vars }, Stack)
+  local ok, out
+  for _ = 1, 3 do -- a port taken between the choice and the start: choose again
+    self.pg_port, self.api_port = free_ports(2)
+    vars.ALEX_PG_PORT, vars.ALEX_DATAAPI_PORT = tostring(self.pg_port), tostring(self.api_port)
+    ok, out = self:script("up")
+    if ok or not out:find("in use", 1, true) then break end
+  end
+  if not ok then
+    local logs = (tail(dir .. "/dataapi.log", 15) .. "\n" .. tail(dir .. "/dataapi.log.out", 15)):gsub("^%s+$", "")
+    self:stop()
+    error("local stack did not start:\n" .. out .. (logs ~= "" and ("service log:\n" .. logs) or ""), 2)
+  end
+  self.env = assert(read_env(dir .. "/local.env"), "stack.sh up wrote no local.env")
+  self.endpoint = self.env.AWS_ENDPOINT_URL_RDS_DATA
+  self.admin = self.endpoint .. "/_alex"
+  self.database = self.env.AURORA_DATABASE
+  self.cluster_arn = self.env.AURORA_CLUSTER_ARN
+  self.secret_arn = self.env.AURORA_SECRET_ARN
+  -- a stack left running by a spec that forgot stop() still ends with the process
+  return setmetatable(self, { __index = Stack, __gc = Stack.stop })
+end
+
+function Stack:service_pid()
+  local text = read_file(self.dir .. "/dataapi.pid")
+  return text and tonumber(text:match("%d+"))
+end
+
+-- Admin calls go unsigned through alex.http.
+local function http_request(self, method, path, body)
+  local http = require "alex.http"
+  self.http = self.http or http.new { connect_timeout = 2, timeout = 30 }
+  local res, msg, kind = self.http:request { method = method, url = self.admin .. path, headers = {}, body = body }
+  if not res then return nil, ("%s %s: %s (%s)"):format(method, path, tostring(msg), tostring(kind)) end
+  return res
+end
+
+local function json_call(self, method, path, body)
+  local res, err = http_request(self, method, path, body)
+  if not res then return nil, err end
+  if res.status ~= 200 then
+    return nil, ("%s %s answered %d: %s"):format(method, path, res.status, res.body)
+  end
+  if res.body == "" then return {} end
+  local ok, decoded = pcall(cjson.decode, res.body)
+  if not ok then return nil, ("%s %s: not JSON: %s"):format(method, path, res.body) end
+  return decoded
+end
+
+function Stack:health() return json_call(self, "GET", "/health") end
+function Stack:stats() return json_call(self, "GET", "/stats") end
+function Stack:reset_stats() return json_call(self, "POST", "/stats/reset", "{}") end
+function Stack:faults() return json_call(self, "GET", "/faults") end
+function Stack:set_faults(faults) return json_call(self, "POST", "/faults", cjson.encode(faults or {})) end
+
+-- Runs SQL as the application role on the private database; returns psql's
+-- unaligned, tuples-only output without the final newline, or nil and psql's
+-- messages.
+function Stack:psql(sql)
+  local file = self.dir .. "/spec-query.sql"
+  write_file(file, sql)
+  local ok, out = run(("PGPASSFILE=%s psql -X -q -A -t -v ON_ERROR_STOP=1 -h 127.0.0.1 -p %d -U alex_app -d %s -f %s")
+    :format(shell_quote(self.dir .. "/pgpass"), self.pg_port, shell_quote(self.database or "alex"),
+            shell_quote(file)))
+  os.remove(file)
+  out = out:gsub("\n$", "")
+  if not ok then return nil, out end
+  return out
+end
+
+-- The secret values of this stack (secret key, database password), for specs
+-- that check nothing prints them.
+function Stack:secrets()
+  local list = { self.env.AWS_SECRET_ACCESS_KEY }
+  local secrets = read_env(self.dir .. "/secrets.env") or {}
+  for _, k in ipairs { "PG_PASSWORD", "SECRET_ACCESS_KEY" } do
+    if secrets[k] and secrets[k] ~= "" then list[#list + 1] = secrets[k] end
+  end
+  return list
+end
+
+-- Stops the service and PostgreSQL and removes the state folder.  Idempotent.
+-- Raises an error (after cleaning up) when the service's stderr holds a
+-- sanitizer report, so an ASan/UBSan build of the service fails the spec.
+function Stack:stop()
+  if self.stopped then return true end
+  self.stopped = true
+  if self.http and self.http.close then self.http:close() end
+  local ok, out = self:script("down")
+  local stderr = read_file(self.dir .. "/dataapi.log.out") or ""
+  run("rm -rf " .. shell_quote(self.dir))
+  local report = stderr:match("==%d+==ERROR: %a+Sanitizer.*") or stderr:match("[^\n]*runtime error:.*")
+  if report then error("alex-dataapi: sanitizer report:\n" .. report:sub(1, 4000), 2) end
+  if not ok then return nil, out end
+  return true
+end
+
+return stack
