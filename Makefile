@@ -142,3 +142,89 @@ test: $(HCL_STAMP)
 
 terraform-check: all $(HCL_STAMP)
 	ALEXLUA=$(abspath $(ALEXLUA)) $(ALEXLUA) --no-env-file spec/run.lua spec/terraform_spec.lua spec/aurora_spec.lua
+
+# ---- fuzz
+# libFuzzer harnesses for the C parts that read untrusted input (fuzz/README.md).
+# `make fuzz` builds each with clang (-fsanitize=fuzzer,address,undefined) and
+# runs it for FUZZ_SECONDS on a copy of its seed corpus in $(BUILD)/fuzz/corpus
+# (new inputs accumulate there; fuzz/corpus holds the committed seeds).
+# `make -j5 fuzz` runs the targets side by side; FUZZ_TARGETS=sqlscan narrows;
+# `make fuzz-regress` replays the committed corpora once (seconds).  clang is
+# stricter than gcc about vprintf wrappers, hence -Wno-format-nonliteral.
+.PHONY: fuzz fuzz-build fuzz-regress
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_OPTS    ?=
+FUZZ_TARGETS ?= dotenv sigv4 sqlscan request validate
+FUZZ_DIR      = $(BUILD)/fuzz
+FUZZ_CFLAGS   = $(WARN) -Wno-format-nonliteral -g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined \
+  -fno-sanitize-recover=undefined $(DEFS) -Ihost -Ibindings -Ilocal
+FUZZ_LIBS_dotenv   =
+FUZZ_LIBS_sigv4    = -lcrypto
+FUZZ_LIBS_sqlscan  = -lcrypto -lpthread
+FUZZ_LIBS_validate = -lm
+FUZZ_LIBS_request  = $(LOCAL_LIBS)
+FUZZ_INC_request   = $(LOCAL_CFLAGS)
+define FUZZ_LINK
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_INC_$(notdir $@)) -o $@ $(filter %.c,$^) $(FUZZ_LIBS_$(notdir $@))
+endef
+
+$(FUZZ_DIR)/dotenv: fuzz/dotenv.c host/dotenv.c host/dotenv.h | deps
+	$(FUZZ_LINK)
+$(FUZZ_DIR)/sigv4: fuzz/sigv4.c bindings/sigv4_core.c bindings/sigv4_core.h | deps
+	$(FUZZ_LINK)
+$(FUZZ_DIR)/sqlscan: fuzz/sqlscan.c local/sqlscan.c local/util.c local/sqlscan.h local/util.h | deps
+	$(FUZZ_LINK)
+$(FUZZ_DIR)/validate: fuzz/validate.c bindings/validate_core.c bindings/validate_core.h | deps
+	$(FUZZ_LINK)
+$(FUZZ_DIR)/request: fuzz/request.c local/exec.c local/db.c local/util.c local/sqlscan.c \
+  $(wildcard local/*.h) | deps
+	$(FUZZ_LINK)
+
+fuzz-build: $(FUZZ_TARGETS:%=$(FUZZ_DIR)/%)
+
+# One run per target: a crash leaves its input in $(FUZZ_DIR)/artifacts/<target>/
+# and fails the target with the end of the fuzzer's log.
+fuzz-run-%: $(FUZZ_DIR)/%
+	@mkdir -p $(FUZZ_DIR)/corpus/$* $(FUZZ_DIR)/artifacts/$*
+	@cp fuzz/corpus/$*/* $(FUZZ_DIR)/corpus/$*/
+	@echo "fuzz: $* for $(FUZZ_SECONDS) s (log: $(FUZZ_DIR)/$*.log)"
+	@$(FUZZ_DIR)/$* -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	  -artifact_prefix=$(FUZZ_DIR)/artifacts/$*/ $(if $(wildcard fuzz/$*.dict),-dict=fuzz/$*.dict) \
+	  $(FUZZ_OPTS) $(FUZZ_DIR)/corpus/$* >$(FUZZ_DIR)/$*.log 2>&1 \
+	  || { tail -n 60 $(FUZZ_DIR)/$*.log; echo "fuzz: $* FAILED; input in $(FUZZ_DIR)/artifacts/$*/"; exit 1; }
+	@sed -n 's/^stat::number_of_executed_units: */fuzz: $* ok: executions: /p' $(FUZZ_DIR)/$*.log
+	@echo "fuzz: $* corpus: $$(ls $(FUZZ_DIR)/corpus/$* | wc -l) inputs"
+
+fuzz: $(FUZZ_TARGETS:%=fuzz-run-%)
+
+fuzz-regress: $(FUZZ_TARGETS:%=$(FUZZ_DIR)/%)
+	@for t in $(FUZZ_TARGETS); do \
+	  $(FUZZ_DIR)/$$t fuzz/corpus/$$t/* >$(FUZZ_DIR)/$$t.regress.log 2>&1 \
+	    || { tail -n 40 $(FUZZ_DIR)/$$t.regress.log; echo "fuzz-regress: $$t FAILED"; exit 1; }; \
+	  echo "fuzz-regress: $$t: $$(ls fuzz/corpus/$$t | wc -l) inputs ok"; \
+	done
+
+# ---- bench
+# `make bench` runs every benchmark (startup, sigv4, decode, dataapi, batch,
+# reset, scale, each; the ones needing a database on their own private stacks)
+# and writes bench/REPORT.md and bench/report.png (about 5 minutes on 2 cores).
+# The single targets print their own figures; results also go to bench/out/.
+.PHONY: bench bench-startup bench-sigv4 bench-decode bench-batch bench-reset bench-scale bench-each
+BENCH_ENV = ALEXLUA=$(abspath $(ALEXLUA)) ALEX_DATAAPI=$(abspath $(DATAAPI))
+
+bench: all
+	$(BENCH_ENV) $(ALEXLUA) --no-env-file bench/report.lua
+
+bench-startup: all
+	$(BENCH_ENV) sh bench/startup_bench.sh $(abspath $(ALEXLUA))
+
+bench-sigv4: all
+	$(BENCH_ENV) $(ALEXLUA) --no-env-file bench/sigv4_bench.lua
+
+bench-decode: all
+	$(BENCH_ENV) sh bench/decode_bench.sh
+
+bench-batch bench-reset bench-scale bench-each: bench-%: all
+	$(BENCH_ENV) $(ALEXLUA) --no-env-file bench/$*_bench.lua

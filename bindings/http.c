@@ -88,6 +88,10 @@ struct client {
   volatile sig_atomic_t *interrupt; /* NULL when the host has no flag */
   enum phase phase;
   int interrupted, oom, too_large;
+  /* the request body, handed to libcurl by on_upload_read so that it cannot be
+   * sent twice: see on_upload_seek */
+  const char *upload;
+  size_t upload_len, upload_pos;
   char host[300];                   /* "host:port", for messages */
   char errbuf[CURL_ERROR_SIZE];
 };
@@ -311,6 +315,27 @@ static int on_prereq(void *ud, char *primary_ip, char *local_ip, int primary_por
   (void)local_port;
   c->phase = PHASE_SENT;
   return CURL_PREREQFUNC_OK;
+}
+
+/* libcurl silently sends a request again on a fresh connection when a reused
+ * one closes without an answer.  For a Data API call that is wrong: the server
+ * may have run the statement before the connection died, and running it again
+ * could apply it twice.  Refusing to rewind the body once any of it was read
+ * makes libcurl fail instead (CURLE_SEND_FAIL_REWIND, kind "reset": outcome
+ * unknown), and the caller decides whether a retry is safe. */
+static size_t on_upload_read(char *dest, size_t size, size_t nitems, void *ud) {
+  struct client *c = ud;
+  size_t room = size * nitems, left = c->upload_len - c->upload_pos;
+  size_t n = left < room ? left : room;
+  if (n) memcpy(dest, c->upload + c->upload_pos, n);
+  c->upload_pos += n;
+  return n;
+}
+
+static int on_upload_seek(void *ud, curl_off_t offset, int origin) {
+  struct client *c = ud;
+  if (origin == SEEK_SET && offset == 0 && c->upload_pos == 0) return CURL_SEEKFUNC_OK; /* nothing sent yet */
+  return CURL_SEEKFUNC_FAIL;
 }
 
 /* ---------- client userdata ---------- */
@@ -636,6 +661,7 @@ static const char *classify(struct client *c, CURLcode rc, const char **what) {
   case CURLE_USE_SSL_FAILED:
     *what = "TLS failure with";
     return "tls";
+  case CURLE_SEND_FAIL_REWIND: /* a reused connection died after the body went out: see on_upload_seek */
   case CURLE_SEND_ERROR:
   case CURLE_RECV_ERROR:
   case CURLE_GOT_NOTHING:
@@ -799,8 +825,15 @@ static int l_request(lua_State *L) {
     SETOPT(CURLOPT_NOBODY, 1L);
   } else if (body) {
     /* the body string stays on the Lua stack (index 5) until the transfer ends */
+    c->upload = body;
+    c->upload_len = body_len;
+    c->upload_pos = 0;
+    SETOPT(CURLOPT_POST, 1L);
     SETOPT(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
-    SETOPT(CURLOPT_POSTFIELDS, body);
+    SETOPT(CURLOPT_READFUNCTION, on_upload_read);
+    SETOPT(CURLOPT_READDATA, (void *)c);
+    SETOPT(CURLOPT_SEEKFUNCTION, on_upload_seek);
+    SETOPT(CURLOPT_SEEKDATA, (void *)c);
     if (strcmp(method, "POST") != 0) SETOPT(CURLOPT_CUSTOMREQUEST, method);
   } else if (is_get) {
     SETOPT(CURLOPT_HTTPGET, 1L);

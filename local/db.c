@@ -1,6 +1,7 @@
 /* PostgreSQL sessions: the autocommit pool, pinned transaction sessions, their
  * expiry, the type catalogue, and PostgreSQL error text in the Data API's form. */
 #include <errno.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -162,8 +163,12 @@ dbconn *db_acquire(server *s, const char *db, apierr *err) {
     }
     pthread_mutex_unlock(&s->pool_mu);
     if (!c) return db_connect(s, db, err);
-    if (PQstatus(c->pg) == CONNECTION_OK) return c;
-    db_close(c); /* died while idle (server restart): try the next one */
+    /* An idle session has nothing to read; if it has, the server closed it (restart,
+     * pg_terminate_backend) and says so: do not hand that out. */
+    struct pollfd pfd = {PQsocket(c->pg), POLLIN, 0};
+    if (PQstatus(c->pg) == CONNECTION_OK && pfd.fd >= 0 && poll(&pfd, 1, 0) == 0) return c;
+    LOGD(&s->log, "dropping an idle session the server closed");
+    db_close(c);
   }
 }
 
@@ -367,14 +372,14 @@ static void *reaper_main(void *arg) {
   if (step > 1) step = 1;
   if (step < 0.05) step = 0.05;
   pthread_mutex_lock(&s->tx_mu);
-  while (!s->stopping) {
+  while (!s->reaper_stop) {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     double when = (double)ts.tv_nsec / 1e9 + step;
     ts.tv_sec += (time_t)when;
     ts.tv_nsec = (long)((when - (double)(time_t)when) * 1e9);
     pthread_cond_timedwait(&s->tx_cv, &s->tx_mu, &ts);
-    if (s->stopping) break;
+    if (s->reaper_stop) break;
     double now = mono_now();
     txn *expired = NULL;
     for (txn **pp = &s->txns; *pp;) {
@@ -413,6 +418,7 @@ void db_shutdown(server *s) {
   s->stopping = 1;
   pthread_mutex_unlock(&s->pool_mu);
   pthread_mutex_lock(&s->tx_mu);
+  s->reaper_stop = 1;
   pthread_cond_broadcast(&s->tx_cv);
   pthread_mutex_unlock(&s->tx_mu);
   if (s->reaper_started) pthread_join(s->reaper, NULL);

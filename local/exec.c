@@ -23,6 +23,8 @@
 #define OID_NUMERIC 1700
 #define OID_UUID 2950
 
+static int stopping(server *s);
+
 /* ---- request members ---- */
 
 static size_t utf8_chars(const char *s, size_t n) {
@@ -1024,8 +1026,12 @@ static int run_statement(server *s, dbconn *c, txn *t, const char *db, const sql
     *err = e.fail;
     memset(&e.fail, 0, sizeof e.fail);
   } else if (dberr.status) {
-    *err = dberr;
-    memset(&dberr, 0, sizeof dberr);
+    if (stopping(s) && dberr.message && strstr(dberr.message, "SQLState: 57014")) {
+      apierr_set(err, 503, "ServiceUnavailableError", "The service is stopping; the statement was cancelled.");
+    } else {
+      *err = dberr;
+      memset(&dberr, 0, sizeof dberr);
+    }
   } else if (lost || PQstatus(pg) != CONNECTION_OK) {
     db_error_from_conn(c, err);
   } else if (tuples && e.o.json) {

@@ -28,6 +28,7 @@ typedef struct {
   char *uri;          /* as in the request line, undecoded */
   int started;
   int too_large;
+  int inflight;       /* counted in server.inflight */
   size_t header_bytes;
   sbuf body;
 } req_ctx;
@@ -431,6 +432,8 @@ static enum op route(const char *path) {
   return OP_NONE;
 }
 
+static enum MHD_Result run_operation(server *s, struct MHD_Connection *conn, enum op op, req_ctx *rq, double t0);
+
 static enum MHD_Result operation(server *s, conn_ctx *cc, struct MHD_Connection *conn, const char *path,
                                  const char *method, req_ctx *rq) {
   apierr err = {0};
@@ -454,6 +457,17 @@ static enum MHD_Result operation(server *s, conn_ctx *cc, struct MHD_Connection 
     return mr;
   }
 
+  /* in flight until the answer has been sent (request_done), so a stop can wait for it */
+  pthread_mutex_lock(&s->stats_mu);
+  s->inflight++;
+  pthread_mutex_unlock(&s->stats_mu);
+  rq->inflight = 1;
+  return run_operation(s, conn, op, rq, t0);
+}
+
+static enum MHD_Result run_operation(server *s, struct MHD_Connection *conn, enum op op, req_ctx *rq, double t0) {
+  apierr err = {0};
+  enum MHD_Result mr;
   fault_draw fd;
   draw_faults(s, op, &fd);
   if (fd.latency_ms > 0) sleep_seconds(fd.latency_ms / 1000.0);
@@ -609,11 +623,16 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
 }
 
 static void request_done(void *cls, struct MHD_Connection *conn, void **con_cls, enum MHD_RequestTerminationCode toe) {
-  (void)cls;
   (void)conn;
   (void)toe;
+  server *s = cls;
   req_ctx *rq = *con_cls;
   if (!rq) return;
+  if (rq->inflight) {
+    pthread_mutex_lock(&s->stats_mu);
+    s->inflight--;
+    pthread_mutex_unlock(&s->stats_mu);
+  }
   free(rq->uri);
   sb_free(&rq->body);
   free(rq);

@@ -190,8 +190,21 @@ int main(int argc, char **argv) {
   }
   LOGI(&s->log, "signal %d: stopping", sig);
   MHD_quiesce_daemon(d);
+  pthread_mutex_lock(&s->pool_mu);
+  s->stopping = 1; /* no new sessions; idle ones are closed when handed back */
+  pthread_mutex_unlock(&s->pool_mu);
   db_cancel_active(s);
+  /* let the calls whose statements were just cancelled answer before connections close */
+  for (int i = 0; i < 500; i++) {
+    pthread_mutex_lock(&s->stats_mu);
+    int busy = s->inflight;
+    pthread_mutex_unlock(&s->stats_mu);
+    if (!busy) break;
+    sleep_seconds(0.01);
+  }
+  LOGD(&s->log, "calls answered; closing connections");
   MHD_stop_daemon(d);
+  LOGD(&s->log, "HTTP stopped; closing sessions");
   status = 0;
 out_db:
   db_shutdown(s);

@@ -89,6 +89,7 @@ typedef struct server {
   txn *txns;
   int ntxns;
   int drainers;          /* background statements (continueAfterTimeout) */
+  int reaper_stop;       /* under tx_mu */
   pthread_t reaper;
   int reaper_started;
 
@@ -97,6 +98,7 @@ typedef struct server {
 
   pthread_mutex_t stats_mu;
   stats st;
+  int inflight;          /* operation calls being handled (under stats_mu) */
 
   pthread_mutex_t fault_mu;
   fault_settings faults;

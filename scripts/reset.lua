@@ -153,7 +153,14 @@ local calls = -calls_before
 for _, n in pairs(conn:stats().calls) do calls = calls + n end
 local seconds = clock.monotonic() - started
 if not ok then
-  io.stderr:write(paint("red", "reset failed, nothing was changed: "), tostring(err), "\n")
+  if type(err) == "table" and err.commit_unknown then
+    -- the commit may have run: saying "nothing was changed" could be false
+    io.stderr:write(paint("red", "reset outcome unknown: "), "the commit was sent but its answer was lost, so the",
+      " database holds either its previous state or the complete reset (run verify.lua to see which): ",
+      tostring(err), "\n")
+  else
+    io.stderr:write(paint("red", "reset failed, nothing was changed: "), tostring(err), "\n")
+  end
   os.exit(1)
 end
 

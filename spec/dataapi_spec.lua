@@ -152,16 +152,11 @@ local function start_service(opts, env)
     endpoint = "http://127.0.0.1:" .. port, access_key = DEFAULT.access_key, secret_key = DEFAULT.secret_key,
     region = DEFAULT.region, pidfile = tag .. ".pid", log = tag .. ".log", out = tag .. ".out", port = port,
   }
-  for _ = 1, 200 do
-    local res = H:request { method = "GET", url = svc.endpoint .. "/_alex/health", headers = {} }
-    if res and res.status == 200 and read_file(svc.pidfile) then break end
-    clock.sleep(0.05)
-  end
-  svc.pid = tonumber((read_file(svc.pidfile) or ""):match("%d+"))
-  assert(svc.pid, "service did not start: " .. (read_file(tag .. ".out") or "") .. (read_file(svc.log) or ""))
   function svc.stop()
     if svc.stopped then return end
     svc.stopped = true
+    svc.pid = svc.pid or tonumber((read_file(svc.pidfile) or ""):match("%d+"))
+    if not svc.pid then return false end
     os.execute("kill -TERM " .. svc.pid .. " 2>/dev/null")
     for _ = 1, 200 do
       if not os.execute("kill -0 " .. svc.pid .. " 2>/dev/null") then return true end
@@ -170,7 +165,16 @@ local function start_service(opts, env)
     os.execute("kill -KILL " .. svc.pid .. " 2>/dev/null")
     return false
   end
-  started[#started + 1] = svc
+  started[#started + 1] = svc -- stopped by the teardown whatever happens next
+  local client = http.new { connect_timeout = 1, timeout = 5 }
+  for _ = 1, 200 do
+    local res = client:request { method = "GET", url = svc.endpoint .. "/_alex/health", headers = {} }
+    if res and res.status == 200 and read_file(svc.pidfile) then break end
+    clock.sleep(0.05)
+  end
+  client:close()
+  svc.pid = tonumber((read_file(svc.pidfile) or ""):match("%d+"))
+  assert(svc.pid, "service did not start: " .. (read_file(tag .. ".out") or "") .. (read_file(svc.log) or ""))
   return svc
 end
 
@@ -655,6 +659,13 @@ describe("alex-dataapi", function()
       end
     end)
 
+    it("does not hand out a pooled session the server closed while idle", function()
+      for _ = 1, 3 do ok_exec("SELECT 1") end
+      assert.are_not.equal("0", psql("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity " ..
+                                     "WHERE application_name = 'alex-dataapi' AND pid <> pg_backend_pid()"))
+      for _ = 1, 6 do assert.are.same({ longValue = "1" }, (one("SELECT 1"))) end
+    end)
+
     it("runs a statement whose result is refused to its end (its effects stay)", function()
       ok_exec("INSERT INTO items VALUES (1, 'x')")
       expect_error(400, "UnsupportedResultException", exec("UPDATE items SET v = 'y' RETURNING '1 s'::interval"))
@@ -769,12 +780,12 @@ describe("alex-dataapi", function()
     end)
 
     it("expires idle transactions (rolled back, id forgotten)", function()
-      local svc = start_service { tx_idle_timeout = "0.5" }
+      local svc = start_service { tx_idle_timeout = "1" }
       local id = begin({ svc = svc })
       ok_exec("INSERT INTO items VALUES (13, 'lost')", nil, { transactionId = id }, { svc = svc })
       local _, stats = admin("GET", "/stats", nil, svc)
       assert.are.equal(1, stats.open_transactions)
-      clock.sleep(1.2)
+      clock.sleep(2.2)
       local msg = expect_error(404, "TransactionNotFoundException",
         exec("SELECT 1", nil, { transactionId = id }, { svc = svc }))
       assert.are.equal("Transaction " .. id .. " is not found. Transaction may be expired.", msg)
@@ -1102,7 +1113,18 @@ describe("alex-dataapi", function()
       ok_exec("INSERT INTO items VALUES (40, 'open')", nil, { transactionId = id }, { svc = svc })
       assert.are.equal("1", psql("SELECT count(*) FROM pg_stat_activity WHERE state = 'idle in transaction' " ..
                                  "AND application_name = 'alex-dataapi'"))
+      -- a running statement is cancelled and answered
+      local wait = background("Execute", base { sql = "SELECT pg_sleep(20)" }, { svc = svc })
+      for _ = 1, 100 do
+        if psql("SELECT count(*) FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(20)'") == "1" then break end
+        clock.sleep(0.05)
+      end
+      local t0 = clock.monotonic()
       assert.is_true(svc.stop())
+      assert.is_true(clock.monotonic() - t0 < 5)
+      local code, body = wait()
+      assert.are.equal(503, code)
+      assert.are.equal("ServiceUnavailableError", cjson.decode(body).__type)
       assert.is_nil(read_file(svc.pidfile))
       assert.are.equal("0", psql("SELECT count(*) FROM items WHERE k = 40"))
       assert.are.equal("0", psql("SELECT count(*) FROM pg_stat_activity WHERE state = 'idle in transaction' " ..

@@ -378,6 +378,19 @@ describe("alex.db", function()
       assert.equal(1, conn:query_one("SELECT count(*) AS n FROM items").n)
     end)
 
+    it("does not let the HTTP layer resend a write on a reused connection", function()
+      local c = connect(s, { max_attempts = 5 })
+      c:query("SELECT 1") -- the connection is now kept alive and will be reused
+      s:reset_stats()
+      s:set_faults { seed = 1, drop_after_rate = 1 }
+      local ok, err = pcall(c.execute, c, "INSERT INTO items (id, name) VALUES (7, 'once')")
+      s:set_faults { drop_after_rate = 0 }
+      assert.is_false(ok)
+      assert.is_true(err.outcome_unknown)
+      assert.equal(1, count_calls(s, "ExecuteStatement")) -- sent once, not silently again
+      assert.equal(1, conn:query_one("SELECT count(*) AS n FROM items").n)
+    end)
+
     it("gives up after AWS_MAX_ATTEMPTS with the last error", function()
       s:set_faults { seed = 2, throttle_rate = 1 }
       local c = connect(s, { max_attempts = 2 })

@@ -104,8 +104,9 @@ function Model:update(key, fields)
   local current = self:find(key)
   if not current then error(not_found(self.what, key), 0) end
   local merged = {}
+  -- the key is part of the record only where it is a column of it (users,
+  -- instruments); accounts, positions and jobs have a generated id
   for _, c in ipairs(COLUMNS[self.table_name]) do merged[c] = current[c] end
-  if self.table_name ~= "positions" and self.table_name ~= "jobs" then merged[self.key] = current[self.key] end
   for k, v in pairs(fields) do
     if v == db.null then merged[k] = nil else merged[k] = v end
   end
@@ -299,16 +300,19 @@ end
 -- Moves all (or part) of a holding; adds to a holding already there.  Run it
 -- inside conn:transaction so both sides change together.
 function Positions:move(symbol, from_account, to_account, quantity)
+  -- both accounts, the symbol and the amount are checked before anything is sent
+  check("PositionCreate", { account_id = from_account, symbol = symbol, quantity = 1 }, "source position")
+  local dest = check("PositionCreate", { account_id = to_account, symbol = symbol,
+                                         quantity = quantity == nil and 1 or quantity }, "destination position")
   local from = self.conn:query_one(
     "SELECT * FROM positions WHERE account_id = :a::uuid AND symbol = :s FOR UPDATE", { a = from_account, s = symbol })
   if not from then error(not_found("position", symbol .. " in account " .. tostring(from_account)), 0) end
-  local amount = quantity and param("quantity", quantity) or from.quantity
-  check("PositionCreate", { account_id = to_account, symbol = symbol, quantity = amount }, "position")
+  local amount = quantity == nil and from.quantity or dest.quantity -- exact decimal strings
   local left = self.conn:query_one("SELECT (:have::numeric - :take::numeric) AS left",
-    { have = db.decimal(from.quantity), take = type(amount) == "string" and db.decimal(amount) or amount }).left
+    { have = db.decimal(from.quantity), take = db.decimal(amount) }).left
   if left:sub(1, 1) == "-" then
     error(errors.new { name = "ValidationError",
-      message = ("cannot move %s %s: account holds only %s"):format(tostring(quantity), symbol, from.quantity) }, 0)
+      message = ("cannot move %s %s: account holds only %s"):format(amount, symbol, from.quantity) }, 0)
   end
   if tonumber(left) == 0 then
     self.conn:execute("DELETE FROM positions WHERE id = :id::uuid", { id = from.id })
@@ -319,7 +323,7 @@ function Positions:move(symbol, from_account, to_account, quantity)
   local _, rows = self.conn:execute([[INSERT INTO positions (account_id, symbol, quantity)
     VALUES (:a::uuid, :s, :q::numeric)
     ON CONFLICT (account_id, symbol) DO UPDATE SET quantity = positions.quantity + EXCLUDED.quantity
-    RETURNING *]], { a = to_account, s = symbol, q = type(amount) == "string" and db.decimal(amount) or amount })
+    RETURNING *]], { a = to_account, s = symbol, q = db.decimal(amount) })
   return rows[1]
 end
 

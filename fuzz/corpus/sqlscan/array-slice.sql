@@ -1,0 +1,1 @@
+SELECT a[1:2], a[1:n], b[:lo:hi] FROM t

@@ -1,0 +1,1 @@
+SELECT /* outer /* inner :no */ still :no ; */ :yes

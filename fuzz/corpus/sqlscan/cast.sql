@@ -1,0 +1,1 @@
+SELECT :v::numeric, '1'::int, now()::date, a:::b

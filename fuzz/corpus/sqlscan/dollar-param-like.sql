@@ -1,0 +1,1 @@
+SELECT $1, $2::int, a$b$ FROM t WHERE c = :c

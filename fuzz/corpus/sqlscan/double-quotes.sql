@@ -1,0 +1,1 @@
+SELECT "col :x" FROM "we""ird;" WHERE a = :a

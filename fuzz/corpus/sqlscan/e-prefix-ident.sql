@@ -1,0 +1,1 @@
+SELECT type'x :in_string_here', :y

@@ -1,0 +1,1 @@
+SELECT E'back\'slash :no', e'\\', :yes

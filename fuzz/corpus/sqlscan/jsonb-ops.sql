@@ -1,0 +1,1 @@
+SELECT data->>'k', data ? 'k', data @> :j::jsonb FROM t

@@ -1,0 +1,1 @@
+UPDATE instruments SET current_price = :p WHERE symbol = :s OR :p > 0

@@ -1,0 +1,1 @@
+INSERT INTO users (clerk_user_id, display_name) VALUES (:id, :name) ON CONFLICT (clerk_user_id) DO UPDATE SET display_name = EXCLUDED.display_name

@@ -1,0 +1,1 @@
+SELECT symbol, current_price FROM instruments WHERE instrument_type = :t AND symbol = :s

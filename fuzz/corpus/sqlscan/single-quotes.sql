@@ -1,0 +1,1 @@
+SELECT 'it''s :not_a_param', :yes FROM t WHERE x = 'a;b'

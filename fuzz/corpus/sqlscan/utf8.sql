@@ -1,0 +1,1 @@
+SELECT 'é€', :naïve, :ok_1 FROM ünïcode
