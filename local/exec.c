@@ -777,8 +777,34 @@ static int jdbc_signed(Oid oid) {
   return oid == 21 || oid == 23 || oid == 20 || oid == 700 || oid == 701 || oid == 1700;
 }
 
-/* columnMetadata; base-column facts come from the catalogue on the same session. */
-static void put_metadata(encoder *e, PGconn *pg, sbuf *b) {
+static const colmeta *meta_find(const dbconn *c, Oid rel, int att) {
+  for (int i = 0; i < c->meta_count; i++)
+    if (c->meta[i].rel == rel && c->meta[i].att == att) return &c->meta[i];
+  return NULL;
+}
+
+static void meta_store(dbconn *c, Oid rel, int att, const char *relname, int notnull, int autoinc) {
+  if (!c->meta) {
+    c->meta = calloc(COLMETA_CACHE_SIZE, sizeof *c->meta);
+    if (!c->meta) return; /* no cache: the next call asks the catalogue again */
+  }
+  colmeta *m = (colmeta *)meta_find(c, rel, att);
+  if (!m) {
+    m = &c->meta[c->meta_next];
+    c->meta_next = (c->meta_next + 1) % COLMETA_CACHE_SIZE;
+    if (c->meta_count < COLMETA_CACHE_SIZE) c->meta_count++;
+  }
+  m->rel = rel;
+  m->att = att;
+  m->notnull = notnull;
+  m->autoinc = autoinc;
+  snprintf(m->relname, sizeof m->relname, "%s", relname);
+}
+
+/* columnMetadata; base-column facts come from the catalogue on the same
+ * session, once per column per session (the cache in dbconn). */
+static void put_metadata(encoder *e, dbconn *c, sbuf *b) {
+  PGconn *pg = c->pg;
   int n = e->ncols;
   int *notnull = calloc(n > 0 ? (size_t)n : 1, sizeof *notnull);
   int *autoinc = calloc(n > 0 ? (size_t)n : 1, sizeof *autoinc);
@@ -788,6 +814,13 @@ static void put_metadata(encoder *e, PGconn *pg, sbuf *b) {
   for (int i = 0; i < n; i++) {
     if (notnull) notnull[i] = -1;
     if (e->tables[i] && e->tablecols[i] > 0) {
+      const colmeta *m = meta_find(c, e->tables[i], e->tablecols[i]);
+      if (m && notnull && autoinc && tname) {
+        notnull[i] = m->notnull;
+        autoinc[i] = m->autoinc;
+        tname[i] = xstrdup(m->relname);
+        continue;
+      }
       sb_printf(&rels, "%s%u", any ? "," : "{", e->tables[i]);
       sb_printf(&cols, "%s%d", any ? "," : "{", e->tablecols[i]);
       any = 1;
@@ -810,6 +843,8 @@ static void put_metadata(encoder *e, PGconn *pg, sbuf *b) {
       for (int row = 0; row < PQntuples(r); row++) {
         Oid rel = (Oid)strtoul(PQgetvalue(r, row, 0), NULL, 10);
         int att = atoi(PQgetvalue(r, row, 1));
+        meta_store(c, rel, att, PQgetvalue(r, row, 2), PQgetvalue(r, row, 3)[0] == 't',
+                   PQgetvalue(r, row, 4)[0] == 't');
         for (int i = 0; i < n; i++) {
           if (e->tables[i] == rel && e->tablecols[i] == att) {
             if (!tname[i]) tname[i] = xstrdup(PQgetvalue(r, row, 2));
@@ -1046,7 +1081,7 @@ static int run_statement(server *s, dbconn *c, txn *t, const char *db, const sql
   } else if (tuples) {
     if (!e.started) sb_puts(out, "{\"records\":[");
     sb_putc(out, ']');
-    if (o.meta) put_metadata(&e, pg, out);
+    if (o.meta) put_metadata(&e, c, out);
     sb_printf(out, ",\"numberOfRecordsUpdated\":%lld}", affected);
     rc = 0;
   } else {

@@ -25,11 +25,26 @@ void apierr_clear(apierr *e);
 #define VALIDATION(e, ...) apierr_set((e), 400, "ValidationException", __VA_ARGS__)
 
 /* ---- PostgreSQL sessions ---- */
+/* Catalogue facts about one table column, as columnMetadata reports them.
+ * Cached per session as pgjdbc caches field metadata per connection: a
+ * table's OID changes when it is dropped and created again, so only an
+ * ALTER of nullability or defaults on a live table can make an entry stale. */
+#define COLMETA_CACHE_SIZE 256
+typedef struct {
+  Oid rel;
+  int att;
+  int notnull, autoinc;
+  char relname[64]; /* NAMEDATALEN */
+} colmeta;
+
 typedef struct dbconn {
   PGconn *pg;
+  colmeta *meta;               /* COLMETA_CACHE_SIZE entries, allocated on first use */
+  int meta_count, meta_next;
   PGcancel *cancel;
   char *db;
   int cancelled;               /* a cancel was sent: never reuse (a late cancel could hit the next query) */
+  int reset_pending;           /* DISCARD ALL was sent at release; its result is read at the next acquire */
   double idle_since;
   struct dbconn *next;         /* idle pool list */
   struct dbconn *anext, *aprev; /* active list (cancelled at shutdown) */
