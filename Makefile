@@ -228,3 +228,13 @@ bench-decode: all
 
 bench-batch bench-reset bench-scale bench-each: bench-%: all
 	$(BENCH_ENV) $(ALEXLUA) --no-env-file bench/$*_bench.lua
+
+# ---- soak
+# `make soak` runs bench/soak.lua: reset/verify, concurrent migrate and
+# concurrent ad-hoc fixes as child processes against a private stack that
+# injects faults, for SOAK_SECONDS (default 180; SOAK_SEED repeats a run's
+# choices).  Writes bench/SOAK.md; exits 1 on any violation.
+.PHONY: soak
+soak: all
+	ALEXLUA=$(abspath $(ALEXLUA)) ALEX_DATAAPI=$(abspath $(DATAAPI)) \
+	  $(ALEXLUA) --no-env-file bench/soak.lua

@@ -90,7 +90,7 @@ local SCENARIOS = { "reset", "exhaust", "migrate", "prices", "moves" }
 local tally = { children = 0, retries = 0, tx_retries = 0, resume_waits = 0, calls = 0, by = {} }
 for _, name in ipairs(SCENARIOS) do
   tally.by[name] = { runs = 0, ok = 0, intact = 0, unknown_old = 0, unknown_new = 0, violations = 0,
-                     faults = {}, children = 0, retries = 0 }
+                     faults = {}, children = 0, retries = 0, seconds = 0, slowest = 0, reasons = {} }
   for _, k in ipairs(FAULT_KINDS) do tally.by[name].faults[k] = 0 end
 end
 local verify_tally = { runs = 0, passed = 0, aborted = 0, failed_checks = 0 }
@@ -174,6 +174,38 @@ local function child_env(extra)
 end
 
 local child_seq = 0
+local failure_reason
+
+local function keep(r)
+  kept_logs[#kept_logs + 1] = r.log
+end
+
+-- Why a child ended as it did, in a few words.
+local REASONS = {
+  { "deadlock", { "40P01", "deadlock detected" } },
+  { "refused by the data", { "holds only", "has no account", "no instrument", "not found", "does not exist",
+    "ValidationError" } },
+  { "fault: throttled", { "Throttling" } },
+  { "fault: resuming", { "DatabaseResumingException" } },
+  { "fault: 5xx", { "InternalServerErrorException", "ServiceUnavailableError", "HTTP 500", "HTTP 503" } },
+  { "fault: connection lost", { "TransportError", "connection lost", "Empty reply" } },
+  { "transaction expired", { "TransactionNotFoundException" } },
+}
+failure_reason = function(r)
+  if r.rc == 0 then return "ok" end
+  if r.killed then return "killed" end
+  if r.commit_unknown then return "commit unknown" end
+  if r.out:find('"ok":false', 1, true) then return "checks failed" end
+  -- a script's own message, or the uncaught error before a traceback
+  local traceback = r.err:find("stack traceback:", 1, true) ~= nil
+  local line = r.error_line or (traceback and r.err:match("\n?(alexlua: [^\n]*)\nstack traceback:")) or ""
+  for _, entry in ipairs(REASONS) do
+    for _, needle in ipairs(entry[2]) do
+      if line:find(needle, 1, true) then return entry[1] end
+    end
+  end
+  return traceback and "crash" or "other"
+end
 
 -- Runs the jobs ({ script, args = {...}, env = {...} }) at once; returns their
 -- results: rc, out, err, retries, tx_retries, resume_waits, log (stderr path).
@@ -217,6 +249,7 @@ local function run_children(jobs)
                        and (last:find("not retried", 1, true) ~= nil or last:find("outcome unknown", 1, true) ~= nil
                             or last:find("HTTP 500", 1, true) ~= nil)
     r.killed = r.rc == 124 or r.rc == 137 or r.rc == -1
+    r.reason = failure_reason(r)
     tally.children = tally.children + 1
     tally.calls = tally.calls + r.calls
     tally.retries = tally.retries + r.retries
@@ -225,6 +258,12 @@ local function run_children(jobs)
     local t = tally.by[current.name]
     t.children = t.children + 1
     t.retries = t.retries + r.retries
+    t.reasons[r.reason] = (t.reasons[r.reason] or 0) + 1
+    if r.reason == "other" or r.reason == "crash" then
+      notes[#notes + 1] = ("%s (%s) exit %d: %s [%s]"):format(r.job.script, r.reason, r.rc,
+        (r.error_line or r.err:match("[^\n]*$") or ""):sub(1, 160), r.log)
+      keep(r)
+    end
     if r.killed then violation("%s was killed after %d s (hung?): %s", r.job.script, CHILD_TIMEOUT, r.log) end
     if not r.has_stats and not r.killed then
       notes[#notes + 1] = ("%s: no stats line in %s"):format(r.job.script, r.log)
@@ -235,9 +274,6 @@ end
 
 local function run_child(job) return run_children({ job })[1] end
 
-local function keep(r)
-  kept_logs[#kept_logs + 1] = r.log
-end
 
 -- ---------------------------------------------------------------- fingerprints
 
@@ -393,7 +429,7 @@ local seq = 0
 
 local function begin_scenario(name)
   seq = seq + 1
-  current = { name = name, n = seq, violated = false }
+  current = { name = name, n = seq, violated = false, started = clock.monotonic() }
   tally.by[name].runs = tally.by[name].runs + 1
   current.faults_before = fault_counts()
 end
@@ -403,6 +439,9 @@ local function end_scenario()
   local t = tally.by[current.name]
   for _, k in ipairs(FAULT_KINDS) do t.faults[k] = t.faults[k] + after[k] - current.faults_before[k] end
   clear_faults()
+  local took = clock.monotonic() - current.started
+  t.seconds = t.seconds + took
+  if took > t.slowest then t.slowest = took end
 end
 
 local function verify_json(r)
@@ -552,8 +591,8 @@ local function scenario_migrate()
   end
   local expected = migration_versions()
   local function applied()
-    local out = psql("SELECT string_agg(version, ',' ORDER BY version) FROM schema_migrations")
-    return out
+    if psql("SELECT to_regclass('schema_migrations') IS NULL") == "t" then return "" end -- no run got that far
+    return psql("SELECT coalesce(string_agg(version, ',' ORDER BY version), '') FROM schema_migrations")
   end
   local got = applied()
   -- migrations run in order: what is applied must be a prefix of the list
@@ -721,10 +760,15 @@ local function scenario_moves()
   local k = math.random(3, 4)
   local moves, jobs = {}, {}
   for i = 1, k do
+    -- mostly from an account that holds some at the start, mostly a part of it
     local from = math.random(3)
+    for _ = 1, 4 do
+      if start[ACCOUNTS[from]] > 0 then break end
+      from = math.random(3)
+    end
     local to = (from + math.random(1, 2) - 1) % 3 + 1
     local m = { from = ACCOUNTS[from], to = ACCOUNTS[to] }
-    if math.random() < 0.7 then m.quantity = math.random(1, math.max(1, total // 2)) end
+    if math.random() < 0.7 then m.quantity = math.random(1, math.max(1, start[ACCOUNTS[from]] // 2)) end
     moves[i] = m
     local args = { TEST_USER, symbol, m.from, m.to }
     if m.quantity then args[#args + 1] = "--quantity"; args[#args + 1] = tostring(m.quantity) end
@@ -844,14 +888,24 @@ local function report(elapsed, total_faults)
     #violations == 1 and "" or "s")
   w("")
   w("| scenario | runs | succeeded | failed, state intact | commit unknown: old / new state | violations |" ..
-    " faults injected | client retries |")
-  w("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    " faults injected | client retries | mean / slowest run (s) |")
+  w("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
   for _, name in ipairs(SCENARIOS) do
     local t = tally.by[name]
     local f = 0
     for _, k in ipairs(FAULT_KINDS) do f = f + t.faults[k] end
-    w("| %s | %d | %d | %d | %d / %d | %d | %d | %d |", name, t.runs, t.ok, t.intact, t.unknown_old, t.unknown_new,
-      t.violations, f, t.retries)
+    w("| %s | %d | %d | %d | %d / %d | %d | %d | %d | %.2f / %.2f |", name, t.runs, t.ok, t.intact, t.unknown_old,
+      t.unknown_new, t.violations, f, t.retries, t.runs > 0 and t.seconds / t.runs or 0, t.slowest)
+  end
+  w("")
+  w("How the child processes ended, by scenario:")
+  w("")
+  for _, name in ipairs(SCENARIOS) do
+    local t, keys, parts = tally.by[name], {}, {}
+    for k in pairs(t.reasons) do keys[#keys + 1] = k end
+    table.sort(keys, function(a, b) return t.reasons[a] > t.reasons[b] or (t.reasons[a] == t.reasons[b] and a < b) end)
+    for _, k in ipairs(keys) do parts[#parts + 1] = ("%s %d"):format(k, t.reasons[k]) end
+    w("- %s (%d children): %s", name, t.children, #parts > 0 and table.concat(parts, ", ") or "none")
   end
   w("")
   w("For `migrate`, `prices` and `moves`, *succeeded* means every child of the run succeeded and *failed, state")
@@ -951,7 +1005,10 @@ if not ok then
   os.exit(2)
 end
 local elapsed = clock.monotonic() - started
-if open_tx and open_tx > 0 then notes[#notes + 1] = ("%d transactions still open at the end"):format(open_tx) end
+if open_tx and open_tx > 0 then
+  notes[#notes + 1] = ("%d transaction(s) still open at the end (a begin or rollback whose answer was lost;" ..
+    " the service expires them after tx_idle_timeout)"):format(open_tx)
+end
 
 local text = report(elapsed, total_faults)
 write_file(REPORT, text)

@@ -895,6 +895,8 @@ static int l_request(lua_State *L) {
       lua_pushfstring(L, "%s %s", what, c->host);
     } else if (c->too_large) {
       lua_pushfstring(L, "%s %s: more than %d MiB", what, c->host, (int)(MAX_RESPONSE_BYTES >> 20));
+    } else if (rc == CURLE_SEND_FAIL_REWIND) {
+      lua_pushfstring(L, "%s %s: the connection closed without an answer after the request was sent", what, c->host);
     } else {
       const char *detail = c->errbuf[0] ? c->errbuf : curl_easy_strerror(rc);
       size_t dl = strlen(detail);

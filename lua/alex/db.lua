@@ -496,7 +496,7 @@ function Connection:transaction(fn, opts)
     if ok then return table.unpack(result, 1, result.n) end
     local err = result
     local again = retries > 0 and errors.is_error(err) and (err.retryable or err.resuming)
-                  and not err.commit_unknown
+                  and not err.commit_unknown and not err.left_open
     if not again then raise(err) end
     retries = retries - 1
     if self._client.debug then self._client.log("retrying the whole transaction after: " .. tostring(err)) end
@@ -506,7 +506,8 @@ end
 
 function Connection:_transaction_once(fn)
   local req = self:_base_request(nil)
-  local resp = self:_call("BeginTransaction", req, {}, { idempotent = true })
+  local begun, resp = pcall(self._call, self, "BeginTransaction", req, {}, { idempotent = true })
+  if not begun then return false, resp end -- nothing started: the block may run again
   local tx = setmetatable({
     _client = self._client, _config = self._config, _tx = { id = resp.transactionId }, _parent = self,
   }, Connection)
@@ -515,21 +516,56 @@ function Connection:_transaction_once(fn)
     local commit = tx:_base_request(nil)
     commit.database = nil
     local ok, err = pcall(tx._call, tx, "CommitTransaction", commit, {}, {})
-    tx._tx.finished = true
     if not ok then
-      if errors.is_error(err) and err.outcome_unknown then err.commit_unknown = true end
+      -- A transaction the commit did not end keeps its locks until it expires:
+      -- roll it back.  That succeeds only when nothing was committed, which
+      -- also settles an unknown outcome.
+      if errors.is_error(err) then
+        local rolled, rerr = self:_rollback(tx)
+        if rolled then
+          err.outcome_unknown = nil
+          err.message = err.message .. " (rolled back: nothing was committed)"
+        elseif err.outcome_unknown then
+          err.commit_unknown = true
+        elseif rerr.name ~= "TransactionNotFoundException" then
+          err.left_open = true
+        end
+      end
+      tx._tx.finished = true
       return false, err
     end
+    tx._tx.finished = true
     return true, table.pack(table.unpack(result, 2, result.n))
   end
   local err = result[2]
-  local rollback = tx:_base_request(nil)
-  rollback.database = nil
-  local ok, rerr = pcall(tx._call, tx, "RollbackTransaction", rollback, {}, { idempotent = true })
+  local rolled, rerr = self:_rollback(tx)
   tx._tx.finished = true
-  if not ok and self._client.debug then
-    self._client.log("rollback failed (the transaction ends anyway when it expires): " .. tostring(rerr))
+  if not rolled then
+    if self._client.debug then
+      self._client.log("rollback failed (the transaction ends anyway when it expires): " .. tostring(rerr))
+    end
+    -- its locks stay until it expires: running the block again would wait on them
+    if errors.is_error(err) and rerr.name ~= "TransactionNotFoundException" then err.left_open = true end
   end
+  return false, err
+end
+
+-- Rolls tx back -> true, or false and the error.  Tried at least 3 times in
+-- all whatever AWS_MAX_ATTEMPTS says: a transaction left open holds its locks
+-- (a reset's DROP locks every table) until it expires, minutes later.
+function Connection:_rollback(tx)
+  local req = tx:_base_request(nil)
+  req.database = nil
+  local tries = math.max(1, 3 - self._client.max_attempts + 1)
+  local err
+  for i = 1, tries do
+    local ok, e = pcall(tx._call, tx, "RollbackTransaction", req, {}, { idempotent = true })
+    if ok then return true end
+    err = e
+    if not (errors.is_error(e) and e.retryable) or i == tries then break end
+    dataapi.sleep(self._client.random() * self._client.retry_base)
+  end
+  if not errors.is_error(err) then err = errors.new { name = "RollbackError", message = tostring(err) } end
   return false, err
 end
 

@@ -195,7 +195,7 @@ function migrate.run(conn, list, opts)
       log(("applying %s (%d statements)"):format(m.name, #m.statements))
       tx:execute(migrate.block(m))
       return true
-    end)
+    end, { retries = opts.retries or 2 }) -- safe: a re-run checks under the lock what is applied
     if did then applied_now[#applied_now + 1] = m end
   end
   return applied_now

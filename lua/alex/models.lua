@@ -304,8 +304,12 @@ function Positions:move(symbol, from_account, to_account, quantity)
   check("PositionCreate", { account_id = from_account, symbol = symbol, quantity = 1 }, "source position")
   local dest = check("PositionCreate", { account_id = to_account, symbol = symbol,
                                          quantity = quantity == nil and 1 or quantity }, "destination position")
+  -- Lock both holdings in one fixed order (by account id), so two opposite
+  -- moves wait for each other instead of deadlocking.
+  self.conn:query([[SELECT id FROM positions WHERE symbol = :s AND account_id IN (:a::uuid, :b::uuid)
+    ORDER BY account_id FOR UPDATE]], { s = symbol, a = from_account, b = to_account })
   local from = self.conn:query_one(
-    "SELECT * FROM positions WHERE account_id = :a::uuid AND symbol = :s FOR UPDATE", { a = from_account, s = symbol })
+    "SELECT * FROM positions WHERE account_id = :a::uuid AND symbol = :s", { a = from_account, s = symbol })
   if not from then error(not_found("position", symbol .. " in account " .. tostring(from_account)), 0) end
   local amount = quantity == nil and from.quantity or dest.quantity -- exact decimal strings
   local left = self.conn:query_one("SELECT (:have::numeric - :take::numeric) AS left",
