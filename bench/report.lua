@@ -165,12 +165,23 @@ local function write(path, text)
   f:close()
 end
 
+-- a log axis range of whole decades around the values
+local function decades(values)
+  local lo, hi = math.huge, -math.huge
+  for _, v in ipairs(values) do
+    if v > 0 then lo, hi = math.min(lo, v), math.max(hi, v) end
+  end
+  if lo > hi then return "*:*" end
+  return ("%g:%g"):format(10 ^ math.floor(math.log(lo, 10)), 10 ^ math.ceil(math.log(hi, 10)))
+end
+
 local chart = false
 if fig.reset or fig.scale then
   local plots = {}
   if fig.reset then
-    local lines = { "# latency_ms alexlua_s boto3_s alexlua_calls boto3_calls" }
+    local lines, values = { "# latency_ms alexlua_s boto3_s alexlua_calls boto3_calls" }, {}
     for _, r in ipairs(fig.reset.results) do
+      values[#values + 1], values[#values + 2] = r.alexlua.median, r.boto3.median
       lines[#lines + 1] = ("%g %.6f %.6f %d %d"):format(r.latency_ms, r.alexlua.median, r.boto3.median,
         r.alexlua.calls, r.boto3.calls)
     end
@@ -180,6 +191,7 @@ set title "reset --with-test-data: wall time vs injected latency"
 set xlabel "latency injected per Data API call (ms)"
 set ylabel "seconds (whole command, median)"
 set logscale y
+set yrange [%s]
 set xrange [-5:*]
 set offsets 0, 0, graph 0.08, graph 0.08
 set key bottom right
@@ -188,11 +200,13 @@ plot "%s/reset.dat" using 1:3 with linespoints lw 2 pt 7 title "boto3, the Pytho
      "" using 1:2 with linespoints lw 2 pt 5 title "alexlua scripts/reset.lua", \
      "" using 1:2:(sprintf("%%d calls", $4)) with labels offset 0,-1 notitle
 unset logscale
-]]):format(OUT)
+set autoscale y
+]]):format(decades(values), OUT)
   end
   if fig.scale then
-    local lines = { "# rows batch_s copy_s batch_calls" }
+    local lines, values = { "# rows batch_s copy_s batch_calls" }, {}
     for _, r in ipairs(fig.scale.results) do
+      values[#values + 1], values[#values + 2] = r.batch_seconds, r.copy_seconds
       lines[#lines + 1] = ("%d %.6f %.6f %d"):format(r.rows, r.batch_seconds, r.copy_seconds, r.calls)
     end
     write(OUT .. "/scale.dat", table.concat(lines, "\n") .. "\n")
@@ -202,6 +216,7 @@ set title "seeding positions: seconds vs rows (log-log)"
 set xlabel "rows"
 set ylabel "seconds"
 set logscale xy
+set yrange [%s]
 set xrange [500:200000]
 set key bottom right
 plot "%s/scale.dat" using 1:2 with linespoints lw 2 pt 5 title "db:batch (Data API)", \
@@ -209,7 +224,7 @@ plot "%s/scale.dat" using 1:2 with linespoints lw 2 pt 5 title "db:batch (Data A
      "" using 1:3 with linespoints lw 2 pt 7 title "psql \\copy (floor)", \
      %.9g * x with lines dt 2 lc rgb "gray40" title "linear from the first db:batch point"
 unset logscale
-]]):format(OUT, first.batch_seconds / first.rows)
+]]):format(decades(values), OUT, first.batch_seconds / first.rows)
   end
   local gp = ([[
 set terminal pngcairo size %d,520 font "Sans,10"
@@ -304,7 +319,7 @@ end
 s = fig.scale
 if s then
   for _, r in ipairs(s.results) do
-    add("| seed %d positions with `db:batch` (issue 7) | %.3f s, %d calls, %.0f rows/s |" ..
+    add("| seed %d positions with `db:batch` (issue 7) | %.3f s, %d call(s), %.0f rows/s |" ..
       " psql `\\copy` %.3f s, %.0f rows/s | %.1fx the floor | — | |",
       r.rows, r.batch_seconds, r.calls, r.rows_per_second, r.copy_seconds, r.copy_rows_per_second, r.ratio)
   end
@@ -390,11 +405,12 @@ if fig.scale then
       r.copy_seconds, r.copy_rows_per_second, r.ratio)
   end
   add("")
-  add("Growth: least-squares fit seconds ~ rows^%.2f over the sizes: %s. \"client encoding\" is what `db:batch` does",
+  add("Growth, judged on each size's best run (%s s): least-squares fit seconds ~ rows^%.2f: %s.",
+    list3((function() local t = {} for i, r in ipairs(s.results) do t[i] = r.batch_best end return t end)()),
     s.exponent, s.linear and "linear" or "not linear")
-  add("before sending (checking and JSON-encoding every set), timed separately; \"inside calls\" is the time the")
-  add("client spent in Data API calls (HTTP, the service, PostgreSQL). Above one request (4 MiB) the batch runs in a")
-  add("transaction, hence Begin + requests + Commit calls.")
+  add("\"client encoding\" is what `db:batch` does before sending (checking and JSON-encoding every set), timed")
+  add("separately; \"inside calls\" is the time the client spent in Data API calls (HTTP, the service, PostgreSQL).")
+  add("Above one request (4 MiB) the batch runs in a transaction, hence Begin + requests + Commit calls.")
   add("")
 end
 if fig.each then

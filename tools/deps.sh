@@ -6,7 +6,7 @@ PKGS="build-essential pkg-config lua5.4 liblua5.4-dev lua-cjson lua-busted lua-c
 libcurl4-openssl-dev libssl-dev openssl ca-certificates
 libmicrohttpd-dev libjansson-dev libpq-dev postgresql-15 postgresql-client-15
 python3 awscli python3-botocore python3-boto3 procps lua-filesystem curl hyperfine
-lua-expat nodejs gnuplot-nox"
+lua-expat nodejs gnuplot-nox clang libclang-rt-14-dev valgrind"
 missing=""
 for p in $PKGS; do
   status=$(dpkg-query -W -f='${db:Status-Abbrev}' "$p" 2>/dev/null || true)
