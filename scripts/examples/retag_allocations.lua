@@ -15,7 +15,7 @@ local args = cli.parse(parser)
 local alloc = {}
 for key, text in pairs { regions = args.regions, sectors = args.sectors, asset_class = args.asset_class } do
   local value = cjson.decode(text)
-  if type(value) ~= "table" then cli.die(("--%s: not a JSON object: %s"):format(key:gsub("_", "-"), text)) end
+  if type(value) ~= "table" then cli.die(("--%s: not a JSON object: %s"):format((key:gsub("_", "-")), text)) end
   alloc[key] = value
 end
 if next(alloc) == nil then cli.die("give at least one of --regions, --sectors, --asset-class") end
