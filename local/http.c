@@ -210,6 +210,15 @@ static int list_has(const char *list, const char *name) {
   return 0;
 }
 
+/* Client text echoed in an error, as printable ASCII: the error body is JSON,
+ * and raw bytes from a header could make it invalid UTF-8 for a strict client. */
+static const char *printable(char *dst, size_t size, const char *src) {
+  size_t i = 0;
+  for (; src[i] && i + 1 < size; i++) dst[i] = (src[i] >= 0x20 && src[i] < 0x7f) ? src[i] : '?';
+  dst[i] = '\0';
+  return dst;
+}
+
 static int authenticate(server *s, conn_ctx *cc, struct MHD_Connection *conn, req_ctx *rq, const char *method,
                         apierr *err) {
   const settings *cfg = &s->cfg;
@@ -229,6 +238,7 @@ static int authenticate(server *s, conn_ctx *cc, struct MHD_Connection *conn, re
   int rc = -1;
   header_vec hv = {0};
   const char *amz_date = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Amz-Date");
+  char shown[41];
   const char *token = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Amz-Security-Token");
   long long t;
   if (!amz_date) {
@@ -238,7 +248,7 @@ static int authenticate(server *s, conn_ctx *cc, struct MHD_Connection *conn, re
   }
   if ((t = sigv4_parse_amz_date(amz_date)) < 0) {
     apierr_set(err, 403, "IncompleteSignatureException",
-               "Date must be in ISO-8601 'basic format'. Got '%.40s'.", amz_date);
+               "Date must be in ISO-8601 'basic format'. Got '%s'.", printable(shown, sizeof shown, amz_date));
     goto out;
   }
   if (!ct_equal(a.access_key, strlen(a.access_key), cfg->access_key, strlen(cfg->access_key))) {
@@ -254,12 +264,12 @@ static int authenticate(server *s, conn_ctx *cc, struct MHD_Connection *conn, re
   if (strncmp(a.date, amz_date, 8) != 0) {
     apierr_set(err, 403, "InvalidSignatureException",
                "Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: "
-               "'%s' != '%.8s', from 'X-Amz-Date'.", a.date, amz_date);
+               "'%s' != '%.8s', from 'X-Amz-Date'.", printable(shown, sizeof shown, a.date), amz_date);
     goto out;
   }
   if (strcmp(a.region, cfg->region) != 0) {
-    apierr_set(err, 403, "InvalidSignatureException", "Credential should be scoped to a valid region, not '%.40s'.",
-               a.region);
+    apierr_set(err, 403, "InvalidSignatureException", "Credential should be scoped to a valid region, not '%s'.",
+               printable(shown, sizeof shown, a.region));
     goto out;
   }
   if (strcmp(a.service, "rds-data") != 0) {

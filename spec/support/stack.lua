@@ -58,15 +58,12 @@ local function write_file(path, text)
 end
 
 -- NAME=value lines, as stack.sh writes them (no quoting).
+-- The files stack.sh writes are dotenv files (values may be quoted): read
+-- them with the host's own parser.
 local function read_env(path)
   local text = read_file(path)
   if not text then return nil end
-  local env = {}
-  for line in text:gmatch("[^\n]+") do
-    local k, v = line:match("^([%w_]+)=(.*)$")
-    if k then env[k] = v end
-  end
-  return env
+  return assert(require("alex.host").dotenv(text, path))
 end
 stack.read_env = read_env
 
