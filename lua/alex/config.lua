@@ -33,6 +33,9 @@
 -- environment or config file), because an emulator such as the local stack
 -- accepts any ARN and the user's region may legitimately differ from the
 -- fake ARN's.  The region configured is then used for signing.
+local alex_env = require "alex.env"
+local trim, is_true = alex_env.trim, alex_env.is_true
+local function env_wrap(fn) return alex_env.wrap(fn, "alex.config") end
 local ini = require "alex.ini"
 
 local config = {}
@@ -50,26 +53,6 @@ local HOW_TO = {
   cluster_arn = "the Terraform output aurora_cluster_arn holds it (terraform output -raw aurora_cluster_arn)",
   secret_arn = "the Terraform output aurora_secret_arn holds it (terraform output -raw aurora_secret_arn)",
 }
-
-local function trim(s)
-  return (s:gsub("^%s+", ""):gsub("%s+$", ""))
-end
-
-local function make_getenv(fn)
-  fn = fn or os.getenv
-  if type(fn) ~= "function" then error("alex.config: env must be a function(name) -> value", 3) end
-  return function(name)
-    local v = fn(name)
-    if v == nil then return nil end
-    v = trim(tostring(v))
-    if v == "" then return nil end
-    return v
-  end
-end
-
-local function is_true(v)
-  return v ~= nil and tostring(v):lower() == "true"
-end
 
 -- Region names: two letters, one or more letter groups, a number (us-east-1, us-gov-west-1).
 function config.valid_region(r)
@@ -211,9 +194,9 @@ function config.is_local_target(env)
   local arn
   if type(env) == "table" then
     arn = env.cluster_arn
-    if arn == nil then arn = make_getenv(env.env)("AURORA_CLUSTER_ARN") end
+    if arn == nil then arn = env_wrap(env.env)("AURORA_CLUSTER_ARN") end
   else
-    arn = make_getenv(env)("AURORA_CLUSTER_ARN")
+    arn = env_wrap(env)("AURORA_CLUSTER_ARN")
   end
   return arn == nil or trim(tostring(arn)) == ""
 end
@@ -240,7 +223,7 @@ end
 function config.load(opts)
   opts = opts or {}
   if type(opts) ~= "table" then error("alex.config.load: opts must be a table", 2) end
-  local getenv = make_getenv(opts.env)
+  local getenv = env_wrap(opts.env)
   local home = opts.home or getenv("HOME")
   local cfg = { source = {}, source_detail = {} }
 

@@ -30,6 +30,9 @@
 --   source = "environment" | "shared-credentials-file" | "config-file" |
 --   "credential_process" | "container" | "imds" }; tostring(creds) shows the
 --   source and the access key id with its middle masked, nothing else.
+local alex_env = require "alex.env"
+local trim, is_true = alex_env.trim, alex_env.is_true
+local function env_wrap(fn) return alex_env.wrap(fn, "alex.credentials") end
 local ini = require "alex.ini"
 local cjson = require "cjson.safe"
 
@@ -41,14 +44,6 @@ credentials.CONTAINER_BASE = "http://169.254.170.2"
 credentials.IMDS_ENDPOINT = "http://169.254.169.254"
 credentials.IMDS_ENDPOINT_IPV6 = "http://[fd00:ec2::254]"
 credentials.IMDS_TOKEN_TTL = 21600
-
-local function trim(s)
-  return (s:gsub("^%s+", ""):gsub("%s+$", ""))
-end
-
-local function is_true(v)
-  return v ~= nil and v:lower() == "true"
-end
 
 -- ---------- time ----------
 
@@ -131,18 +126,6 @@ end
 
 -- ---------- helpers ----------
 
-local function make_getenv(fn)
-  fn = fn or os.getenv
-  if type(fn) ~= "function" then error("alex.credentials: env must be a function(name) -> value", 3) end
-  return function(name)
-    local v = fn(name)
-    if v == nil then return nil end
-    v = trim(tostring(v))
-    if v == "" then return nil end
-    return v
-  end
-end
-
 -- From a decoded JSON document with AccessKeyId/SecretAccessKey/<token_field>/Expiration.
 -- `what` names the source for messages; no value from the document is ever put in one.
 local function creds_from_document(doc, what, source, token_field)
@@ -194,7 +177,7 @@ Chain.__index = Chain
 function credentials.chain(opts)
   opts = opts or {}
   if type(opts) ~= "table" then error("alex.credentials.chain: opts must be a table", 2) end
-  local getenv = make_getenv(opts.env)
+  local getenv = env_wrap(opts.env)
   return setmetatable({
     getenv = getenv,
     home = opts.home,

@@ -35,6 +35,9 @@
 -- Errors are alex.errors values: name = the AWS code (DBClusterNotFoundFault,
 -- InvalidDBClusterStateFault, AccessDenied, ...) or TransportError,
 -- CredentialsError, InvalidResponse, Timeout, ClusterStateError.
+local alex_env = require "alex.env"
+local is_true = alex_env.is_true
+local function env_wrap(fn) return alex_env.wrap(fn, "alex.rds") end
 local http = require "alex.http"
 local sigv4 = require "alex.sigv4"
 local errors = require "alex.errors"
@@ -59,25 +62,6 @@ rds.TERMINAL_STATUSES = {
   ["inaccessible-encryption-credentials"] = "the cluster %s cannot use its KMS key",
   ["inaccessible-encryption-credentials-recoverable"] = "the cluster %s cannot use its KMS key",
 }
-
-local function trim(s)
-  return (s:gsub("^%s+", ""):gsub("%s+$", ""))
-end
-
-local function make_getenv(fn)
-  fn = fn or os.getenv
-  return function(name)
-    local v = fn(name)
-    if v == nil then return nil end
-    v = trim(tostring(v))
-    if v == "" then return nil end
-    return v
-  end
-end
-
-local function is_true(v)
-  return v ~= nil and v:lower() == "true"
-end
 
 -- ---------- XML ----------
 
@@ -257,7 +241,7 @@ end
 -- Resolves cluster, region and endpoint; returns settings or nil, message.
 function rds.settings(opts)
   opts = opts or {}
-  local getenv = make_getenv(opts.env)
+  local getenv = env_wrap(opts.env)
   local home = opts.home or getenv("HOME")
   local s = { source = {} }
 

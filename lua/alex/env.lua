@@ -1,0 +1,26 @@
+-- Reading settings: what config, credentials and the RDS client share.
+local env = {}
+
+function env.trim(s)
+  return (s:gsub("^%s+", ""):gsub("%s+$", ""))
+end
+
+-- wrap(fn, who) -> getenv(name): fn (default os.getenv) with values trimmed
+-- and empty values read as unset, as the AWS SDKs treat them.
+function env.wrap(fn, who)
+  fn = fn or os.getenv
+  if type(fn) ~= "function" then error((who or "alex") .. ": env must be a function(name) -> value", 3) end
+  return function(name)
+    local v = fn(name)
+    if v == nil then return nil end
+    v = env.trim(tostring(v))
+    if v == "" then return nil end
+    return v
+  end
+end
+
+function env.is_true(v)
+  return v ~= nil and tostring(v):lower() == "true"
+end
+
+return env
