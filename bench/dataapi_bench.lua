@@ -23,6 +23,8 @@ local http = require "alex.http"
 local sigv4 = require "alex.sigv4"
 local clock = require "alex.clock"
 local cjson = require "cjson"
+local servers = require "servers"
+local shell_quote = servers.q
 
 local TARGET = 1 / 3
 
@@ -43,10 +45,6 @@ local MAX_REQUESTS = 5000000 -- a bound on the loop whatever the clock does
 
 local function say(...)
   io.stderr:write("bench: ", string.format(...), "\n")
-end
-
-local function shell_quote(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
 end
 
 local function vmrss_kib(pid)

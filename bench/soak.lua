@@ -32,6 +32,8 @@ package.path = root .. "/spec/support/?.lua;" .. package.path
 local stack = require "stack"
 local clock = require "alex.clock"
 local cjson = require "cjson"
+local servers = require "servers"
+local shell_quote, read_file, write_file = servers.q, servers.read_file, servers.write_file
 
 local function env_number(name, default, min)
   local v = os.getenv(name)
@@ -60,24 +62,6 @@ math.randomseed(SEED)
 local function say(...)
   io.stdout:write("soak: ", string.format(...), "\n")
   io.stdout:flush()
-end
-
-local function shell_quote(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
-
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
-
-local function write_file(path, text)
-  local f = assert(io.open(path, "wb"))
-  assert(f:write(text))
-  assert(f:close())
 end
 
 local function sql_literal(s)

@@ -4,20 +4,10 @@
 -- CLI's model parses, and a request signed with a wrong secret refused.
 local cjson = require "cjson"
 local stack = require "stack"
+local servers = require "servers"
+local shell_quote, read_file = servers.q, servers.read_file
 
 local AWS = "/usr/bin/aws"
-
-local function shell_quote(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
-
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return "" end
-  local s = f:read("a")
-  f:close()
-  return s
-end
 
 describe("AWS CLI v2 against the local Data API service", function()
   local s, home, base_env

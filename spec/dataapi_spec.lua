@@ -13,29 +13,13 @@ local sigv4 = require "alex.sigv4"
 local json = require "alex.json"
 local cjson = require "cjson"
 local clock = require "alex.clock"
+local servers = require "servers"
+local shell_quote, read_file, write_file = servers.q, servers.read_file, servers.write_file
 
 local PATHS = {
   Execute = "/Execute", BatchExecute = "/BatchExecute", BeginTransaction = "/BeginTransaction",
   CommitTransaction = "/CommitTransaction", RollbackTransaction = "/RollbackTransaction",
 }
-
-local function shell_quote(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
-
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
-
-local function write_file(path, text)
-  local f = assert(io.open(path, "wb"))
-  assert(f:write(text))
-  assert(f:close())
-end
 
 local function array(t) return setmetatable(t or {}, json.array_mt) end
 

@@ -2,14 +2,8 @@
 -- local/stack.sh: up / down / reset / status / env on a private state folder and
 -- free ports (never the developer's .alex).  The `it`s run in order on one stack.
 local stack = require "stack"
-
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local servers = require "servers"
+local read_file = servers.read_file
 
 local function mode(path)
   local _, out = stack.run("stat -c %a '" .. path .. "'")

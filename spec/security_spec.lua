@@ -9,6 +9,7 @@
 -- at debug level (the stack's own service has no token setting).
 local stack = require "stack"
 local servers = require "servers"
+local read_file = servers.read_file
 local cjson = require "cjson"
 
 local q = servers.q
@@ -17,14 +18,6 @@ if here:sub(1, 1) ~= "/" then here = (os.getenv("PWD") or ".") .. "/" .. here en
 local ROOT = here .. "/.."
 local ALEXLUA = assert(os.getenv("ALEXLUA"), "ALEXLUA is not set (run through make test)")
 local DATAAPI = assert(os.getenv("ALEX_DATAAPI"), "ALEX_DATAAPI is not set (run through make test)")
-
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
 
 local function random_text(n, alphabet)
   alphabet = alphabet or "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"

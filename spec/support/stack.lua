@@ -9,12 +9,10 @@
 -- Starting costs a second or two: share one stack per spec file
 -- (lazy_setup / lazy_teardown).
 local cjson = require "cjson"
+local servers = require "servers"
+local shell_quote, read_file, write_file, run = servers.q, servers.read_file, servers.write_file, servers.run
 
 local stack = {}
-
-local function shell_quote(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
 
 local function absolute(path)
   if path:sub(1, 1) == "/" then return path end
@@ -34,28 +32,7 @@ if not script_path or script_path == "" then
 end
 stack.script = script_path
 
--- Runs a shell command; returns ok, its output (stdout and stderr), exit code.
-local function run(cmd)
-  local p = assert(io.popen(cmd .. " 2>&1", "r"))
-  local out = p:read("a")
-  local ok, _, code = p:close()
-  return ok == true, out, code
-end
 stack.run = run
-
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
-
-local function write_file(path, text)
-  local f = assert(io.open(path, "wb"))
-  assert(f:write(text))
-  assert(f:close())
-end
 
 -- NAME=value lines, as stack.sh writes them (no quoting).
 -- The files stack.sh writes are dotenv files (values may be quoted): read
