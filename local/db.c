@@ -155,7 +155,11 @@ static int finish_reset(dbconn *c) {
     if (PQresultStatus(r) != PGRES_COMMAND_OK) ok = 0;
     PQclear(r);
   }
-  return ok && PQtransactionStatus(c->pg) == PQTRANS_IDLE ? 0 : -1;
+  /* Reading the reset's answer may have pulled in a later "terminating
+   * connection" message too, out of the socket where the idle check below
+   * looks: let libpq read on, so a closed session shows as CONNECTION_BAD. */
+  if (ok && PQconsumeInput(c->pg) == 0) ok = 0;
+  return ok && PQstatus(c->pg) == CONNECTION_OK && PQtransactionStatus(c->pg) == PQTRANS_IDLE ? 0 : -1;
 }
 
 dbconn *db_acquire(server *s, const char *db, apierr *err) {

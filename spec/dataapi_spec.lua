@@ -645,7 +645,9 @@ describe("alex-dataapi", function()
 
     it("does not hand out a pooled session the server closed while idle", function()
       for _ = 1, 3 do ok_exec("SELECT 1") end
-      assert.are_not.equal("0", psql("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity " ..
+      -- with a timeout pg_terminate_backend waits until the session is gone:
+      -- "closed while idle", not closing while the next call arrives
+      assert.are_not.equal("0", psql("SELECT count(pg_terminate_backend(pid, 5000)) FROM pg_stat_activity " ..
                                      "WHERE application_name = 'alex-dataapi' AND pid <> pg_backend_pid()"))
       for _ = 1, 6 do assert.are.same({ longValue = "1" }, (one("SELECT 1"))) end
     end)
