@@ -201,13 +201,7 @@ function config.is_local_target(env)
   return arn == nil or trim(tostring(arn)) == ""
 end
 
--- Chooses one setting: the first of candidates { value, source, detail } with a value.
-local function pick(candidates)
-  for _, c in ipairs(candidates) do
-    if c[1] ~= nil and c[1] ~= "" then return c[1], c[2], c[3] end
-  end
-  return nil
-end
+local pick = alex_env.pick
 
 local function opt(opts, k)
   local v = opts[k]

@@ -23,4 +23,13 @@ function env.is_true(v)
   return v ~= nil and tostring(v):lower() == "true"
 end
 
+-- pick{ {value, source, detail}, ... } -> the first candidate with a value,
+-- and where it came from: settings are resolved in precedence order this way.
+function env.pick(candidates)
+  for _, c in ipairs(candidates) do
+    if c[1] ~= nil and c[1] ~= "" then return c[1], c[2], c[3] end
+  end
+  return nil
+end
+
 return env

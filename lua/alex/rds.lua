@@ -231,12 +231,7 @@ function rds.default_endpoint(region)
   return ("https://rds.%s.%s"):format(region, suffix)
 end
 
-local function pick(candidates)
-  for _, c in ipairs(candidates) do
-    if c[1] ~= nil and c[1] ~= "" then return c[1], c[2], c[3] end
-  end
-  return nil
-end
+local pick = alex_env.pick
 
 -- Resolves cluster, region and endpoint; returns settings or nil, message.
 function rds.settings(opts)
