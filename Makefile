@@ -1,5 +1,7 @@
 # alexlua: `make` builds, `make test` runs every spec, `make run` does the main job locally.
-# Every target that needs Debian packages depends on `deps`, which installs only what is missing.
+# Every target that needs Debian packages depends on the deps group it needs (tools/deps.sh): `deps`
+# (build) for make, make run and make install; deps-test, deps-bench, deps-fuzz for the others.
+# Each installs only what is missing.
 
 PREFIX  ?= /usr/local
 DESTDIR ?=
@@ -36,11 +38,14 @@ LOCAL_OBJECTS = $(LOCAL_SOURCES:%.c=$(BUILD)/%.o) $(BUILD)/bindings/sigv4_core.o
 ALEXLUA = $(BUILD)/alexlua
 DATAAPI = $(BUILD)/alex-dataapi
 
-.PHONY: all deps test check lint install uninstall clean asan-test run
+.PHONY: all deps deps-test deps-bench deps-fuzz test check lint install uninstall clean asan-test run
 all: deps $(ALEXLUA) $(if $(LOCAL_SOURCES),$(DATAAPI))
 
 deps:
-	@sh tools/deps.sh
+	@sh tools/deps.sh build
+
+deps-test deps-bench deps-fuzz: deps-%: deps
+	@sh tools/deps.sh $*
 
 # pkg-config is asked only after deps ran, hence the recursive-expansion variables.
 HOST_CFLAGS  = $(shell pkg-config --cflags $(PKGS_HOST))
@@ -72,7 +77,7 @@ $(DATAAPI): $(LOCAL_OBJECTS)
 # Specs run under alexlua itself, so they load the embedded library and the real
 # bindings exactly as users get them.  SPEC=spec/foo_spec.lua narrows the run.
 SPEC ?= spec
-test: all
+test: all deps-test
 	ALEXLUA=$(abspath $(ALEXLUA)) ALEX_DATAAPI=$(abspath $(DATAAPI)) \
 	  $(ALEXLUA) --no-env-file spec/run.lua $(SPEC)
 
@@ -86,7 +91,7 @@ run: all
 asan-test:
 	$(MAKE) SANITIZE=1 test
 
-lint: deps
+lint: deps-test
 	luacheck -q lua scripts spec bench tools
 	cppcheck --quiet --error-exitcode=1 --enable=warning,portability --std=c11 \
 	  --suppress=missingIncludeSystem -Ihost -Ibindings host bindings local
@@ -122,7 +127,7 @@ local-status:
 	@$(STACK) status
 
 # Single-row SELECTs through the service vs. pgbench over libpq, on a private stack.
-bench-dataapi: all
+bench-dataapi: all deps-bench
 	ALEXLUA=$(abspath $(ALEXLUA)) ALEX_DATAAPI=$(abspath $(DATAAPI)) \
 	  $(ALEXLUA) --no-env-file bench/dataapi_bench.lua
 
@@ -135,12 +140,12 @@ HCL_STAMP = tools/hcl/node_modules/.package-lock.json
 
 hcl-deps: $(HCL_STAMP)
 
-$(HCL_STAMP): tools/hcl/package.json tools/hcl/package-lock.json | deps
+$(HCL_STAMP): tools/hcl/package.json tools/hcl/package-lock.json | deps-test
 	cd tools/hcl && npm ci --no-audit --no-fund --loglevel=error
 
 test: $(HCL_STAMP)
 
-terraform-check: all $(HCL_STAMP)
+terraform-check: all deps-test $(HCL_STAMP)
 	ALEXLUA=$(abspath $(ALEXLUA)) $(ALEXLUA) --no-env-file spec/run.lua spec/terraform_spec.lua spec/aurora_spec.lua
 
 # ---- fuzz
@@ -170,16 +175,16 @@ define FUZZ_LINK
 	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_INC_$(notdir $@)) -o $@ $(filter %.c,$^) $(FUZZ_LIBS_$(notdir $@))
 endef
 
-$(FUZZ_DIR)/dotenv: fuzz/dotenv.c host/dotenv.c host/dotenv.h | deps
+$(FUZZ_DIR)/dotenv: fuzz/dotenv.c host/dotenv.c host/dotenv.h | deps-fuzz
 	$(FUZZ_LINK)
-$(FUZZ_DIR)/sigv4: fuzz/sigv4.c bindings/sigv4_core.c bindings/sigv4_core.h | deps
+$(FUZZ_DIR)/sigv4: fuzz/sigv4.c bindings/sigv4_core.c bindings/sigv4_core.h | deps-fuzz
 	$(FUZZ_LINK)
-$(FUZZ_DIR)/sqlscan: fuzz/sqlscan.c local/sqlscan.c local/util.c local/sqlscan.h local/util.h | deps
+$(FUZZ_DIR)/sqlscan: fuzz/sqlscan.c local/sqlscan.c local/util.c local/sqlscan.h local/util.h | deps-fuzz
 	$(FUZZ_LINK)
-$(FUZZ_DIR)/validate: fuzz/validate.c bindings/validate_core.c bindings/validate_core.h | deps
+$(FUZZ_DIR)/validate: fuzz/validate.c bindings/validate_core.c bindings/validate_core.h | deps-fuzz
 	$(FUZZ_LINK)
 $(FUZZ_DIR)/request: fuzz/request.c local/exec.c local/db.c local/util.c local/sqlscan.c \
-  $(wildcard local/*.h) | deps
+  $(wildcard local/*.h) | deps-fuzz
 	$(FUZZ_LINK)
 
 fuzz-build: $(FUZZ_TARGETS:%=$(FUZZ_DIR)/%)
@@ -214,19 +219,19 @@ fuzz-regress: $(FUZZ_TARGETS:%=$(FUZZ_DIR)/%)
 .PHONY: bench bench-startup bench-sigv4 bench-decode bench-batch bench-reset bench-scale bench-each
 BENCH_ENV = ALEXLUA=$(abspath $(ALEXLUA)) ALEX_DATAAPI=$(abspath $(DATAAPI))
 
-bench: all
+bench: all deps-bench
 	$(BENCH_ENV) $(ALEXLUA) --no-env-file bench/report.lua
 
-bench-startup: all
+bench-startup: all deps-bench
 	$(BENCH_ENV) sh bench/startup_bench.sh $(abspath $(ALEXLUA))
 
-bench-sigv4: all
+bench-sigv4: all deps-bench
 	$(BENCH_ENV) $(ALEXLUA) --no-env-file bench/sigv4_bench.lua
 
-bench-decode: all
+bench-decode: all deps-bench
 	$(BENCH_ENV) sh bench/decode_bench.sh
 
-bench-batch bench-reset bench-scale bench-each: bench-%: all
+bench-batch bench-reset bench-scale bench-each: bench-%: all deps-bench
 	$(BENCH_ENV) $(ALEXLUA) --no-env-file bench/$*_bench.lua
 
 # ---- soak
@@ -235,6 +240,6 @@ bench-batch bench-reset bench-scale bench-each: bench-%: all
 # injects faults, for SOAK_SECONDS (default 180; SOAK_SEED repeats a run's
 # choices).  Writes bench/SOAK.md; exits 1 on any violation.
 .PHONY: soak
-soak: all
+soak: all deps-bench
 	ALEXLUA=$(abspath $(ALEXLUA)) ALEX_DATAAPI=$(abspath $(DATAAPI)) \
 	  $(ALEXLUA) --no-env-file bench/soak.lua

@@ -20,6 +20,9 @@
 --             one a successful child wrote (a serial outcome), nothing else changed
 --   moves     3-4 move_position.lua at once on one symbol of the test user: total
 --             quantity conserved, the final holdings a serial outcome of the moves
+--   kill      reset.lua killed (kill -9 or SIGTERM) at a random moment: the state is
+--             the old or the new one, SIGTERM exits 143 having rolled back, and the
+--             next reset succeeds within 5 s (the journal's orphans rolled back)
 -- A state is compared by fingerprint: for each table its row count and the md5 of
 -- its rows without the volatile columns (ids, timestamps), positions keyed by
 -- their account's owner and name; plus the schema (relations, columns,
@@ -70,7 +73,7 @@ end
 
 -- ---------------------------------------------------------------- the tally
 
-local SCENARIOS = { "reset", "exhaust", "migrate", "prices", "moves" }
+local SCENARIOS = { "reset", "exhaust", "kill", "migrate", "prices", "moves" }
 local tally = { children = 0, retries = 0, tx_retries = 0, resume_waits = 0, calls = 0, by = {} }
 for _, name in ipairs(SCENARIOS) do
   tally.by[name] = { runs = 0, ok = 0, intact = 0, unknown_old = 0, unknown_new = 0, violations = 0,
@@ -97,7 +100,9 @@ end
 
 -- ---------------------------------------------------------------- the stack
 
-local s = stack.start { bin = DATAAPI, tx_idle_timeout = 3 }
+-- Transactions idle for 60 s expire: far above the kill scenario's 5 s bound,
+-- so an orphan is cleared by the next run's recovery or not at all in time.
+local s = stack.start { bin = DATAAPI, tx_idle_timeout = 60 }
 
 local function psql(sql)
   local out, err = s:psql(sql)
@@ -146,7 +151,7 @@ local function child_env(extra)
   local env = { PATH = os.getenv("PATH") or "/usr/bin:/bin", HOME = os.getenv("HOME") or "/tmp",
                 TMPDIR = os.getenv("TMPDIR") or "/tmp", NO_COLOR = "1", ALEX_STATS = "1", ALEX_DEBUG = "1",
                 ALEX_RETRY_BASE = "0.02", ALEX_RESUME_BASE = "0.02", ALEX_RESUME_TIMEOUT = "1",
-                AWS_MAX_ATTEMPTS = "3" }
+                AWS_MAX_ATTEMPTS = "3", ALEX_JOURNAL_DIR = logdir .. "/journal" }
   for k, v in pairs(s.env) do env[k] = v end
   for k, v in pairs(extra or {}) do env[k] = v end
   local names = {}
@@ -177,6 +182,7 @@ local REASONS = {
 }
 failure_reason = function(r)
   if r.rc == 0 then return "ok" end
+  if r.signalled then return r.rc == 137 and "kill -9" or "SIGTERM" end
   if r.killed then return "killed" end
   if r.commit_unknown then return "commit unknown" end
   if r.out:find('"ok":false', 1, true) then return "checks failed" end
@@ -201,9 +207,20 @@ local function run_children(jobs)
     local base = ("%s/%04d-%s-%s"):format(logdir, child_seq, current.name, job.script:match("([%w_]+)%.lua$"))
     local args = {}
     for _, a in ipairs(job.args or {}) do args[#args + 1] = shell_quote(a) end
-    lines[#lines + 1] = ("( env -i %s timeout -k 5 %d %s --no-env-file %s %s >%s 2>%s; echo $? >%s ) &"):format(
-      child_env(job.env), CHILD_TIMEOUT, shell_quote(ALEXLUA), shell_quote(root .. "/" .. job.script),
-      table.concat(args, " "), shell_quote(base .. ".out"), shell_quote(base .. ".err"), shell_quote(base .. ".rc"))
+    if job.kill then
+      -- env execs alexlua, so $! is alexlua's pid
+      local pid = shell_quote(base .. ".pid")
+      lines[#lines + 1] = ("( env -i %s %s --no-env-file %s %s >%s 2>%s & echo $! >%s; wait $!; echo $? >%s ) &")
+        :format(child_env(job.env), shell_quote(ALEXLUA), shell_quote(root .. "/" .. job.script),
+          table.concat(args, " "), shell_quote(base .. ".out"), shell_quote(base .. ".err"), pid,
+          shell_quote(base .. ".rc"))
+      lines[#lines + 1] = ("( sleep %.3f; while [ ! -s %s ]; do sleep 0.01; done; kill -%s $(cat %s) ) &"):format(
+        job.kill.delay, pid, job.kill.signal, pid)
+    else
+      lines[#lines + 1] = ("( env -i %s timeout -k 5 %d %s --no-env-file %s %s >%s 2>%s; echo $? >%s ) &"):format(
+        child_env(job.env), CHILD_TIMEOUT, shell_quote(ALEXLUA), shell_quote(root .. "/" .. job.script),
+        table.concat(args, " "), shell_quote(base .. ".out"), shell_quote(base .. ".err"), shell_quote(base .. ".rc"))
+    end
     results[i] = { base = base, job = job }
   end
   lines[#lines + 1] = "wait"
@@ -232,7 +249,8 @@ local function run_children(jobs)
     r.commit_unknown = last ~= nil and last:find("CommitTransaction", 1, true) ~= nil
                        and (last:find("not retried", 1, true) ~= nil or last:find("outcome unknown", 1, true) ~= nil
                             or last:find("HTTP 500", 1, true) ~= nil)
-    r.killed = r.rc == 124 or r.rc == 137 or r.rc == -1
+    r.killed = not r.job.kill and (r.rc == 124 or r.rc == 137 or r.rc == -1)
+    r.signalled = r.job.kill ~= nil and (r.rc == 137 or r.rc == 143)
     r.reason = failure_reason(r)
     tally.children = tally.children + 1
     tally.calls = tally.calls + r.calls
@@ -541,6 +559,60 @@ local function scenario_reset(exhaust)
   if is_canonical then
     if exhaust then check_verify(nil, nil) else check_verify(faults, env) end
   end
+  end_scenario()
+end
+
+-- reset.lua stopped by kill -9 or SIGTERM at a random moment, under a random
+-- latency so the moment falls anywhere in its calls.  Then the next reset,
+-- without faults, must be unblocked: done within 5 s.
+local UNBLOCKED_SECONDS = 5
+local function scenario_kill()
+  begin_scenario("kill")
+  local t = tally.by.kill
+  local _, before_tables = fingerprint()
+  local what = perturb(before_tables, current.n)
+  local pre_fp = fingerprint()
+  local signal = math.random() < 0.5 and "KILL" or "TERM"
+  local latency = math.random(20, 250)
+  local delay = math.random() * 12 * latency / 1000
+  assert(s:set_faults { latency_ms = latency })
+  local r = run_child { script = "scripts/reset.lua", args = { "--with-test-data" },
+                        kill = { delay = delay, signal = signal } }
+  clear_faults()
+  local fp = fingerprint()
+  local outcome
+  if same(fp, canonical) then
+    outcome = "new state"
+  elseif same(fp, pre_fp) then
+    outcome = "old state"
+  else
+    violation("reset stopped by SIG%s after %.2f s left neither the old nor the new state (from %q): %s; log %s",
+      signal, delay, what, table.concat(diff(pre_fp, fp), "; "), r.log)
+    outcome = "BAD STATE"
+  end
+  if signal == "TERM" and r.rc ~= 0 and r.rc ~= 143 then
+    violation("reset exited %d after SIGTERM (expected 143, or 0 when it had finished): %s", r.rc, r.log)
+  end
+  if signal == "TERM" and r.rc == 143 and outcome ~= "old state" then
+    violation("reset said it was stopped by SIGTERM but the state is not the old one: %s", r.log)
+  end
+  local t0 = clock.monotonic()
+  local r2 = run_child { script = "scripts/reset.lua", args = { "--with-test-data" } }
+  local took = clock.monotonic() - t0
+  if r2.rc ~= 0 then
+    violation("the reset after a SIG%s exited %d: %s", signal, r2.rc, r2.log)
+  elseif took > UNBLOCKED_SECONDS then
+    violation("the reset after a SIG%s took %.1f s (blocked by the stopped run's locks?): %s", signal, took, r2.log)
+  elseif not same(fingerprint(), canonical) then
+    violation("the reset after a SIG%s did not leave the canonical state: %s", signal, r2.log)
+  else
+    t.ok = t.ok + 1
+  end
+  if outcome == "old state" then t.intact = t.intact + 1 end
+  if current.violated then keep(r) keep(r2) end
+  say("%-7s #%-3d from %-30s SIG%-4s after %.2f s (latency %d ms) -> %s, exit %d; next reset %.2f s%s",
+    "kill", current.n, ("%q"):format(what), signal, delay, latency, outcome, r.rc, took,
+    r2.err:find("rolled back 1 transaction", 1, true) and " (rolled back the orphan)" or "")
   end_scenario()
 end
 
@@ -930,10 +1002,15 @@ local function report(elapsed, total_faults)
   w("  move_position.lua at once (all, or a quantity; 0-15%% faults): the total is conserved, no quantity <= 0,")
   w("  and some order of the successful moves (plus any commit-unknown ones) leads from the start to the end")
   w("  holdings; restoring the holding must give back the canonical fingerprint.")
+  w("- **kill**: reset.lua is stopped by kill -9 or SIGTERM (even odds) after a random delay, under 20-250 ms")
+  w("  of latency per call: the state must be the old or the new one, a SIGTERM'd run must exit 143 having")
+  w("  rolled back, and the next reset (no faults) must succeed within %d s and leave the canonical state. With",
+    UNBLOCKED_SECONDS)
+  w("  the service's transaction idle timeout at 60 s, only the journal's recovery can meet that bound.")
   w("- Fingerprint: per table, row count and md5 of the rows without ids, timestamps and uuid columns")
   w("  (positions keyed by account owner and name); schema relations, columns, constraints, triggers, functions.")
   w("- Children run with ALEX_RETRY_BASE=0.02, ALEX_RESUME_BASE=0.02, ALEX_RESUME_TIMEOUT=1; the service's")
-  w("  tx_idle_timeout is 3 s so a transaction whose rollback was lost releases its locks quickly.")
+  w("  tx_idle_timeout is 60 s: a transaction a run could not roll back is left to the next run's recovery.")
   w("")
   w("## Violations")
   w("")
@@ -966,13 +1043,15 @@ local ok, err = pcall(function()
   say("canonical state: users/accounts/positions/instruments = %s", base_counts)
   assert(base_counts:match("^1/3/5/%d+$"), "the canonical state is not the seeded one: " .. base_counts)
   check_verify(nil, nil)
-  local rotation = { "reset", "exhaust", "reset", "prices", "reset", "exhaust", "moves", "reset", "migrate" }
+  local rotation = { "reset", "exhaust", "kill", "reset", "prices", "kill", "reset", "exhaust", "moves", "kill",
+    "reset", "migrate" }
   local i = 0
   while clock.monotonic() - started < SECONDS do
     i = i + 1
     local which = rotation[(i - 1) % #rotation + 1]
     if which == "reset" then scenario_reset(false)
     elseif which == "exhaust" then scenario_reset(true)
+    elseif which == "kill" then scenario_kill()
     elseif which == "migrate" then scenario_migrate()
     elseif which == "prices" then scenario_prices()
     else scenario_moves() end

@@ -26,30 +26,73 @@
  * state running the script is kept here, as lua.c does.  Only the host's one
  * main state is ever stored; bindings read the interrupt flag through the
  * registry (ALEX_INTERRUPT_KEY), never through this variable.
+ *
+ * SIGINT, SIGTERM and SIGHUP all become a Lua error at the next instruction,
+ * so transaction blocks roll back before the process ends however it is
+ * stopped; a second one of the same signal kills at once.
  */
 static lua_State *volatile signal_state = NULL;
 static volatile sig_atomic_t interrupt_pending = 0;
-static volatile sig_atomic_t interrupt_raised = 0; /* exit 130 when the script dies of it */
+static volatile sig_atomic_t pending_signal = 0;
+/* the signal last raised into Lua: a failing exit after it is 128 + signal */
+static volatile sig_atomic_t raised_signal = 0;
+
+static const int stop_signals[] = {SIGINT, SIGTERM, SIGHUP};
+#define N_STOP_SIGNALS (sizeof stop_signals / sizeof stop_signals[0])
 
 static int has_e_or_l(int argc, char **argv);
+
+/* The error text a stop signal raises: exactly this, without a position, so
+ * code that catches it can recognize it (the traceback still says where). */
+static const char *signal_message(int sig) {
+  switch (sig) {
+  case SIGTERM: return "terminated";
+  case SIGHUP: return "hangup";
+  default: return "interrupted";
+  }
+}
 
 static void interrupt_hook(lua_State *L, lua_Debug *ar) {
   (void)ar;
   lua_sethook(L, NULL, 0, 0);
+  int sig = pending_signal ? pending_signal : SIGINT;
   interrupt_pending = 0;
-  interrupt_raised = 1;
-  /* no position prefix: the message is exactly "interrupted" wherever the
-   * script was, so code that catches it can recognize it (the traceback still
-   * says where) */
-  lua_pushliteral(L, "interrupted");
+  pending_signal = 0;
+  raised_signal = sig;
+  lua_pushstring(L, signal_message(sig));
   lua_error(L);
 }
 
-static void on_sigint(int sig) {
-  signal(sig, SIG_DFL); /* a second Ctrl-C kills the process */
+static void on_stop_signal(int sig) {
+  signal(sig, SIG_DFL); /* the same signal again kills the process */
+  pending_signal = sig;
   interrupt_pending = 1;
   if (signal_state)
     lua_sethook(signal_state, interrupt_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKLINE | LUA_MASKCOUNT, 1);
+}
+
+/* Stop signals the parent set to be ignored (nohup, SIGHUP for a background
+ * job) stay ignored: read once in main, before any handler is installed. */
+static int inherited_ignore[N_STOP_SIGNALS];
+
+static void note_ignored_signals(void) {
+  for (size_t i = 0; i < N_STOP_SIGNALS; i++) {
+    struct sigaction sa;
+    inherited_ignore[i] = sigaction(stop_signals[i], NULL, &sa) == 0 && sa.sa_handler == SIG_IGN;
+  }
+}
+
+static void catch_stop_signals(void (*handler)(int)) {
+  for (size_t i = 0; i < N_STOP_SIGNALS; i++)
+    if (!inherited_ignore[i]) signal(stop_signals[i], handler);
+}
+
+/* The exit status for `code`: a failure after a stop signal was raised into
+ * Lua is 128 + signal, as a shell reports a process the signal ended, whether
+ * the script let the error through or caught it, cleaned up and exited. */
+static int exit_status(int code) {
+  if (code != 0 && raised_signal) return 128 + raised_signal;
+  return code;
 }
 
 static void print_usage(FILE *out) {
@@ -79,9 +122,15 @@ static void print_version(void) {
 
 static int message_handler(lua_State *L) {
   const char *msg = lua_tostring(L, 1);
-  /* Runs for uncaught errors only: exit 130 only when Ctrl-C is what ends the
-   * script, not when the script caught it and later failed otherwise. */
-  if (!(msg && strcmp(msg, "interrupted") == 0)) interrupt_raised = 0;
+  /* Runs for uncaught errors only: exit 128 + signal only when the signal is
+   * what ends the script, not when the script caught it and later failed
+   * otherwise. */
+  if (raised_signal && msg && strcmp(msg, signal_message(raised_signal)) == 0) {
+    /* a stop, not a bug: one line, no traceback */
+    lua_pushstring(L, msg);
+    return 1;
+  }
+  raised_signal = 0;
   if (msg == NULL) {
     if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING)
       msg = lua_tostring(L, -1);
@@ -109,9 +158,9 @@ static int docall(lua_State *L, int narg, int nres) {
   lua_pushcfunction(L, message_handler);
   lua_insert(L, base);
   signal_state = L;
-  signal(SIGINT, on_sigint);
+  catch_stop_signals(on_stop_signal);
   int status = lua_pcall(L, narg, nres, base);
-  signal(SIGINT, SIG_DFL);
+  catch_stop_signals(SIG_DFL);
   signal_state = NULL;
   lua_remove(L, base);
   return status;
@@ -330,8 +379,21 @@ static int host_isatty(lua_State *L) {
   return 1;
 }
 
+/* interrupted() -> the name of the stop signal raised into Lua ("SIGINT",
+ * "SIGTERM", "SIGHUP") and its number, or nil: lets a script that caught the
+ * error tell a stop from a failure. */
+static int host_interrupted(lua_State *L) {
+  int sig = raised_signal;
+  if (!sig) return 0;
+  lua_pushstring(L, sig == SIGTERM ? "SIGTERM" : sig == SIGHUP ? "SIGHUP" : "SIGINT");
+  lua_pushinteger(L, sig);
+  return 2;
+}
+
 static int open_host_info(lua_State *L) {
   lua_newtable(L);
+  lua_pushcfunction(L, host_interrupted);
+  lua_setfield(L, -2, "interrupted");
   lua_pushcfunction(L, host_isatty);
   lua_setfield(L, -2, "isatty");
   lua_pushcfunction(L, host_dotenv);
@@ -361,7 +423,7 @@ static int os_exit_closing(lua_State *L) {
   fflush(stdout);
   signal_state = NULL; /* a Ctrl-C from here on must not touch the state being closed */
   if (close) lua_close(L);
-  exit(status);
+  exit(exit_status(status));
 }
 
 void alex_open_host(lua_State *L) {
@@ -596,6 +658,7 @@ static int has_e_or_l(int argc, char **argv) {
 
 int main(int argc, char **argv) {
   struct options opts = {0};
+  note_ignored_signals();
   if (parse_args(argc, argv, &opts) != 0) return EXIT_FAILURE;
   if (opts.version) print_version();
   if (!opts.no_env) {
@@ -613,7 +676,6 @@ int main(int argc, char **argv) {
   int status = lua_pcall(L, 1, 0, 0);
   report(L, status);
   lua_close(L);
-  if (status != LUA_OK) return EXIT_FAILURE;
-  if (pa.exit_code != 0 && interrupt_raised) return 128 + SIGINT;
-  return pa.exit_code;
+  if (status != LUA_OK) return exit_status(EXIT_FAILURE);
+  return exit_status(pa.exit_code);
 }

@@ -101,8 +101,9 @@ describe("alex.config.load", function()
     assert.are.equal(3, cfg.max_attempts)
     assert.are.same({
       profile = "default", cluster_arn = "environment", secret_arn = "environment", database = "default",
-      endpoint = "default", region = "cluster-arn", max_attempts = "default",
+      endpoint = "default", region = "cluster-arn", max_attempts = "default", lock_timeout = "default",
     }, cfg.source)
+    assert.are.equal(5000, cfg.lock_timeout)
     contains(config.describe(cfg), "cluster alex-aurora-cluster, database alex, region us-east-1")
   end)
 
@@ -110,7 +111,7 @@ describe("alex.config.load", function()
     local cfg = load_ok { env = base { AWS_ACCESS_KEY_ID = "AKIAIOSFODNN7EXAMPLE",
       AWS_SECRET_ACCESS_KEY = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", AWS_SESSION_TOKEN = "tok" } }
     local allowed = { cluster_arn = true, secret_arn = true, database = true, region = true, endpoint = true,
-      profile = true, max_attempts = true, source = true, source_detail = true }
+      profile = true, max_attempts = true, lock_timeout = true, source = true, source_detail = true }
     for k in pairs(cfg) do assert(allowed[k], "unexpected field " .. k) end
     local text = cjson.encode(cfg)
     assert.is_nil(text:find("AKIA", 1, true))

@@ -226,8 +226,9 @@ describe("alex.db", function()
       local envs = {}
       for k, v in pairs(s.env) do envs[#envs + 1] = ("T_%s='%s'"):format(k, v) end
       local out = os.tmpname()
-      local cmd = ("env %s %s --no-env-file %s > %s 2>&1 & echo $!"):format(table.concat(envs, " "),
-        os.getenv("ALEXLUA"), script, out)
+      -- a shell starts background commands with SIGINT ignored: give it back its default
+      local cmd = ("env --default-signal=INT %s %s --no-env-file %s > %s 2>&1 & echo $!"):format(
+        table.concat(envs, " "), os.getenv("ALEXLUA"), script, out)
       local pid = io.popen(cmd):read("l")
       local clock = require "alex.clock"
       local deadline = clock.monotonic() + 10

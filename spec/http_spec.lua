@@ -429,7 +429,7 @@ while True:
         i=0; while [ ! -e %s/ready ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done
         ms() { echo $(( $(date +%%s%%N) / 1000000 )); }
         t0=$(ms); %s --no-env-file %s/dns_child.lua 2>%s/dns.err; echo "elapsed $(( $(ms) - t0 ))"
-        %s --no-env-file %s/dns_interrupt.lua 2>%s/dns_interrupt.err & pid=$!
+        env --default-signal=INT %s --no-env-file %s/dns_interrupt.lua 2>%s/dns_interrupt.err & pid=$!
         sleep 0.5; t0=$(ms); kill -INT $pid; wait $pid; rc=$?; echo "interrupt $rc $(( $(ms) - t0 ))"
         kill $bh; wait $bh 2>/dev/null
         exit 0

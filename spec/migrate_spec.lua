@@ -3,7 +3,7 @@
 -- --dry-run and --status.
 local stack = require "stack"
 local migrate = require "alex.migrate"
-local ops = dofile("spec/fixtures/dbops.lua")
+local ops = require "dbops"
 
 local MIGRATE = "scripts/migrate.lua"
 

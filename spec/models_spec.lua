@@ -8,7 +8,7 @@ local db = require "alex.db"
 local models = require "alex.models"
 local migrate = require "alex.migrate"
 local cjson = require "cjson"
-local ops = dofile("spec/fixtures/dbops.lua")
+local ops = require "dbops"
 
 local NIL = setmetatable({}, { __name = "NIL" }) -- removes a field in with()
 local INJ = ops.INJECTIONS
@@ -717,7 +717,8 @@ describe("alex.models", function()
     end)
 
     it("a commit refused before it ran is rolled back, and the block may run again", function()
-      local k = seed_for { false, true, true, true, true } -- commit, rollback, then all of the second run
+      -- commit, rollback, then all of the second run (begin, lock timeout, insert, commit)
+      local k = seed_for { false, true, true, true, true, true }
       s:reset_stats()
       local runs = 0
       c:transaction(function(tx)

@@ -4,7 +4,7 @@
 -- the connection check and the example fixes.
 local stack = require "stack"
 local cjson = require "cjson"
-local ops = dofile("spec/fixtures/dbops.lua")
+local ops = require "dbops"
 
 local INJ = ops.INJECTIONS
 

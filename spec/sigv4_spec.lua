@@ -5,15 +5,15 @@ local sigv4 = require "alex.sigv4"
 local cjson = require "cjson"
 local lfs = require "lfs"
 
--- <repo>/../shared, with <repo> taken from this file's path (or the cwd).
-local function shared_dir()
+-- spec/fixtures/sigv4 (see its PROVENANCE.md), found from this file's path so
+-- the spec runs from any folder.
+local function fixtures_dir()
   local src = debug.getinfo(1, "S").source:match("^@(.*)$") or ""
   local spec_dir = src:match("^(.*)/[^/]*$") or "spec"
-  local repo = spec_dir:match("^(.*)/[^/]*$") or "."
-  if repo:sub(1, 1) ~= "/" then repo = lfs.currentdir() .. "/" .. repo end
-  return repo .. "/../shared"
+  if spec_dir:sub(1, 1) ~= "/" then spec_dir = lfs.currentdir() .. "/" .. spec_dir end
+  return spec_dir .. "/fixtures"
 end
-local SUITE = shared_dir() .. "/testdata/sigv4"
+local SUITE = fixtures_dir() .. "/sigv4"
 
 local function slurp(path)
   local f = assert(io.open(path, "rb"))

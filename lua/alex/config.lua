@@ -6,10 +6,10 @@
 --   local cfg, err = require("alex.config").load(opts)
 --
 -- opts (all optional): cluster_arn, secret_arn, database, region, endpoint, profile,
--- max_attempts (each overrides everything else), env (function(name) -> value used
+-- max_attempts, lock_timeout (each overrides everything else), env (function(name) -> value used
 -- instead of os.getenv), home (instead of $HOME, for ~/.aws/config).
 -- Returns { cluster_arn, secret_arn, database, region, endpoint, profile,
--- max_attempts, source = { <field> = "option" | "environment" | "config-file" |
+-- max_attempts, lock_timeout, source = { <field> = "option" | "environment" | "config-file" |
 -- "default" | "cluster-arn" }, source_detail = { <field> = variable or file } }.
 --
 -- Precedence for every setting: opts > environment > shared config profile > default.
@@ -26,6 +26,8 @@
 --                 switches all of these off but not opts.endpoint; default
 --                 https://rds-data.<region>.amazonaws.com (.com.cn in China).
 --   max_attempts  AWS_MAX_ATTEMPTS, the profile's `max_attempts`, default 3.
+--   lock_timeout  ALEX_LOCK_TIMEOUT (milliseconds), default 5000; 0 waits until
+--                 the Data API's 45 s statement limit.
 --
 -- Region and cluster ARN must agree: a Data API request is signed for a region
 -- and sent to that region's endpoint, and the cluster exists in one region only,
@@ -42,6 +44,9 @@ local config = {}
 
 config.DEFAULT_DATABASE = "alex"
 config.DEFAULT_MAX_ATTEMPTS = 3
+-- Milliseconds a statement in a transaction waits for a lock before failing:
+-- long enough for ordinary contention, far shorter than the 45 s call limit.
+config.DEFAULT_LOCK_TIMEOUT = 5000
 
 local VARS = {
   cluster_arn = "AURORA_CLUSTER_ARN",
@@ -372,6 +377,20 @@ function config.load(opts)
       asource == "option" and "option max_attempts" or adetail, config.DEFAULT_MAX_ATTEMPTS, tostring(attempts))
   end
   set("max_attempts", n, asource, adetail)
+
+  -- how long a statement in a transaction waits for a lock another one holds
+  local lt, lsource, ldetail = pick {
+    { opts.lock_timeout, "option" },
+    { getenv("ALEX_LOCK_TIMEOUT"), "environment", "ALEX_LOCK_TIMEOUT" },
+    { config.DEFAULT_LOCK_TIMEOUT, "default" },
+  }
+  local ms = math.tointeger(tonumber(lt))
+  if not ms or ms < 0 or ms > 3600000 then
+    return nil, ("%s must be a whole number of milliseconds from 0 (wait as long as the Data API lets a" ..
+      " statement run) to 3600000 (the default is %d), got %q"):format(
+      lsource == "option" and "option lock_timeout" or ldetail, config.DEFAULT_LOCK_TIMEOUT, tostring(lt))
+  end
+  set("lock_timeout", ms, lsource, ldetail)
 
   return cfg
 end

@@ -161,7 +161,10 @@ end
 
 -- call(op, request_table_or_body_text, summary, policy) -> decoded response, or nil, err.
 -- policy.in_transaction: never retry an outcome-unknown failure (the caller
--- must roll back); policy.idempotent: retry even those outside a transaction.
+-- must roll back); policy.idempotent: retry even those outside a transaction;
+-- policy.repeatable: retry them even inside one (a rollback: running it twice
+-- ends the transaction once); policy.min_attempts: at least this many
+-- attempts whatever AWS_MAX_ATTEMPTS says.
 function Client:call(op, body, summary, policy)
   assert(PATHS[op], "unknown Data API operation")
   if type(body) == "table" then body = assert(json.encode(body)) end
@@ -171,6 +174,7 @@ function Client:call(op, body, summary, policy)
   local started = now()
   local attempt, resume_started = 0, nil
   local skew_retried = false
+  local max_attempts = math.max(self.max_attempts, policy.min_attempts or 0)
   while true do
     attempt = attempt + 1
     local t0 = now()
@@ -203,8 +207,8 @@ function Client:call(op, body, summary, policy)
       end
     elseif err.clock_skew and not skew_retried then
       skew_retried, retry, attempt = true, true, attempt - 1
-    elseif err.retryable and attempt < self.max_attempts then
-      if err.outcome_unknown and (policy.in_transaction or not policy.idempotent) then
+    elseif err.retryable and attempt < max_attempts then
+      if err.outcome_unknown and not policy.repeatable and (policy.in_transaction or not policy.idempotent) then
         retry = false -- it may have run: repeating it could apply it twice
       else
         retry = true

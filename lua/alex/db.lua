@@ -26,6 +26,7 @@ local json = require "alex.json"
 local errors = require "alex.errors"
 local base64 = require "alex.base64"
 local dataapi = require "alex.dataapi"
+local journal = require "alex.journal"
 
 local db = {}
 
@@ -359,6 +360,13 @@ function Connection:_call(op, req, summary, policy)
   summary.transaction = self._tx ~= nil
   local resp, err = self._client:call(op, req, summary, policy)
   if not resp then
+    if err.sqlstate == "55P03" then -- lock_not_available: the lock timeout set at begin
+      err.lock_timeout = true
+      err.message = ("waited %d ms for a lock that another transaction holds (another alexlua run, or an" ..
+        " Alex agent, is using these tables; the transaction of a run that crashed ends 3 minutes after its" ..
+        " last call): try again later, or raise ALEX_LOCK_TIMEOUT [%s]"):format(
+        self._config.lock_timeout or 0, err.message)
+    end
     if self._tx and err.name == "TransactionNotFoundException" then
       err.message = err.message .. " (the transaction is gone: expired after 3 minutes idle, or ended;" ..
         " nothing in it was committed)"
@@ -504,13 +512,83 @@ function Connection:transaction(fn, opts)
   end
 end
 
-function Connection:_transaction_once(fn)
+-- How long a rollback waits for the transaction's statement in flight (one
+-- whose answer an interruption abandoned, or a dead process's last call): the
+-- Data API refuses a second call on a busy transaction, and no statement runs
+-- past the 45 s call limit unless continueAfterTimeout was asked for.
+local ROLLBACK_WAIT_SECONDS = 50
+
+local function transaction_busy(err)
+  return err.name == "DatabaseErrorException" and tostring(err.message):find("still running a query", 1, true)
+end
+
+-- Rolls tx back -> true, or false and the error.  A rollback is repeatable
+-- (a second one finds the transaction gone), so every retryable failure is
+-- retried, at least 3 attempts in all whatever AWS_MAX_ATTEMPTS says, and a
+-- busy transaction is waited for: a transaction left open holds its locks (a
+-- reset's DROP locks every table) until it expires, minutes later.  An error
+-- that is not a Data API error (a second Ctrl-C, a bug) is raised: it is not
+-- the rollback's to swallow.
+local function rollback(tx)
+  local clock = require "alex.clock"
+  local req = tx:_base_request(nil)
+  req.database = nil
+  local started, told = clock.monotonic(), false
+  while true do
+    local ok, err = pcall(tx._call, tx, "RollbackTransaction", req, {}, { repeatable = true, min_attempts = 3 })
+    if ok then return true end
+    if not errors.is_error(err) then error(err, 0) end
+    -- "not found" after an attempt whose answer was lost: that attempt ended it
+    if err.name == "TransactionNotFoundException" and (err.attempts or 1) > 1 then return true end
+    local waited = clock.monotonic() - started
+    if not transaction_busy(err) or waited >= ROLLBACK_WAIT_SECONDS then return false, err end
+    if not told and waited >= 1 then
+      told = true
+      io.stderr:write("alexlua: waiting for the statement in flight to finish before rolling back",
+        " (interrupt again to leave it: the next run rolls it back)\n")
+    end
+    dataapi.sleep(0.2)
+  end
+end
+
+-- Begins a transaction -> a connection bound to it, recorded in the journal
+-- until it ends, with the lock timeout set; raises when it could not begin
+-- (then nothing is left open).  first_sql runs before anything else (SET
+-- TRANSACTION must come before any query).
+function Connection:_begin(first_sql)
   local req = self:_base_request(nil)
-  local begun, resp = pcall(self._call, self, "BeginTransaction", req, {}, { idempotent = true })
-  if not begun then return false, resp end -- nothing started: the block may run again
+  local resp = self:_call("BeginTransaction", req, {}, { idempotent = true })
   local tx = setmetatable({
-    _client = self._client, _config = self._config, _tx = { id = resp.transactionId }, _parent = self,
+    _client = self._client, _config = self._config, _journal = self._journal, _parent = self,
+    _tx = { id = resp.transactionId },
   }, Connection)
+  if self._journal then tx._tx.entry = self._journal:record(resp.transactionId, self._config.database) end
+  local ms = self._config.lock_timeout
+  local ok, err = true, nil
+  if first_sql then ok, err = pcall(tx.execute, tx, first_sql) end
+  if ok and ms and ms > 0 then
+    -- A statement that waits for another transaction's lock fails after ms
+    -- with a message that says so, not after the 45 s call limit.
+    ok, err = pcall(tx.execute, tx, "SELECT set_config('lock_timeout', :ms, true)", { ms = ms .. "ms" })
+  end
+  if not ok then
+    local rolled, rerr = rollback(tx)
+    self:_ended(tx, rolled or rerr.name == "TransactionNotFoundException")
+    raise(err)
+  end
+  return tx
+end
+
+-- Marks tx finished; its journal entry goes when the transaction is known to
+-- have ended (else the next run, finding this process gone, rolls it back).
+function Connection:_ended(tx, ended)
+  tx._tx.finished = true
+  if ended and self._journal then self._journal:forget(tx._tx.entry) end
+end
+
+function Connection:_transaction_once(fn)
+  local begun, tx = pcall(self._begin, self)
+  if not begun then return false, tx end -- nothing started: the block may run again
   local result = table.pack(pcall(fn, tx))
   if result[1] then
     local commit = tx:_base_request(nil)
@@ -520,52 +598,47 @@ function Connection:_transaction_once(fn)
       -- A transaction the commit did not end keeps its locks until it expires:
       -- roll it back.  That succeeds only when nothing was committed, which
       -- also settles an unknown outcome.
-      if errors.is_error(err) then
-        local rolled, rerr = self:_rollback(tx)
+      local ended = false
+      if not errors.is_error(err) then
+        -- interrupted while the commit was in flight: it may have run
+        local rolled, rerr = rollback(tx)
+        ended = rolled or rerr.name == "TransactionNotFoundException"
+        if not rolled then
+          io.stderr:write("alexlua: interrupted while committing: the commit may have been applied (",
+            tostring(rerr), ")\n")
+        end
+      else
+        local rolled, rerr = rollback(tx)
         if rolled then
+          ended = true
           err.outcome_unknown = nil
           err.message = err.message .. " (rolled back: nothing was committed)"
         elseif err.outcome_unknown then
           err.commit_unknown = true
+          ended = rerr.name == "TransactionNotFoundException"
         elseif rerr.name ~= "TransactionNotFoundException" then
           err.left_open = true
+        else
+          ended = true
         end
       end
-      tx._tx.finished = true
+      self:_ended(tx, ended)
       return false, err
     end
-    tx._tx.finished = true
+    self:_ended(tx, true)
     return true, table.pack(table.unpack(result, 2, result.n))
   end
   local err = result[2]
-  local rolled, rerr = self:_rollback(tx)
-  tx._tx.finished = true
+  local rolled, rerr = rollback(tx)
+  local gone = not rolled and rerr.name == "TransactionNotFoundException"
+  self:_ended(tx, rolled or gone)
   if not rolled then
     if self._client.debug then
       self._client.log("rollback failed (the transaction ends anyway when it expires): " .. tostring(rerr))
     end
     -- its locks stay until it expires: running the block again would wait on them
-    if errors.is_error(err) and rerr.name ~= "TransactionNotFoundException" then err.left_open = true end
+    if errors.is_error(err) and not gone then err.left_open = true end
   end
-  return false, err
-end
-
--- Rolls tx back -> true, or false and the error.  Tried at least 3 times in
--- all whatever AWS_MAX_ATTEMPTS says: a transaction left open holds its locks
--- (a reset's DROP locks every table) until it expires, minutes later.
-function Connection:_rollback(tx)
-  local req = tx:_base_request(nil)
-  req.database = nil
-  local tries = math.max(1, 3 - self._client.max_attempts + 1)
-  local err
-  for i = 1, tries do
-    local ok, e = pcall(tx._call, tx, "RollbackTransaction", req, {}, { idempotent = true })
-    if ok then return true end
-    err = e
-    if not (errors.is_error(e) and e.retryable) or i == tries then break end
-    dataapi.sleep(self._client.random() * self._client.retry_base)
-  end
-  if not errors.is_error(err) then err = errors.new { name = "RollbackError", message = tostring(err) } end
   return false, err
 end
 
@@ -630,12 +703,8 @@ function Connection:each(sql, params, opts)
     else
       if not conn._tx then
         -- one snapshot for every page
-        local req = self:_base_request(nil)
-        local resp = self:_call("BeginTransaction", req, {}, { idempotent = true })
-        owned_tx = setmetatable({ _client = self._client, _config = self._config,
-                                  _tx = { id = resp.transactionId } }, Connection)
+        owned_tx = self:_begin("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         conn = owned_tx
-        conn:execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
       end
       q = ("SELECT * FROM (%s) AS alex_page LIMIT :alex_limit OFFSET :alex_offset"):format(inner)
       p.alex_offset = offset
@@ -675,10 +744,9 @@ function Connection:each(sql, params, opts)
 
   local function finish()
     if owned_tx and not owned_tx._tx.finished then
-      local req = owned_tx:_base_request(nil)
-      req.database = nil
-      owned_tx._tx.finished = true
-      pcall(owned_tx._client.call, owned_tx._client, "CommitTransaction", req, {}, {})
+      -- read only: rolling back ends it as a commit would, and is repeatable
+      local rolled, rerr = rollback(owned_tx)
+      self:_ended(owned_tx, rolled or rerr.name == "TransactionNotFoundException")
     end
   end
 
@@ -698,6 +766,32 @@ function Connection:each(sql, params, opts)
   -- the closing value ends the snapshot transaction when a loop breaks early
   local closer = setmetatable({}, { __close = finish })
   return iterator, nil, nil, closer
+end
+
+-- ---------------------------------------------------------------- crash recovery
+
+-- Rolls back the journal's transactions whose process is gone, so the locks
+-- a crashed run left do not block this one.  Failures are reported, not
+-- raised: the entry stays for the next run, and this run may still succeed.
+function Connection:_recover()
+  local jr = self._journal
+  if not jr then return 0 end
+  local settled, failed = jr:recover(function(e)
+    local tx = setmetatable({ _client = self._client, _config = self._config, _tx = { id = e.id } }, Connection)
+    local rolled, err = rollback(tx)
+    if rolled or err.name == "TransactionNotFoundException" then return true end
+    return nil, err
+  end)
+  if settled > 0 and not self._quiet then
+    io.stderr:write(("alexlua: rolled back %d transaction%s left open by a run that ended without closing it\n")
+      :format(settled, settled == 1 and "" or "s"))
+  end
+  for _, f in ipairs(failed) do
+    io.stderr:write(("alexlua: warning: could not roll back transaction %s left open by process %s (%s); it" ..
+      " ends by itself 3 minutes after its last call\n"):format(tostring(f.entry.id):sub(1, 12) .. "...",
+      tostring(f.entry.pid), tostring(f.err)))
+  end
+  return settled
 end
 
 -- ---------------------------------------------------------------- the safe twin
@@ -737,8 +831,10 @@ function db.connect(opts)
   local config = require "alex.config"
   local getenv = opts.env or os.getenv
   local local_target = opts.cluster_arn == nil and config.is_local_target(getenv)
+  local local_state
   if local_target and opts.use_local ~= false then
     local local_stack = require "alex.local_stack"
+    local_state = local_stack.paths(getenv).state
     local env, err = local_stack.ensure { getenv = getenv, quiet = opts.quiet }
     if not env then return nil, errors.new { name = "LocalStackError", message = err } end
     local base = getenv
@@ -763,6 +859,12 @@ function db.connect(opts)
     timeout = opts.timeout, connect_timeout = opts.connect_timeout, sleep = opts.sleep,
   }
   local conn = wrap_connection(client, cfg)
+  conn._quiet = opts.quiet
+  if opts.journal ~= false then
+    local dir = journal.default_dir(getenv, local_state)
+    conn._journal = journal.open(dir, { cluster_arn = cfg.cluster_arn, endpoint = cfg.endpoint })
+    conn:_recover()
+  end
   if (getenv("ALEX_STATS") or "") ~= "" and getenv("ALEX_STATS") ~= "0" then
     -- printed when the state closes (alexlua's os.exit closes it too)
     conn._stats_reporter = setmetatable({}, { __gc = function()
