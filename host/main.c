@@ -40,7 +40,6 @@ static volatile sig_atomic_t raised_signal = 0;
 static const int stop_signals[] = {SIGINT, SIGTERM, SIGHUP};
 #define N_STOP_SIGNALS (sizeof stop_signals / sizeof stop_signals[0])
 
-static int has_e_or_l(int argc, char **argv);
 
 /* The error text a stop signal raises: exactly this, without a position, so
  * code that catches it can recognize it (the traceback still says where). */
@@ -444,20 +443,34 @@ void alex_open_host(lua_State *L) {
 
 /* ---------- arguments ---------- */
 
+/* What the command line asks for, read from argv once (as lua.c's
+ * collectargs does): the flags, and the -e/-l actions in their order. */
+struct action {
+  char kind;       /* 'e' or 'l' */
+  char *text;      /* the chunk or the module spec (points into argv) */
+};
+
 struct options {
-  int script;        /* index of the script in argv, 0 for none */
+  int script;        /* index of the script (or of "-") in argv, 0 for none */
   int interactive;
   int version;
   int stdin_script;  /* '-' was given */
   int no_env;
   const char *env_file;
+  struct action *actions; /* -e and -l, in order */
+  int n_actions;
 };
 
 /* Returns 0, or -1 after printing what is wrong. */
 static int parse_args(int argc, char **argv, struct options *o) {
+  o->actions = malloc((size_t)(argc > 0 ? argc : 1) * sizeof *o->actions);
+  if (!o->actions) {
+    fprintf(stderr, PROGNAME ": not enough memory\n");
+    return -1;
+  }
   int i;
   for (i = 1; i < argc; i++) {
-    const char *a = argv[i];
+    char *a = argv[i];
     if (a[0] != '-') break;
     if (strcmp(a, "-") == 0) {
       o->stdin_script = 1;
@@ -480,13 +493,18 @@ static int parse_args(int argc, char **argv, struct options *o) {
         fprintf(stderr, PROGNAME ": '--env-file' needs a path\n");
         return -1;
       }
-    } else if (strcmp(a, "-e") == 0 || strcmp(a, "-l") == 0) {
-      if (++i >= argc) {
-        fprintf(stderr, PROGNAME ": '%s' needs an argument\n", a);
-        return -1;
+    } else if ((a[1] == 'e' || a[1] == 'l')) {
+      char *text = a + 2; /* -estat / -lmod, as lua.c accepts */
+      if (*text == '\0') {
+        if (++i >= argc) {
+          fprintf(stderr, PROGNAME ": '%s' needs an argument\n", a);
+          return -1;
+        }
+        text = argv[i];
       }
-    } else if ((a[1] == 'e' || a[1] == 'l') && a[2] != '\0') {
-      /* -estat / -lmod, as lua.c accepts */
+      o->actions[o->n_actions].kind = a[1];
+      o->actions[o->n_actions].text = text;
+      o->n_actions++;
     } else {
       fprintf(stderr, PROGNAME ": unrecognized option '%s'\n", a);
       print_usage(stderr);
@@ -509,20 +527,11 @@ static void create_arg_table(lua_State *L, char **argv, int argc, int script) {
   lua_setglobal(L, "arg");
 }
 
-static int run_early_options(lua_State *L, char **argv, int script_index, int argc) {
-  int stop = script_index ? script_index : argc;
-  for (int i = 1; i < stop; i++) {
-    const char *a = argv[i];
-    if (strcmp(a, "--") == 0 || strcmp(a, "-") == 0) break;
-    if (strcmp(a, "--env-file") == 0) {
-      i++;
-      continue;
-    }
-    if (a[0] == '-' && (a[1] == 'e' || a[1] == 'l')) {
-      char *extra = (a[2] == '\0') ? argv[++i] : (char *)a + 2;
-      int status = (a[1] == 'e') ? dostring(L, extra, "=(command line)") : dolibrary(L, extra);
-      if (status != LUA_OK) return status;
-    }
+static int run_actions(lua_State *L, const struct options *o) {
+  for (int i = 0; i < o->n_actions; i++) {
+    const struct action *act = &o->actions[i];
+    int status = act->kind == 'e' ? dostring(L, act->text, "=(command line)") : dolibrary(L, act->text);
+    if (status != LUA_OK) return status;
   }
   return LUA_OK;
 }
@@ -627,18 +636,18 @@ static int pmain(lua_State *L) {
     create_arg_table(L, argv, argc, idx);
     o->script = idx;
   }
-  int status = run_early_options(L, argv, o->script, argc);
+  int status = run_actions(L, o);
   if (status == LUA_OK && (o->script || o->stdin_script))
     status = handle_script(L, argv, argc, o->script, o->stdin_script);
   if (status != LUA_OK) {
     pa->exit_code = 1;
     return 0;
   }
-  if (o->interactive || (!o->script && !o->stdin_script && !o->version && !has_e_or_l(argc, argv)
+  if (o->interactive || (!o->script && !o->stdin_script && !o->version && o->n_actions == 0
                          && isatty(STDIN_FILENO))) {
     print_version();
     repl(L);
-  } else if (!o->script && !o->stdin_script && !o->version && !has_e_or_l(argc, argv)) {
+  } else if (!o->script && !o->stdin_script && !o->version && o->n_actions == 0) {
     /* stdin is not a terminal: run it as a script, as lua.c does */
     status = handle_script(L, argv, argc, argc, 1);
     if (status != LUA_OK) pa->exit_code = 1;
@@ -646,23 +655,11 @@ static int pmain(lua_State *L) {
   return 0;
 }
 
-static int has_e_or_l(int argc, char **argv) {
-  for (int i = 1; i < argc; i++) {
-    const char *a = argv[i];
-    if (a[0] != '-' || strcmp(a, "--") == 0 || strcmp(a, "-") == 0) break;
-    if (a[1] == 'e' || a[1] == 'l') return 1;
-    if (strcmp(a, "--env-file") == 0) i++;
-  }
-  return 0;
-}
-
-int main(int argc, char **argv) {
-  struct options opts = {0};
-  note_ignored_signals();
-  if (parse_args(argc, argv, &opts) != 0) return EXIT_FAILURE;
-  if (opts.version) print_version();
-  if (!opts.no_env) {
-    if (load_env_file(opts.env_file ? opts.env_file : ".env", opts.env_file != NULL) != 0)
+static int run(int argc, char **argv, struct options *opts) {
+  if (parse_args(argc, argv, opts) != 0) return EXIT_FAILURE;
+  if (opts->version) print_version();
+  if (!opts->no_env) {
+    if (load_env_file(opts->env_file ? opts->env_file : ".env", opts->env_file != NULL) != 0)
       return EXIT_FAILURE;
   }
   lua_State *L = luaL_newstate();
@@ -670,7 +667,7 @@ int main(int argc, char **argv) {
     fprintf(stderr, PROGNAME ": cannot create Lua state: not enough memory\n");
     return EXIT_FAILURE;
   }
-  struct pmain_args pa = {argc, argv, &opts, 0};
+  struct pmain_args pa = {argc, argv, opts, 0};
   lua_pushcfunction(L, pmain);
   lua_pushlightuserdata(L, &pa);
   int status = lua_pcall(L, 1, 0, 0);
@@ -678,4 +675,12 @@ int main(int argc, char **argv) {
   lua_close(L);
   if (status != LUA_OK) return exit_status(EXIT_FAILURE);
   return exit_status(pa.exit_code);
+}
+
+int main(int argc, char **argv) {
+  struct options opts = {0};
+  note_ignored_signals();
+  int code = run(argc, argv, &opts);
+  free(opts.actions);
+  return code;
 }
