@@ -383,6 +383,7 @@ describe("concurrent starts and a dead postmaster", function()
   end)
 
   it("a script notices a killed postmaster too, and brings it back", function()
+    s:up()
     local old = assert(postmaster(s))
     assert.is_true((run("kill -KILL " .. old)))
     assert.is_true(wait_until(function() return not alive(old) end, 5))
