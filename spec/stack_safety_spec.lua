@@ -394,17 +394,13 @@ describe("concurrent starts and a dead postmaster", function()
 end)
 
 describe("alex-dataapi and real clients", function()
-  local s, svc
-  local CAP = 65536
+  local s
+  -- the default; a body a few times larger no longer fits the loopback socket
+  -- buffers, so a client still writing sees the early close
+  local CAP = 4194304
 
-  lazy_setup(function()
-    s = stack.start {}
-    svc = s:extra_service { max_request_bytes = CAP }
-  end)
-  lazy_teardown(function()
-    if svc then svc.stop() end
-    if s then s:stop() end
-  end)
+  lazy_setup(function() s = stack.start { settings = { max_request_bytes = CAP } } end)
+  lazy_teardown(function() if s then s:stop() end end)
 
   -- A client that writes its whole request before reading, as the AWS SDK for
   -- JavaScript does; prints the status line, or the error it met.
@@ -440,27 +436,27 @@ except OSError as e:
 ]]
     local file = os.tmpname()
     write_file(file, py)
-    local _, out = run(("%s %s %d %d %s"):format(servers.PYTHON, q(file), svc.port, body_bytes, opts.mode or "plain"))
+    local _, out = run(("%s %s %d %d %s"):format(servers.PYTHON, q(file), s.api_port, body_bytes, opts.mode or "plain"))
     os.remove(file)
     return trim(out)
   end
 
   it("reads and drops an oversized body, then answers 413, to a client that writes all first", function()
-    assert.matches("^HTTP/1.1 413 ", send_all_then_read(3 * CAP))
-    assert.matches("^HTTP/1.1 413 ", send_all_then_read(3 * CAP, { mode = "chunked" }))
+    assert.matches("^HTTP/1.1 413 ", send_all_then_read(2 * CAP))
+    assert.matches("^HTTP/1.1 413 ", send_all_then_read(2 * CAP, { mode = "chunked" }))
     -- announcing more than it would ever read: answered at once
     assert.matches("^HTTP/1.1 413 ", send_all_then_read(100 * CAP, { mode = "announce" }))
     -- curl, body first (no Expect) and with Expect: 100-continue
     local body = os.tmpname()
-    write_file(body, ("a"):rep(3 * CAP))
+    write_file(body, ("a"):rep(2 * CAP))
     for _, expect in ipairs { "Expect:", "Expect: 100-continue" } do
       local ok, out = run(("curl -sS -m 20 -o /dev/null -w '%%{http_code}' -H %s --data-binary @%s %s/Execute")
-        :format(q(expect), q(body), svc.endpoint))
+        :format(q(expect), q(body), s.endpoint))
       assert.is_true(ok, out)
       assert.equal("413", out)
     end
     os.remove(body)
-    local res = assert(require("alex.http").new {}:request { method = "GET", url = svc.endpoint .. "/_alex/health" })
+    local res = assert(require("alex.http").new {}:request { method = "GET", url = s.endpoint .. "/_alex/health" })
     assert.equal(200, res.status)
   end)
 
