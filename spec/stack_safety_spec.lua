@@ -173,133 +173,6 @@ describe("as root", function()
   end)
 end)
 
-describe("the admin API", function()
-  local s
-
-  lazy_setup(function() s = stack.start {} end)
-  lazy_teardown(function() if s then s:stop() end end)
-
-  -- curl against the admin API; returns the HTTP status and the body
-  local function curl(method, path, body, headers, as)
-    local cmd = { "curl -s -m 10 -o - -w '\\n%{http_code}' -X", method }
-    for _, h in ipairs(headers or {}) do cmd[#cmd + 1] = "-H " .. q(h) end
-    if body then cmd[#cmd + 1] = "-d " .. q(body) end
-    cmd[#cmd + 1] = q(s.admin .. path)
-    local line = table.concat(cmd, " ")
-    if as then line = "runuser -u " .. as .. " -- " .. line end
-    local _, out = run(line)
-    local text, status = out:match("^(.*)\n(%d+)$")
-    return tonumber(status), text
-  end
-
-  it("refuses changes without the token, with a wrong one, and to other local users", function()
-    local before = assert(s:faults())
-    for _, headers in ipairs { {}, { "X-Alex-Admin-Token: wrong" },
-                               { "X-Alex-Admin-Token: " .. s.admin_token:sub(1, -2) .. "0" },
-                               { "X-Alex-Admin-Token: " .. s.admin_token .. "0" } } do
-      local status, body = curl("POST", "/faults", '{"latency_ms":1}', headers)
-      assert.equal(403, status)
-      assert.equal("AccessDeniedException", cjson.decode(body).__type)
-      assert.matches("X-Alex-Admin-Token", cjson.decode(body).message, 1, true)
-      assert.equal(403, (curl("POST", "/stats/reset", "{}", headers)))
-    end
-    if IS_ROOT then
-      assert.equal(403, (curl("POST", "/faults", '{"latency_ms":1}', {}, "nobody")))
-      -- nobody cannot read the token: the files are the owner's only
-      assert.is_false((run("runuser -u nobody -- cat " .. q(s.dir .. "/admin.header"))))
-    end
-    assert.same(before, assert(s:faults()))
-  end)
-
-  it("accepts them with the token from admin.header; GETs need none", function()
-    assert.equal("600", stat(s.dir .. "/admin.header", "%a"))
-    assert.equal("600", stat(s.dir .. "/secrets.env", "%a"))
-    local status, body = curl("POST", "/faults", '{"latency_ms":3}', { "@" .. s.dir .. "/admin.header" })
-    assert.equal(200, status, body)
-    assert.equal(3, cjson.decode(body).latency_ms)
-    assert.equal(200, (curl("POST", "/stats/reset", "{}", { "@" .. s.dir .. "/admin.header" })))
-    for _, path in ipairs { "/health", "/stats", "/faults" } do assert.equal(200, (curl("GET", path))) end
-    assert(s:set_faults { latency_ms = 0 })
-  end)
-
-  it("never logs the token, and a service without one refuses every change", function()
-    assert.is_nil((read_file(s.dir .. "/dataapi.log") or ""):find(s.admin_token, 1, true))
-    local svc = s:extra_service { admin_token = "" }
-    finally(svc.stop)
-    local res = assert(require("alex.http").new {}:request {
-      method = "POST", url = svc.endpoint .. "/_alex/faults", headers = s:admin_headers(), body = "{}" })
-    assert.equal(403, res.status)
-    assert.matches("no admin_token setting", res.body, 1, true)
-    -- and the token is never taken from the command line, where ps shows it
-    local ok, out, code = run(q(s.vars.ALEX_DATAAPI_BIN) .. " --config " .. q(s.dir .. "/dataapi.env") ..
-                              " --admin-token x")
-    assert.is_false(ok)
-    assert.equal(2, code)
-    assert.matches("admin_token is not accepted on the command line", out, 1, true)
-  end)
-end)
-
-describe("ports", function()
-  local a, b
-
-  lazy_setup(function()
-    a = stack.start {}
-    b = stack.start {}
-  end)
-  lazy_teardown(function()
-    if a then a:stop() end
-    if b then b:stop() end
-  end)
-
-  it("each state folder gets its own free ports outside the ephemeral range, kept across restarts", function()
-    local low = tonumber(read_file("/proc/sys/net/ipv4/ip_local_port_range"):match("%d+"))
-    local seen = {}
-    for _, s in ipairs { a, b } do
-      local kept = stack.read_env(s.dir .. "/ports.env")
-      assert.same({ PG_PORT = tostring(s.pg_port), API_PORT = tostring(s.api_port) }, kept)
-      for _, p in ipairs { s.pg_port, s.api_port } do
-        assert.is_nil(seen[p])
-        seen[p] = true
-        assert.is_true(p < low)
-      end
-    end
-    local endpoint = a.endpoint
-    assert.is_true((a:script("down")))
-    a:up()
-    assert.equal(endpoint, a.endpoint)
-  end)
-
-  it("explicit ALEX_DATAAPI_PORT wins over the kept one, which stays kept", function()
-    local kept = read_file(a.dir .. "/ports.env")
-    assert.is_true((a:script("down")))
-    local port = stack.free_ports(1)
-    a.vars.ALEX_DATAAPI_PORT = tostring(port)
-    a:up()
-    a.vars.ALEX_DATAAPI_PORT = nil
-    assert.equal("http://127.0.0.1:" .. port, a.endpoint)
-    assert.equal(kept, read_file(a.dir .. "/ports.env"))
-    assert.is_true((a:script("down")))
-    a:up()
-    assert.equal("http://127.0.0.1:" .. a.api_port, a.endpoint)
-    assert.matches("API_PORT=" .. a.api_port, kept, 1, true)
-  end)
-
-  it("a kept port another program took is reported in one line; nothing starts", function()
-    assert.is_true((b:script("down")))
-    local pid = trim(select(2, run(("exec %s -m http.server --bind 127.0.0.1 %d >/dev/null 2>&1 & echo $!")
-      :format(servers.PYTHON, b.api_port))))
-    finally(function() run("kill " .. pid) end)
-    assert.is_true(servers.wait_listening(b.api_port, 5))
-    local ok, out, code = b:script("up")
-    assert.is_false(ok)
-    assert.equal(1, code)
-    assert.equal(1, lines(out), out)
-    assert.matches("port " .. b.api_port .. " is already in use by another program", out, 1, true)
-    assert.matches("delete " .. b.dir .. "/ports.env to choose new ports", out, 1, true)
-    assert.is_nil(postmaster(b))
-  end)
-end)
-
 describe("concurrent starts and a dead postmaster", function()
   local s
 
@@ -393,20 +266,82 @@ describe("concurrent starts and a dead postmaster", function()
   end)
 end)
 
-describe("alex-dataapi and real clients", function()
+describe("one running stack", function()
   local s
-  -- the default; a body a few times larger no longer fits the loopback socket
-  -- buffers, so a client still writing sees the early close
+  -- the default request size cap: a body a few times larger no longer fits the
+  -- loopback socket buffers, so a client still writing sees an early close
   local CAP = 4194304
 
   lazy_setup(function() s = stack.start { settings = { max_request_bytes = CAP } } end)
   lazy_teardown(function() if s then s:stop() end end)
 
-  -- A client that writes its whole request before reading, as the AWS SDK for
-  -- JavaScript does; prints the status line, or the error it met.
-  local function send_all_then_read(body_bytes, opts)
-    opts = opts or {}
-    local py = [[
+  describe("the admin API", function()
+    -- curl against the admin API; returns the HTTP status and the body
+    local function curl(method, path, body, headers, as)
+      local cmd = { "curl -s -m 10 -o - -w '\\n%{http_code}' -X", method }
+      for _, h in ipairs(headers or {}) do cmd[#cmd + 1] = "-H " .. q(h) end
+      if body then cmd[#cmd + 1] = "-d " .. q(body) end
+      cmd[#cmd + 1] = q(s.admin .. path)
+      local line = table.concat(cmd, " ")
+      if as then line = "runuser -u " .. as .. " -- " .. line end
+      local _, out = run(line)
+      local text, status = out:match("^(.*)\n(%d+)$")
+      return tonumber(status), text
+    end
+
+    it("refuses changes without the token, with a wrong one, and to other local users", function()
+      local before = assert(s:faults())
+      for _, headers in ipairs { {}, { "X-Alex-Admin-Token: wrong" },
+                                 { "X-Alex-Admin-Token: " .. s.admin_token:sub(1, -2) .. "0" },
+                                 { "X-Alex-Admin-Token: " .. s.admin_token .. "0" } } do
+        local status, body = curl("POST", "/faults", '{"latency_ms":1}', headers)
+        assert.equal(403, status)
+        assert.equal("AccessDeniedException", cjson.decode(body).__type)
+        assert.matches("X-Alex-Admin-Token", cjson.decode(body).message, 1, true)
+        assert.equal(403, (curl("POST", "/stats/reset", "{}", headers)))
+      end
+      if IS_ROOT then
+        assert.equal(403, (curl("POST", "/faults", '{"latency_ms":1}', {}, "nobody")))
+        -- nobody cannot read the token: the files are the owner's only
+        assert.is_false((run("runuser -u nobody -- cat " .. q(s.dir .. "/admin.header"))))
+      end
+      assert.same(before, assert(s:faults()))
+    end)
+
+    it("accepts them with the token from admin.header; GETs need none", function()
+      assert.equal("600", stat(s.dir .. "/admin.header", "%a"))
+      assert.equal("600", stat(s.dir .. "/secrets.env", "%a"))
+      local status, body = curl("POST", "/faults", '{"latency_ms":3}', { "@" .. s.dir .. "/admin.header" })
+      assert.equal(200, status, body)
+      assert.equal(3, cjson.decode(body).latency_ms)
+      assert.equal(200, (curl("POST", "/stats/reset", "{}", { "@" .. s.dir .. "/admin.header" })))
+      for _, path in ipairs { "/health", "/stats", "/faults" } do assert.equal(200, (curl("GET", path))) end
+      assert(s:set_faults { latency_ms = 0 })
+    end)
+
+    it("never logs the token, and a service without one refuses every change", function()
+      assert.is_nil((read_file(s.dir .. "/dataapi.log") or ""):find(s.admin_token, 1, true))
+      local svc = s:extra_service { admin_token = "" }
+      finally(svc.stop)
+      local res = assert(require("alex.http").new {}:request {
+        method = "POST", url = svc.endpoint .. "/_alex/faults", headers = s:admin_headers(), body = "{}" })
+      assert.equal(403, res.status)
+      assert.matches("no admin_token setting", res.body, 1, true)
+      -- and the token is never taken from the command line, where ps shows it
+      local ok, out, code = run(q(s.vars.ALEX_DATAAPI_BIN) .. " --config " .. q(s.dir .. "/dataapi.env") ..
+                                " --admin-token x")
+      assert.is_false(ok)
+      assert.equal(2, code)
+      assert.matches("admin_token is not accepted on the command line", out, 1, true)
+    end)
+  end)
+
+  describe("real clients", function()
+    -- A client that writes its whole request before reading, as the AWS SDK for
+    -- JavaScript does; prints the status line, or the error it met.
+    local function send_all_then_read(body_bytes, opts)
+      opts = opts or {}
+      local py = [[
 import socket, sys
 port, n, mode = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
 s = socket.create_connection(("127.0.0.1", port), timeout=20)
@@ -434,64 +369,125 @@ try:
 except OSError as e:
     print("error: %s" % e)
 ]]
-    local file = os.tmpname()
-    write_file(file, py)
-    local _, out = run(("%s %s %d %d %s"):format(servers.PYTHON, q(file), s.api_port, body_bytes, opts.mode or "plain"))
-    os.remove(file)
-    return trim(out)
-  end
-
-  it("reads and drops an oversized body, then answers 413, to a client that writes all first", function()
-    assert.matches("^HTTP/1.1 413 ", send_all_then_read(2 * CAP))
-    assert.matches("^HTTP/1.1 413 ", send_all_then_read(2 * CAP, { mode = "chunked" }))
-    -- announcing more than it would ever read: answered at once
-    assert.matches("^HTTP/1.1 413 ", send_all_then_read(100 * CAP, { mode = "announce" }))
-    -- curl, body first (no Expect) and with Expect: 100-continue
-    local body = os.tmpname()
-    write_file(body, ("a"):rep(2 * CAP))
-    for _, expect in ipairs { "Expect:", "Expect: 100-continue" } do
-      local ok, out = run(("curl -sS -m 20 -o /dev/null -w '%%{http_code}' -H %s --data-binary @%s %s/Execute")
-        :format(q(expect), q(body), s.endpoint))
-      assert.is_true(ok, out)
-      assert.equal("413", out)
+      local file = os.tmpname()
+      write_file(file, py)
+      local _, out = run(("%s %s %d %d %s"):format(servers.PYTHON, q(file), s.api_port, body_bytes,
+                                                   opts.mode or "plain"))
+      os.remove(file)
+      return trim(out)
     end
-    os.remove(body)
-    local res = assert(require("alex.http").new {}:request { method = "GET", url = s.endpoint .. "/_alex/health" })
-    assert.equal(200, res.status)
-  end)
 
-  -- Runs a command with only local.env's settings in its environment.
-  local function with_local_env(cmd)
-    local home = servers.tmpdir()
-    local ok, out = run(("env -i PATH=/usr/bin:/bin HOME=%s sh -c %s"):format(q(home),
-      q("set -a; . " .. q(s.dir .. "/local.env") .. "; set +a; " .. cmd)))
-    servers.rmtree(home)
-    return ok, out
-  end
+    it("reads and drops an oversized body, then answers 413, to a client that writes all first", function()
+      assert.matches("^HTTP/1.1 413 ", send_all_then_read(2 * CAP))
+      assert.matches("^HTTP/1.1 413 ", send_all_then_read(2 * CAP, { mode = "chunked" }))
+      -- announcing more than it would ever read: answered at once
+      assert.matches("^HTTP/1.1 413 ", send_all_then_read(100 * CAP, { mode = "announce" }))
+      -- curl, body first (no Expect) and with Expect: 100-continue
+      local body = os.tmpname()
+      write_file(body, ("a"):rep(2 * CAP))
+      for _, expect in ipairs { "Expect:", "Expect: 100-continue" } do
+        local ok, out = run(("curl -sS -m 20 -o /dev/null -w '%%{http_code}' -H %s --data-binary @%s %s/Execute")
+          :format(q(expect), q(body), s.endpoint))
+        assert.is_true(ok, out)
+        assert.equal("413", out)
+      end
+      os.remove(body)
+      local res = assert(require("alex.http").new {}:request { method = "GET", url = s.endpoint .. "/_alex/health" })
+      assert.equal(200, res.status)
+    end)
 
-  it("Debian's AWS CLI runs a statement with only local.env's settings", function()
-    local ok, out = with_local_env([[exec /usr/bin/aws rds-data execute-statement ]] ..
-      [[--endpoint-url "$AWS_ENDPOINT_URL_RDS_DATA" ]] ..
-      [[--resource-arn "$AURORA_CLUSTER_ARN" --secret-arn "$AURORA_SECRET_ARN" --database "$AURORA_DATABASE" ]] ..
-      [[--sql 'SELECT 41 + 1 AS n' --output json]])
-    assert.is_true(ok, out)
-    assert.same({ { { longValue = 42 } } }, cjson.decode(out).records)
-  end)
+    -- Runs a command with only local.env's settings in its environment.
+    local function with_local_env(cmd)
+      local home = servers.tmpdir()
+      local ok, out = run(("env -i PATH=/usr/bin:/bin HOME=%s sh -c %s"):format(q(home),
+        q("set -a; . " .. q(s.dir .. "/local.env") .. "; set +a; " .. cmd)))
+      servers.rmtree(home)
+      return ok, out
+    end
 
-  it("Debian's botocore (the AWS CLI v1's, which reads only AWS_DEFAULT_REGION) too", function()
-    local py = [[
+    it("Debian's AWS CLI runs a statement with only local.env's settings", function()
+      local ok, out = with_local_env([[exec /usr/bin/aws rds-data execute-statement ]] ..
+        [[--endpoint-url "$AWS_ENDPOINT_URL_RDS_DATA" ]] ..
+        [[--resource-arn "$AURORA_CLUSTER_ARN" --secret-arn "$AURORA_SECRET_ARN" --database "$AURORA_DATABASE" ]] ..
+        [[--sql 'SELECT 41 + 1 AS n' --output json]])
+      assert.is_true(ok, out)
+      assert.same({ { { longValue = 42 } } }, cjson.decode(out).records)
+    end)
+
+    it("Debian's botocore (the AWS CLI v1's, which reads only AWS_DEFAULT_REGION) too", function()
+      local py = [[
 import os, boto3
 c = boto3.client("rds-data", endpoint_url=os.environ["AWS_ENDPOINT_URL_RDS_DATA"])
 r = c.execute_statement(resourceArn=os.environ["AURORA_CLUSTER_ARN"], secretArn=os.environ["AURORA_SECRET_ARN"],
                         database=os.environ["AURORA_DATABASE"], sql="SELECT 6 * 7")
 print(r["records"][0][0]["longValue"])
 ]]
-    local file = s.dir .. "/boto.py"
-    write_file(file, py)
-    local ok, out = with_local_env(servers.PYTHON .. " " .. q(file))
-    os.remove(file)
-    assert.is_true(ok, out)
-    assert.equal("42", trim(out))
+      local file = s.dir .. "/boto.py"
+      write_file(file, py)
+      local ok, out = with_local_env(servers.PYTHON .. " " .. q(file))
+      os.remove(file)
+      assert.is_true(ok, out)
+      assert.equal("42", trim(out))
+    end)
+  end)
+
+  -- last: it restarts the shared stack
+  describe("ports", function()
+    local a, b
+
+    lazy_setup(function()
+      a = s
+      b = stack.start {}
+    end)
+    lazy_teardown(function() if b then b:stop() end end)
+
+    it("each state folder gets its own free ports outside the ephemeral range, kept across restarts", function()
+      local low = tonumber(read_file("/proc/sys/net/ipv4/ip_local_port_range"):match("%d+"))
+      local seen = {}
+      for _, st in ipairs { a, b } do
+        local kept = stack.read_env(st.dir .. "/ports.env")
+        assert.same({ PG_PORT = tostring(st.pg_port), API_PORT = tostring(st.api_port) }, kept)
+        for _, p in ipairs { st.pg_port, st.api_port } do
+          assert.is_nil(seen[p])
+          seen[p] = true
+          assert.is_true(p < low)
+        end
+      end
+      local endpoint = a.endpoint
+      assert.is_true((a:script("down")))
+      a:up()
+      assert.equal(endpoint, a.endpoint)
+    end)
+
+    it("explicit ALEX_DATAAPI_PORT wins over the kept one, which stays kept", function()
+      local kept = read_file(a.dir .. "/ports.env")
+      assert.is_true((a:script("down")))
+      local port = stack.free_ports(1)
+      a.vars.ALEX_DATAAPI_PORT = tostring(port)
+      a:up()
+      a.vars.ALEX_DATAAPI_PORT = nil
+      assert.equal("http://127.0.0.1:" .. port, a.endpoint)
+      assert.equal(kept, read_file(a.dir .. "/ports.env"))
+      assert.is_true((a:script("down")))
+      a:up()
+      assert.equal("http://127.0.0.1:" .. a.api_port, a.endpoint)
+      assert.matches("API_PORT=" .. a.api_port, kept, 1, true)
+    end)
+
+    it("a kept port another program took is reported in one line; nothing starts", function()
+      assert.is_true((b:script("down")))
+      local pid = trim(select(2, run(("exec %s -m http.server --bind 127.0.0.1 %d >/dev/null 2>&1 & echo $!")
+        :format(servers.PYTHON, b.api_port))))
+      finally(function() run("kill " .. pid) end)
+      assert.is_true(servers.wait_listening(b.api_port, 5))
+      local ok, out, code = b:script("up")
+      assert.is_false(ok)
+      assert.equal(1, code)
+      assert.equal(1, lines(out), out)
+      assert.matches("port " .. b.api_port .. " is already in use by another program", out, 1, true)
+      assert.matches("delete " .. b.dir .. "/ports.env to choose new ports", out, 1, true)
+      assert.is_nil(postmaster(b))
+    end)
   end)
 end)
 
