@@ -80,14 +80,23 @@ if [ "$(id -u)" = 0 ]; then ROOT=1; else ROOT=0; fi
 
 # Makes the folder ours, or refuses it.  The listing is read before the marker
 # is looked for: a concurrent up writes the marker before anything else, so a
-# non-empty listing without a marker is never a race with another up.
+# listing without a marker is never a race with another up.  alexlua may have
+# made its journal/ before the first up; nothing else may be there.
+has_other_entries() {
+  for e in "$STATE"/* "$STATE"/.[!.]* "$STATE"/..?*; do
+    if [ -e "$e" ] || [ -L "$e" ]; then [ "${e##*/}" = journal ] || return 0; fi
+  done
+  return 1
+}
+
 claim_state() {
   if [ -d "$STATE" ]; then
-    if [ -n "$(ls -A "$STATE")" ] && [ ! -f "$MARKER" ]; then
+    if has_other_entries && [ ! -f "$MARKER" ]; then
       die "$STATE is not empty and is not a stack state folder (no .alex-stack): set ALEX_STATE_DIR to a new or empty folder"
     fi
   else
-    (umask 077 && mkdir -p "$STATE") || die "cannot create $STATE"
+    # missing parents get the user's usual mode; the state folder is private
+    if ! mkdir -p "$(dirname "$STATE")" || ! (umask 077 && mkdir -p "$STATE"); then die "cannot create $STATE"; fi
   fi
   [ -f "$MARKER" ] || echo "alexlua local stack state (local/stack.sh); reset deletes what the stack made here" \
     >"$MARKER" || die "cannot write $MARKER"
@@ -570,7 +579,7 @@ cmd_down() {
 cmd_reset() {
   if [ ! -d "$STATE" ]; then say "nothing to reset ($STATE does not exist)"; return 0; fi
   if [ ! -f "$MARKER" ]; then
-    [ -z "$(ls -A "$STATE")" ] || die "$STATE does not look like a stack state folder (no .alex-stack); not wiping it"
+    if has_other_entries; then die "$STATE does not look like a stack state folder (no .alex-stack); not wiping it"; fi
     say "nothing to reset ($STATE is empty)"
     return 0
   fi

@@ -88,11 +88,11 @@ describe("the state folder", function()
     assert.equal("keep me", read_file(base .. "/precious.txt"))
   end)
 
-  it("reset deletes what the stack made (journal/ included), keeps the rest and the folder", function()
+  it("up takes a folder holding only alexlua's journal/; reset deletes what the stack made, keeps the rest", function()
     local state = base .. "/st"
+    run("mkdir -p " .. q(state .. "/journal") .. " && echo tx >" .. q(state .. "/journal/open"))
     local s = new_stack({ dir = state }):up()
     write_file(state .. "/notes.txt", "mine")
-    run("mkdir " .. q(state .. "/journal") .. " && echo tx >" .. q(state .. "/journal/open"))
     local ok, out = s:script("reset")
     assert.is_true(ok, out)
     assert.matches("kept " .. state, out, 1, true)
