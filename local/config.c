@@ -46,6 +46,8 @@ static const setting_def DEFS[] = {
     {"access_key", T_STR, OFF(access_key), 0, "accepted access key id (required)"},
     {"secret_key", T_STR, OFF(secret_key), F_SECRET, "its secret key (file/env only; required)"},
     {"session_token", T_STR, OFF(session_token), F_SECRET, "required session token (file/env only)"},
+    {"admin_token", T_STR, OFF(admin_token), F_SECRET,
+     "X-Alex-Admin-Token the admin API's POSTs need (file/env only; none: POSTs refused)"},
     {"tx_idle_timeout", T_SECONDS, OFF(tx_idle_timeout), 0, "seconds (180)"},
     {"tx_max_lifetime", T_SECONDS, OFF(tx_max_lifetime), 0, "seconds (86400)"},
     {"statement_timeout", T_SECONDS, OFF(statement_timeout), 0, "seconds (45)"},
@@ -264,9 +266,10 @@ void settings_usage(void) {
          "A local RDS Data API (rds-data) service on PostgreSQL.\n\n"
          "Settings (precedence: --config file < ALEX_DATAAPI_<NAME> environment < --<name>):\n");
   for (size_t i = 0; i < NDEFS; i++) printf("  %-22s %s\n", DEFS[i].name, DEFS[i].help);
-  printf("\nSecrets (pg_password, secret_key, session_token) are refused on the command line.\n"
-         "Admin API on loopback: GET /_alex/health, GET /_alex/stats, POST /_alex/stats/reset,\n"
-         "GET|POST /_alex/faults.  SIGTERM/SIGINT stop it gracefully.\n");
+  printf("\nSecrets (pg_password, secret_key, session_token, admin_token) are refused on the command line.\n"
+         "Admin API on loopback: GET /_alex/health, GET /_alex/stats, GET /_alex/faults; with the\n"
+         "X-Alex-Admin-Token header: POST /_alex/stats/reset, POST /_alex/faults.\n"
+         "SIGTERM/SIGINT stop it gracefully.\n");
 }
 
 static int set_default(settings *s, const char *name, const char *value) {

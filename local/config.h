@@ -16,6 +16,7 @@ typedef struct {
   char *default_database;
   char *cluster_arn, *secret_arn, *region;
   char *access_key, *secret_key, *session_token;
+  char *admin_token; /* needed by the admin API's changing calls; none: they are refused */
   double tx_idle_timeout, tx_max_lifetime, statement_timeout;
   long long max_response_bytes, max_request_bytes, row_size_limit;
   long long pool_size;

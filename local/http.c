@@ -10,7 +10,9 @@
 #include <time.h>
 
 #include <microhttpd.h>
+#include <openssl/crypto.h>
 #include <openssl/rand.h>
+#include <openssl/sha.h>
 
 #include "server.h"
 #include "sigv4_core.h"
@@ -27,9 +29,10 @@ typedef struct {
 typedef struct {
   char *uri;          /* as in the request line, undecoded */
   int started;
-  int too_large;
+  int too_large;      /* over max_request_bytes: the body is read and discarded, then 413 */
   int inflight;       /* counted in server.inflight */
   size_t header_bytes;
+  unsigned long long discarded;
   sbuf body;
 } req_ctx;
 
@@ -364,6 +367,31 @@ static enum MHD_Result admin_error(struct MHD_Connection *conn, int status, cons
   return r;
 }
 
+/* Changing admin calls need the configured token in X-Alex-Admin-Token: the
+ * port is open to every local user, the token file only to the stack's owner.
+ * Both sides are hashed first, so the comparison takes the same time whatever
+ * the lengths and contents. */
+static int admin_token_ok(server *s, struct MHD_Connection *conn) {
+  const char *want = s->cfg.admin_token;
+  const char *got = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Alex-Admin-Token");
+  if (!want || !got) return 0;
+  unsigned char a[SHA256_DIGEST_LENGTH], b[SHA256_DIGEST_LENGTH];
+  SHA256((const unsigned char *)want, strlen(want), a);
+  SHA256((const unsigned char *)got, strlen(got), b);
+  return CRYPTO_memcmp(a, b, sizeof a) == 0;
+}
+
+static enum MHD_Result admin_refused(server *s, struct MHD_Connection *conn, const char *path) {
+  LOGI(&s->log, "admin: refused POST %s (%s admin token)", path,
+       MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Alex-Admin-Token") ? "wrong" : "no");
+  if (!s->cfg.admin_token)
+    return admin_error(conn, 403, "AccessDeniedException",
+                       "admin changes are disabled: the service has no admin_token setting");
+  return admin_error(conn, 403, "AccessDeniedException",
+                     "admin changes need the admin token in the X-Alex-Admin-Token header (local/stack.sh keeps "
+                     "that header in admin.header in its state folder)");
+}
+
 static enum MHD_Result admin_faults_post(server *s, struct MHD_Connection *conn, req_ctx *rq) {
   json_error_t je;
   json_t *j = json_loadb(rq->body.p ? rq->body.p : "", rq->body.len, 0, &je);
@@ -415,12 +443,16 @@ static enum MHD_Result admin(server *s, struct MHD_Connection *conn, const char 
     stats_json(s, &b);
   } else if (strcmp(path, "/_alex/stats/reset") == 0) {
     if (!post) goto method;
+    if (!admin_token_ok(s, conn)) return admin_refused(s, conn, path);
     pthread_mutex_lock(&s->stats_mu);
     memset(&s->st, 0, sizeof s->st);
     pthread_mutex_unlock(&s->stats_mu);
     stats_json(s, &b);
   } else if (strcmp(path, "/_alex/faults") == 0) {
-    if (post) return admin_faults_post(s, conn, rq);
+    if (post) {
+      if (!admin_token_ok(s, conn)) return admin_refused(s, conn, path);
+      return admin_faults_post(s, conn, rq);
+    }
     if (!get) goto method;
     faults_json(s, &b);
   } else {
@@ -581,6 +613,11 @@ static enum MHD_Result too_large(server *s, struct MHD_Connection *conn, unsigne
   return r;
 }
 
+/* How much of an oversized body is read and dropped before the connection is closed. */
+static unsigned long long discard_limit(const server *s) {
+  return 4ULL * (unsigned long long)s->cfg.max_request_bytes;
+}
+
 static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
                                const char *version, const char *upload_data, size_t *upload_data_size,
                                void **con_cls) {
@@ -597,24 +634,34 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
     unsigned long long n = cl ? strtoull(cl, NULL, 10) : 0;
     if (rq->header_bytes + n > (unsigned long long)s->cfg.max_request_bytes) {
       rq->too_large = 1;
-      return too_large(s, conn, rq->header_bytes + n);
+      /* A client waiting for "100 Continue" has sent no body: it can read the
+       * answer now.  So can nobody who announces more than we would discard. */
+      const char *expect = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Expect");
+      if ((expect && strcasecmp(expect, "100-continue") == 0) || n > discard_limit(s))
+        return too_large(s, conn, rq->header_bytes + n);
     }
     return MHD_YES;
   }
   if (*upload_data_size) {
-    if (!rq->too_large) {
-      if (rq->header_bytes + rq->body.len + *upload_data_size > (size_t)s->cfg.max_request_bytes) {
-        rq->too_large = 1;
-        sb_free(&rq->body);
-      } else {
-        sb_put(&rq->body, upload_data, *upload_data_size);
-        if (rq->body.oom) return MHD_NO;
-      }
+    if (!rq->too_large && rq->header_bytes + rq->body.len + *upload_data_size > (size_t)s->cfg.max_request_bytes) {
+      rq->too_large = 1;
+      rq->discarded = rq->body.len;
+      sb_free(&rq->body);
+    }
+    if (rq->too_large) {
+      /* Read on and drop: a client that sends its whole body before reading
+       * (the AWS SDK for JavaScript does) would otherwise see its write fail
+       * (EPIPE) instead of the 413, and retry.  Past the limit: close. */
+      rq->discarded += *upload_data_size;
+      if (rq->discarded > discard_limit(s)) return MHD_NO;
+    } else {
+      sb_put(&rq->body, upload_data, *upload_data_size);
+      if (rq->body.oom) return MHD_NO;
     }
     *upload_data_size = 0;
     return MHD_YES;
   }
-  if (rq->too_large) return too_large(s, conn, rq->header_bytes + rq->body.len);
+  if (rq->too_large) return too_large(s, conn, rq->header_bytes + rq->discarded);
 
   const char *uri = rq->uri;
   size_t plen = strcspn(uri, "?");

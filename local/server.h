@@ -61,7 +61,7 @@ typedef struct txn {
 /* A PostgreSQL type as the Data API sees it. */
 enum vkind {
   K_UNSUPPORTED = 0, K_INT, K_NUMERIC, K_FLOAT4, K_FLOAT8, K_BOOL, K_BYTEA, K_TEXT,
-  K_TEMPORAL, /* date/timestamp: text, but 'infinity' fails the call */
+  K_TEMPORAL, /* date/timestamp: text ('infinity' included) */
   K_TSTZ,     /* timestamptz: the +00 offset is removed */
   K_VOID, K_ARRAY
 };

@@ -195,7 +195,7 @@ end
 
 local function admin(method, path, body, svc)
   local res = assert(H:request { method = method, url = (svc or DEFAULT).endpoint .. "/_alex" .. path,
-                                 headers = {}, body = body })
+                                 headers = method == "GET" and {} or S:admin_headers(), body = body })
   return res.status, cjson.decode(res.body), res
 end
 
@@ -346,11 +346,14 @@ describe("alex-dataapi", function()
       assert.are.same({ stringValue = "1 day" }, (one("SELECT '1 day'::interval::text")))
     end)
 
-    it("fails the call on infinite dates, as Aurora does (InternalFailure)", function()
-      local st, d, res = exec("SELECT 'infinity'::timestamp AS t")
-      assert.are.equal(500, st)
-      assert.are.equal("InternalFailure", d.__type)
-      assert.are.equal("InternalFailure", res.headers["x-amzn-errortype"])
+    it("answers infinite dates and timestamps as PostgreSQL writes them", function()
+      local d = ok_exec("SELECT 'infinity'::date, '-infinity'::date, 'infinity'::timestamp, " ..
+                        "'-infinity'::timestamp, 'infinity'::timestamptz, '-infinity'::timestamptz")
+      assert.are.same({ { stringValue = "infinity" }, { stringValue = "-infinity" }, { stringValue = "infinity" },
+                        { stringValue = "-infinity" }, { stringValue = "infinity" }, { stringValue = "-infinity" } },
+                      d.records[1])
+      d = ok_exec("SELECT 'infinity'::timestamptz AS t", nil, { formatRecordsAs = "JSON" })
+      assert.are.same({ { t = "infinity" } }, cjson.decode(d.formattedRecords))
     end)
 
     it("reads enums, domains and arrays of them through the catalogue", function()

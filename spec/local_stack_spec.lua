@@ -45,13 +45,15 @@ describe("local/stack.sh", function()
     if s then s:stop() end
   end)
 
-  it("up writes local.env with exactly the seven names, mode 600", function()
+  it("up writes local.env with exactly the eight names, mode 600", function()
     local path = s.dir .. "/local.env"
     assert.equal("600", mode(path))
     assert.equal("600", mode(s.dir .. "/dataapi.env"))
     assert.equal("600", mode(s.dir .. "/secrets.env"))
     assert.same({ "AURORA_CLUSTER_ARN", "AURORA_DATABASE", "AURORA_SECRET_ARN", "AWS_ACCESS_KEY_ID",
-                  "AWS_ENDPOINT_URL_RDS_DATA", "AWS_REGION", "AWS_SECRET_ACCESS_KEY" }, sorted_keys(s.env))
+                  "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL_RDS_DATA", "AWS_REGION", "AWS_SECRET_ACCESS_KEY" },
+                sorted_keys(s.env))
+    assert.equal("us-east-1", s.env.AWS_DEFAULT_REGION)
     assert.equal("http://127.0.0.1:" .. s.api_port, s.env.AWS_ENDPOINT_URL_RDS_DATA)
     assert.equal("arn:aws:rds:us-east-1:000000000000:cluster:alex-local", s.env.AURORA_CLUSTER_ARN)
     assert.matches("^arn:aws:secretsmanager:us%-east%-1:000000000000:secret:alex%-local%-%w%w%w%w%w%w$",
@@ -148,6 +150,11 @@ describe("local/stack.sh", function()
     local ok, out = s:script("down")
     assert.is_true(ok, out)
     assert.is_false(alive(service))
+    -- pg_ctl stop returns once postmaster.pid is gone; the process ends right after
+    for _ = 1, 50 do
+      if not alive(postmaster) then break end
+      stack.run("sleep 0.1")
+    end
     assert.is_false(alive(postmaster))
     assert.is_false(listening(s.pg_port))
     assert.is_false(listening(s.api_port))
@@ -192,7 +199,7 @@ describe("local/stack.sh", function()
     assert.is_true(ok)
   end)
 
-  it("reset stops everything and wipes the state folder", function()
+  it("reset stops everything and removes the state folder it made", function()
     local ok, out = s:script("reset")
     assert.is_true(ok, out)
     assert.is_nil(read_file(s.dir .. "/local.env"))

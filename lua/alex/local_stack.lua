@@ -76,14 +76,33 @@ local function healthy(endpoint)
   return res ~= nil and res.status == 200
 end
 
+-- A quick look at the state folder's PostgreSQL (stack.sh up has the last
+-- word): when its postmaster died, the service still answers its health check
+-- but every call would fail.  A killed postmaster nobody reaps stays a zombie,
+-- hence the State line.  A pid file we may not read counts as running.
+local function postmaster_dead(state)
+  local f, _, code = io.open(state .. "/pg/postmaster.pid", "rb")
+  if not f then return code == 2 end -- ENOENT: stopped
+  local pid = (f:read("l") or ""):match("^%s*(%d+)")
+  f:close()
+  if not pid then return true end
+  local st = io.open("/proc/" .. pid .. "/status", "rb")
+  if not st then return true end
+  local text = st:read("a") or ""
+  st:close()
+  return text:match("\nState:%s*[ZX]") ~= nil
+end
+
 -- ensure{ getenv, quiet } -> the settings of local.env (a table), starting the
 -- stack when it is not running; or nil and a message saying what failed.
+-- Scripts started together all call stack.sh up, which serialises them on the
+-- state folder's lock: the first starts the stack, the others find it up.
 function local_stack.ensure(opts)
   opts = opts or {}
   local p = local_stack.paths(opts.getenv)
   local env = read_env_file(p.env_file)
   local endpoint = env and env.AWS_ENDPOINT_URL_RDS_DATA
-  if not (endpoint and healthy(endpoint)) then
+  if not (endpoint and healthy(endpoint) and not postmaster_dead(p.state)) then
     if not exists(p.script) then
       return nil, "no AURORA_CLUSTER_ARN is configured and the local stack script " .. p.script ..
         " is missing: set AURORA_CLUSTER_ARN (see README: the AWS path) or reinstall alexlua"

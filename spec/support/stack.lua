@@ -1,10 +1,11 @@
 -- A private local stack (PostgreSQL 15 + alex-dataapi) for specs and benches:
--- its own temp state folder and free loopback ports, started by local/stack.sh.
+-- its own temp state folder and the free loopback ports local/stack.sh chooses.
 --
 --   local stack = require "stack"
 --   local s = stack.start { faults = { latency_ms = 5 }, tx_idle_timeout = 2 }
 --   s.env.AWS_ENDPOINT_URL_RDS_DATA, s.endpoint, s.admin, s:stats(), s:reset_stats(),
---   s:set_faults { ... }, s:faults(), s:psql "select 1", s:service_pid(), s:stop()
+--   s:set_faults { ... }, s:faults(), s:admin_headers(), s:psql "select 1",
+--   s:service_pid(), s:stop()
 --
 -- Starting costs a second or two: share one stack per spec file
 -- (lazy_setup / lazy_teardown).
@@ -105,11 +106,13 @@ function Stack:script(command)
   return run(env_prefix(self.vars) .. " sh " .. shell_quote(stack.script) .. " " .. command)
 end
 
--- opts: faults = { latency_ms = 5, ... } (ALEX_DATAAPI_FAULT_<NAME>),
+-- A stack not started yet, in opts.dir (default: a new temp folder, removed by
+-- stop()).  opts: faults = { latency_ms = 5, ... } (ALEX_DATAAPI_FAULT_<NAME>),
 --   tx_idle_timeout = seconds, settings = { name = value } (any other
---   ALEX_DATAAPI_<NAME> the service reads), bin = service binary (default: env
+--   ALEX_DATAAPI_<NAME> the service reads), vars = { NAME = value } (more
+--   environment for stack.sh), bin = service binary (default: env
 --   ALEX_DATAAPI, set by `make test`).
-function stack.start(opts)
+function stack.new(opts)
   opts = opts or {}
   local vars = {}
   local bin = opts.bin or os.getenv("ALEX_DATAAPI")
@@ -119,30 +122,88 @@ function stack.start(opts)
     vars["ALEX_DATAAPI_FAULT_" .. k:upper():gsub("^FAULT_", "")] = tostring(v)
   end
   if opts.tx_idle_timeout then vars.ALEX_DATAAPI_TX_IDLE_TIMEOUT = tostring(opts.tx_idle_timeout) end
-
-  local dir = mktemp_dir()
+  -- deleted after the run: initdb need not fsync it
+  vars.ALEX_STACK_NO_SYNC = "1"
+  for k, v in pairs(opts.vars or {}) do vars[k] = tostring(v) end
+  local dir = opts.dir or mktemp_dir()
   vars.ALEX_STATE_DIR = dir
-  local self = setmetatable({ dir = dir, vars = vars }, Stack)
+  -- a stack left running by a spec that forgot stop() still ends with the process
+  return setmetatable({ dir = dir, vars = vars, temp = opts.dir == nil }, { __index = Stack, __gc = Stack.stop })
+end
+
+-- Runs stack.sh up and reads what it wrote; raises an error when it fails.
+function Stack:up()
+  local dir = self.dir
   local ok, out
-  for _ = 1, 3 do -- a port taken between the choice and the start: choose again
-    self.pg_port, self.api_port = free_ports(2)
-    vars.ALEX_PG_PORT, vars.ALEX_DATAAPI_PORT = tostring(self.pg_port), tostring(self.api_port)
+  -- stack.sh chooses free ports and keeps them in ports.env; one taken between
+  -- that choice and the start: forget them and choose again
+  for _ = 1, 3 do
     ok, out = self:script("up")
-    if ok or not out:find("in use", 1, true) then break end
+    if ok or not out:find("in use", 1, true) or self.vars.ALEX_DATAAPI_PORT then break end
+    os.remove(dir .. "/ports.env")
   end
   if not ok then
     local logs = (tail(dir .. "/dataapi.log", 15) .. "\n" .. tail(dir .. "/dataapi.log.out", 15)):gsub("^%s+$", "")
     self:stop()
     error("local stack did not start:\n" .. out .. (logs ~= "" and ("service log:\n" .. logs) or ""), 2)
   end
+  self.stopped = nil
+  -- the ports in use (ports.env has those kept, which ALEX_*_PORT override)
+  self.pg_port = tonumber((read_file(dir .. "/pgpass") or ""):match("^127%.0%.0%.1:(%d+):"))
+  self.admin_token = assert(read_env(dir .. "/secrets.env"), "stack.sh up wrote no secrets.env").ADMIN_TOKEN
   self.env = assert(read_env(dir .. "/local.env"), "stack.sh up wrote no local.env")
   self.endpoint = self.env.AWS_ENDPOINT_URL_RDS_DATA
+  self.api_port = tonumber(self.endpoint:match(":(%d+)$"))
   self.admin = self.endpoint .. "/_alex"
   self.database = self.env.AURORA_DATABASE
   self.cluster_arn = self.env.AURORA_CLUSTER_ARN
   self.secret_arn = self.env.AURORA_SECRET_ARN
-  -- a stack left running by a spec that forgot stop() still ends with the process
-  return setmetatable(self, { __index = Stack, __gc = Stack.stop })
+  return self
+end
+
+-- A new stack in a temp folder, started (stack.new's opts).
+function stack.start(opts)
+  local self = stack.new(opts)
+  local ok, err = pcall(self.up, self)
+  if not ok then error(err, 2) end
+  return self
+end
+
+-- Another alex-dataapi on this stack's settings (dataapi.env) and a free
+-- port; env = { name = value } become ALEX_DATAAPI_<NAME> variables.  Returns
+-- { endpoint =, port =, pid =, log =, stop = function } once it answers
+-- /_alex/health; stop() ends it (stop() of the stack does not).
+function Stack:extra_service(env)
+  local port = free_ports(1)
+  local tag = self.dir .. "/extra" .. port
+  local parts = { "exec env" }
+  for k, v in pairs(env or {}) do parts[#parts + 1] = "ALEX_DATAAPI_" .. k:upper() .. "=" .. shell_quote(v) end
+  for _, w in ipairs { self.vars.ALEX_DATAAPI_BIN or "alex-dataapi", "--config", self.dir .. "/dataapi.env",
+                       "--listen", "127.0.0.1:" .. port, "--pidfile", tag .. ".pid", "--log-file", tag .. ".log" } do
+    parts[#parts + 1] = shell_quote(w)
+  end
+  os.execute("(" .. table.concat(parts, " ") .. " </dev/null >" .. shell_quote(tag .. ".out") .. " 2>&1 &)")
+  local svc = { port = port, endpoint = "http://127.0.0.1:" .. port, log = tag .. ".log" }
+  function svc.stop()
+    if not svc.pid then return end
+    os.execute("kill -TERM " .. svc.pid .. " 2>/dev/null")
+    for _ = 1, 100 do
+      if not read_file(tag .. ".pid") then break end
+      os.execute("sleep 0.05")
+    end
+    svc.pid = nil
+  end
+  local http = require "alex.http"
+  local client = http.new { connect_timeout = 1, timeout = 5 }
+  for _ = 1, 200 do
+    local res = client:request { method = "GET", url = svc.endpoint .. "/_alex/health", headers = {} }
+    svc.pid = tonumber((read_file(tag .. ".pid") or ""):match("%d+"))
+    if res and res.status == 200 and svc.pid then break end
+    os.execute("sleep 0.05")
+  end
+  client:close()
+  if not svc.pid then error("alex-dataapi did not start: " .. (read_file(tag .. ".out") or ""), 2) end
+  return svc
 end
 
 function Stack:service_pid()
@@ -150,11 +211,17 @@ function Stack:service_pid()
   return text and tonumber(text:match("%d+"))
 end
 
--- Admin calls go unsigned through alex.http.
+-- The header the admin API's changing calls (POST) need.
+function Stack:admin_headers()
+  return { { "X-Alex-Admin-Token", self.admin_token } }
+end
+
+-- Admin calls go unsigned through alex.http; POSTs carry the admin token.
 local function http_request(self, method, path, body)
   local http = require "alex.http"
   self.http = self.http or http.new { connect_timeout = 2, timeout = 30 }
-  local res, msg, kind = self.http:request { method = method, url = self.admin .. path, headers = {}, body = body }
+  local headers = method == "GET" and {} or self:admin_headers()
+  local res, msg, kind = self.http:request { method = method, url = self.admin .. path, headers = headers, body = body }
   if not res then return nil, ("%s %s: %s (%s)"):format(method, path, tostring(msg), tostring(kind)) end
   return res
 end
@@ -192,27 +259,29 @@ function Stack:psql(sql)
   return out
 end
 
--- The secret values of this stack (secret key, database password), for specs
--- that check nothing prints them.
+-- The secret values of this stack (secret key, database password, admin
+-- token), for specs that check nothing prints them.
 function Stack:secrets()
   local list = { self.env.AWS_SECRET_ACCESS_KEY }
   local secrets = read_env(self.dir .. "/secrets.env") or {}
-  for _, k in ipairs { "PG_PASSWORD", "SECRET_ACCESS_KEY" } do
+  for _, k in ipairs { "PG_PASSWORD", "SECRET_ACCESS_KEY", "ADMIN_TOKEN" } do
     if secrets[k] and secrets[k] ~= "" then list[#list + 1] = secrets[k] end
   end
   return list
 end
 
--- Stops the service and PostgreSQL and removes the state folder.  Idempotent.
+-- Stops the service and PostgreSQL and removes the state folder when it is a
+-- temp folder of stack.new.  Idempotent.
 -- Raises an error (after cleaning up) when the service's stderr holds a
 -- sanitizer report, so an ASan/UBSan build of the service fails the spec.
 function Stack:stop()
   if self.stopped then return true end
   self.stopped = true
   if self.http and self.http.close then self.http:close() end
+  self.http = nil
   local ok, out = self:script("down")
   local stderr = read_file(self.dir .. "/dataapi.log.out") or ""
-  run("rm -rf " .. shell_quote(self.dir))
+  if self.temp then run("rm -rf " .. shell_quote(self.dir)) end
   local report = stderr:match("==%d+==ERROR: %a+Sanitizer.*") or stderr:match("[^\n]*runtime error:.*")
   if report then error("alex-dataapi: sanitizer report:\n" .. report:sub(1, 4000), 2) end
   if not ok then return nil, out end
