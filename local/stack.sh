@@ -437,6 +437,9 @@ pidfile=$PIDFILE
 log_file=$APILOG
 EOF
   # AWS_DEFAULT_REGION too: the AWS CLI v1 and older botocore read only that one.
+  # ALEX_JOURNAL_DIR: alexlua's journal of open transactions stays with the
+  # stack whoever reads this file (a client with these settings is not a
+  # "local target" and would otherwise keep it in the XDG state folder).
   write_private "$LOCALENV" <<EOF
 AWS_ENDPOINT_URL_RDS_DATA=http://127.0.0.1:$API_PORT
 AURORA_CLUSTER_ARN=$cluster
@@ -446,6 +449,7 @@ AWS_REGION=$REGION
 AWS_DEFAULT_REGION=$REGION
 AWS_ACCESS_KEY_ID=$ACCESS_KEY_ID
 AWS_SECRET_ACCESS_KEY=$SECRET_ACCESS_KEY
+ALEX_JOURNAL_DIR=$STATE/journal
 EOF
   printf '127.0.0.1:%s:*:%s:%s\n' "$pgp" "$ROLE" "$PG_PASSWORD" | write_private "$PGPASS"
   # for curl -H @admin.header: the token never goes on a command line

@@ -90,7 +90,7 @@ describe("a crash blocks nothing", function()
   lazy_setup(function()
     s = stack.start {}
     tmp = ops.tmpdir()
-    jdir = tmp .. "/journal"
+    jdir = s.env.ALEX_JOURNAL_DIR -- local.env keeps the journal in the stack's folder
   end)
 
   lazy_teardown(function()
