@@ -20,9 +20,8 @@ local db = require "alex.db"
 
 local parser = cli.parser("reset.lua",
   "Drop the Alex schema, migrate, seed the instruments and optionally create the test user, in one transaction.",
-  "Run against the local stack when AURORA_CLUSTER_ARN is not set, else against Aurora. Every input file is "
-  .. "checked before the first call (at most 16 MiB each), every problem listed; a problem writes nothing. "
-  .. "The test data's positions must name instruments of the seed file, also with --skip-drop: the same "
+  "Run against the local stack when AURORA_CLUSTER_ARN is not set, else against Aurora. " .. cli.INPUT_HELP
+  .. " The test data's positions must name instruments of the seed file, also with --skip-drop: the same "
   .. "files are valid whatever the database holds.")
 parser:flag("--with-test-data", "Also create test user test_user_001 with three accounts and five positions.")
 parser:flag("--skip-drop", "Keep existing tables: apply pending migrations and upsert the seed data only.")

@@ -7,7 +7,7 @@ local files = require "alex.files"
 local models = require "alex.models"
 
 local parser = cli.parser("seed.lua", "Upsert instruments from a JSON file, all validated before anything is written.",
-  "The file is read whole before anything is sent (a regular file of at most 16 MiB, UTF-8 JSON).")
+  cli.INPUT_HELP)
 parser:option("--file", "JSON array of instruments (the shape of seed/instruments.json).",
   cli.project_path("seed/instruments.json"))
 parser:flag("--check", "Only validate the file; connect to nothing.")

@@ -9,8 +9,8 @@ local models = require "alex.models"
 local records = require "alex.records"
 
 local parser = cli.parser("verify.lua", "Check the Alex database and report; exit non-zero when a check fails.",
-  "verify.lua exits 1 when a check fails and 2 when it cannot check (bad arguments, an unusable migrations "
-  .. "folder, settings missing, database or Data API unreachable).")
+  nil, "Exit codes: 0 every check passed; 1 a check failed; 2 it could not check (bad arguments, an unusable "
+  .. "migrations folder, missing settings, database or Data API unreachable or failing).")
 parser:flag("--json", "Print the report as JSON (for machines).")
 parser:option("--schema-dir", "Folder of the SQL migrations.", cli.project_path("schema"))
 local args = cli.parse(parser)

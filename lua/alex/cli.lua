@@ -30,6 +30,10 @@ cli.EXIT_HELP = "Exit codes: 0 done; 1 refused (the input or the data breaks a r
   .. " the change; nothing was written); 2 could not run (bad arguments, an unusable input file, missing"
   .. " settings, database or Data API unreachable); 3 outcome unknown (a commit's answer was lost)."
 
+-- For the epilog of scripts that read input files.
+cli.INPUT_HELP = ("Input files must be regular files of at most %d MiB, UTF-8; every problem of every input is"
+  .. " listed before anything is written."):format(files.MAX_BYTES // (1024 * 1024))
+
 local COLOURS = { red = "31", green = "32", yellow = "33", blue = "34", bold = "1", dim = "2" }
 
 function cli.use_colour(fd)
