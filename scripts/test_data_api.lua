@@ -4,7 +4,11 @@ local cli = require "alex.cli"
 local clock = require "alex.clock"
 
 local parser = cli.parser("test_data_api.lua", "Check that alexlua can reach the database through the Data API.")
-parser:option("--count", "Round trips to time.", "3"):convert(tonumber)
+parser:option("--count", "Round trips to time (1 to 1000).", "3"):convert(function(v)
+  local n = math.tointeger(tonumber(v))
+  if not n or n < 1 or n > 1000 then return nil, ("--count: %q is not a whole number from 1 to 1000"):format(v) end
+  return n
+end)
 local args = cli.parse(parser)
 local paint = cli.painter(1)
 
@@ -56,7 +60,7 @@ cli.run(function()
   print(("server    %s"):format(row.version))
   print(("connected to database %s as %s"):format(row.db, row.who))
   local times = {}
-  for i = 1, math.max(1, args.count or 3) do
+  for i = 1, args.count do
     local t0 = clock.monotonic()
     conn:query("SELECT 1")
     times[i] = (clock.monotonic() - t0) * 1000

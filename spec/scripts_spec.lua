@@ -545,6 +545,11 @@ describe("scripts", function()
         "", }, "\n"), r.err)
       assert.equal(0, ops.calls(s))
       assert.equal(before, ops.fingerprint(s))
+      -- no instruments at all
+      ops.write(file, "[]")
+      r = run("scripts/seed.lua", { "--file", file })
+      assert.equal(1, r.code, r.all)
+      assert.equal("error: " .. file .. ": holds no instruments; nothing was written\n", r.err)
       -- not JSON at all: the place is given as line:column
       ops.write(file, "[\n  {\"symbol\": }\n]")
       r = run("scripts/seed.lua", { "--file", file })
@@ -572,6 +577,14 @@ describe("scripts", function()
       assert.equal(1, ops.count(s, "users"))
       assert.equal(0, run("scripts/verify.lua").code)
     end)
+  end)
+
+  it("test_data_api.lua refuses a --count that is not 1 to 1000", function()
+    for _, v in ipairs { "abc", "0", "2.5", "5000" } do
+      local r = run("scripts/test_data_api.lua", { "--count", v })
+      assert.equal(2, r.code, r.all)
+      assert.matches('^error: %-%-count: "' .. v:gsub("%p", "%%%0") .. '" is not a whole number from 1 to 1000', r.err)
+    end
   end)
 
   it("test_data_api.lua reaches the database and prints its version", function()
@@ -644,6 +657,11 @@ describe("scripts", function()
         refused(M, { "test_user_001", "SPY", "401(k)", v }, "has no account named")
         refused(M, { "test_user_001", "SPY", "401(k)", "Roth IRA", "--quantity", v }, "not a decimal number")
       end
+      -- two accounts of one name (written around the models): neither is picked at random
+      assert(s:psql("INSERT INTO accounts (clerk_user_id, account_name) VALUES ('test_user_001', 'Roth IRA')"))
+      before = ops.fingerprint(s)
+      refused(M, { "test_user_001", "SPY", "401(k)", "Roth IRA" },
+        'user test_user_001 has two accounts named "Roth IRA"')
     end)
 
     it("move_position.lua uses names that look like SQL as plain data", function()
