@@ -362,11 +362,12 @@ describe("scripts", function()
       local want = { ("error: %d problems, nothing was changed:"):format(#lines) }
       for _, l in ipairs(lines) do want[#want + 1] = "  " .. file .. ": " .. l end
       refused({ "--test-data-file", file }, 1, table.concat(want, "\n") .. "\n")
-      -- each alone is enough: the duplicate name that made copies of positions
+      -- each alone is enough: a duplicate name, which the insert would take
+      -- as one account and give it the other's positions
       ops.write(file, (ops.read("seed/test_user.json"):gsub('"Roth IRA"', '"401(k)"')))
       refused({ "--test-data-file", file }, 1, "error: " .. file .. ': accounts[2].account_name: "401(k)" is also'
         .. " the account_name of accounts[1]; nothing was changed\n")
-      -- and the symbol the database found only at the last call, naming none
+      -- and a symbol the database would refuse only at the last call, naming none
       ops.write(file, (ops.read("seed/test_user.json"):gsub('"GLD"', '"ZZZZ"')))
       refused({ "--test-data-file", file }, 1, "error: " .. file .. ': accounts[1].positions[5].symbol: "ZZZZ" is'
         .. " not one of the instruments seeded (" .. seed .. "); nothing was changed\n")
@@ -399,7 +400,7 @@ describe("scripts", function()
     it("a migrations folder that is empty, missing or a file, or a stray .sql file, changes nothing", function()
       local empty = ops.tmpdir()
       finally(function() ops.rmdir(empty) end)
-      -- reported success, erased the migration history and doubled the accounts
+      -- unchecked: no tables to drop, a fresh migration history, and accounts added to those there
       refused({ "--schema-dir", empty }, 2,
         "error: migrations folder " .. empty .. ": holds no migrations (NNN_name.sql files); nothing was changed\n")
       ops.write(empty .. "/README.md", "migrations go here\n")
@@ -428,9 +429,9 @@ describe("scripts", function()
       ops.write(notjson, "[\n  {\"symbol\": \"SPY\",\n   \"name\": 'x'}\n]\n")
       ops.write(empty, "  \n")
       local cases = {
-        { "/dev/zero", "/dev/zero: is a character device, not a regular file" }, -- read until killed (24 GB)
-        { "/tmp", "/tmp: is a directory, not a regular file" },                  -- a traceback
-        { fifo, fifo .. ": is a FIFO (named pipe), not a regular file" },          -- waited for ever
+        { "/dev/zero", "/dev/zero: is a character device, not a regular file" }, -- a read would never end
+        { "/tmp", "/tmp: is a directory, not a regular file" },
+        { fifo, fifo .. ": is a FIFO (named pipe), not a regular file" },          -- an open would wait for ever
         { big, big .. ": is 17.0 MiB, over the 16.0 MiB limit for input files" },
         { latin1, latin1 .. ":1:32: not valid UTF-8 (byte 0xe9)" },
         { notjson, notjson .. ":3:12: not valid JSON: Expected value but found invalid token" },
@@ -694,7 +695,7 @@ describe("scripts", function()
       refused(T, { "VEA", "--sectors", '{"technology":100,"mars":0}' }, 'unknown sector "mars"')
       refused(T, { "VEA", "--regions", "europe" }, "not a JSON object", 2)
       refused(T, { "VEA" }, "give at least one of", 2)
-      -- {} was written (exit 0), and then verify.lua failed
+      -- what verify.lua would fail is never written
       refused(T, { "VEA", "--regions", "{}" }, "allocation_regions: must not be empty")
       refused(T, { "VEA", "--sectors", "[]" }, "allocation_sectors: must not be empty")
       refused(T, { "VEA", "--asset-class", '{"equity":99.9}' }, "allocation_asset_class: values sum to 99.9")
