@@ -398,8 +398,11 @@ describe("scripts", function()
     end)
 
     it("a migrations folder that is empty, missing or a file, or a stray .sql file, changes nothing", function()
-      local empty = ops.tmpdir()
-      finally(function() ops.rmdir(empty) end)
+      local empty, schema = ops.tmpdir(), ops.schema_copy()
+      finally(function() -- (busted keeps one finally per test)
+        ops.rmdir(empty)
+        ops.rmdir(schema)
+      end)
       -- unchecked: no tables to drop, a fresh migration history, and accounts added to those there
       refused({ "--schema-dir", empty }, 2,
         "error: migrations folder " .. empty .. ": holds no migrations (NNN_name.sql files); nothing was changed\n")
@@ -410,8 +413,6 @@ describe("scripts", function()
         .. "/none: cannot read: No such file or directory; nothing was changed\n")
       refused({ "--schema-dir", empty .. "/README.md" }, 2, "error: migrations folder " .. empty
         .. "/README.md: is not a folder (it is a file); nothing was changed\n")
-      local schema = ops.schema_copy()
-      finally(function() ops.rmdir(schema) end)
       ops.write(schema .. "/003-extra.sql", "CREATE TABLE extra (id int);\n")
       refused({ "--schema-dir", schema }, 1, "error: " .. schema .. "/003-extra.sql: not a migration name (expected"
         .. " NNN_name.sql: digits, '_', then letters, digits, '_' or '-'); nothing was changed\n")
