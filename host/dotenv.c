@@ -107,6 +107,16 @@ int dotenv_parse(const char *buf, size_t len, dotenv_callback cb, void *ud,
   strbuf key = {0}, val = {0};
   int rc = 0;
 
+  /* Values reach setenv() and Lua as C strings: a NUL byte would cut one
+   * short without a word.  A text file has none, so refuse the file at the
+   * line holding the first, before any variable is set. */
+  const char *nul = memchr(buf, '\0', len);
+  if (nul) {
+    for (const char *c = buf; c < nul; c++) ps.line += *c == '\n';
+    rc = fail(&ps, "NUL byte in the file (a value would be cut short at it)");
+    goto done;
+  }
+
   while (ps.p < ps.end) {
     int line = ps.line;
     skip_blanks(&ps);

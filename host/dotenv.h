@@ -5,7 +5,8 @@
  * Rules: KEY=VALUE lines; optional leading `export `; blank lines and `#`
  * comments; unquoted values are trimmed and end at ` #`; single quotes are
  * literal; double quotes take \n \r \t \" \\ \$ escapes; quoted values may span
- * lines.  Keys are [A-Za-z_][A-Za-z0-9_.]*.
+ * lines.  Keys are [A-Za-z_][A-Za-z0-9_.]*.  A NUL byte anywhere is an error
+ * (reported at its line, before any callback), since values are C strings.
  */
 #include <stddef.h>
 

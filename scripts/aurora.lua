@@ -22,7 +22,9 @@ local PRICE_PER_ACU_HOUR = 0.12 -- us-east-1, Aurora Serverless v2 standard; oth
 
 local parser = cli.parser("aurora.lua",
   "Status, pause (auto-pause at 0 ACUs), resume and wait for the Aurora cluster, through the RDS API.",
-  "destroy and recreate print the Terraform commands; they change nothing themselves.")
+  "destroy and recreate print the Terraform commands; they change nothing themselves.",
+  "Exit codes: 0 done; 1 AWS refused the request or could not be reached, or the wait failed; 2 bad arguments"
+  .. " or configuration, or a change the cluster cannot take.")
 parser:command_target("command")
 parser:option("--cluster", "Cluster identifier or ARN (default: from AURORA_CLUSTER_ARN).")
 parser:option("--region", "AWS region (default: AWS_REGION, the profile's, or the cluster ARN's).")
@@ -85,7 +87,7 @@ local ADVICE = {
 }
 
 local function fail(err)
-  io.stderr:write(paint("red", "error: "), tostring(err), "\n")
+  io.stderr:write(paint("red", "error: "), cli.message(err), "\n")
   local advice = type(err) == "table" and ADVICE[err.name]
   if advice then io.stderr:write(paint("yellow", "fix: "), advice, "\n") end
   os.exit(1)

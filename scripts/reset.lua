@@ -2,20 +2,27 @@
 -- migrations, seed the instruments and, with --with-test-data, create the test
 -- user.  One transaction: if anything fails the database is exactly as before.
 --
+-- Every input is read and checked before the first Data API call, and every
+-- problem of every file is listed at once (file, record path, problem): the
+-- migrations, each instrument, and the test data, whose positions must name
+-- instruments of the seed file.
+--
 -- Round trips are what a reset costs against Aurora, so each step is one Data
 -- API call: the drop is one DO block, each migration one DO block, the seed one
 -- BatchExecuteStatement, the test user one data-modifying CTE.  Eight calls in
 -- all, where the Python package made about 65.
 local cli = require "alex.cli"
+local files = require "alex.files"
 local migrate = require "alex.migrate"
 local models = require "alex.models"
-local records = require "alex.records"
 local clock = require "alex.clock"
 local db = require "alex.db"
 
 local parser = cli.parser("reset.lua",
   "Drop the Alex schema, migrate, seed the instruments and optionally create the test user, in one transaction.",
-  "Run against the local stack when AURORA_CLUSTER_ARN is not set, else against Aurora.")
+  "Run against the local stack when AURORA_CLUSTER_ARN is not set, else against Aurora. " .. cli.INPUT_HELP
+  .. " The test data's positions must name instruments of the seed file, also with --skip-drop: the same "
+  .. "files are valid whatever the database holds.")
 parser:flag("--with-test-data", "Also create test user test_user_001 with three accounts and five positions.")
 parser:flag("--skip-drop", "Keep existing tables: apply pending migrations and upsert the seed data only.")
 parser:option("--schema-dir", "Folder of the SQL migrations.", cli.project_path("schema"))
@@ -26,21 +33,57 @@ local args = cli.parse(parser)
 local paint = cli.painter(1)
 local function step(msg) io.stdout:write(paint("bold", "==> "), msg, "\n") io.stdout:flush() end
 
--- Everything is read and checked before the first call.
-local migrations, merr = migrate.load(args.schema_dir)
-if not migrations then cli.die(merr) end
-local instruments_raw, ierr = cli.read_json(args.seed_file)
-if not instruments_raw then cli.die(ierr) end
-local instruments, problems = models.check_instruments(instruments_raw)
-if not instruments then cli.die("the seed file " .. args.seed_file .. " has invalid records:\n" .. problems) end
-local test_data
-if args.with_test_data then
-  local raw, terr = cli.read_json(args.test_data_file)
-  if not raw then cli.die(terr) end
-  local clean, errs = records.check("UserSeed", raw)
-  if not clean then cli.die(records.format_errors(errs, args.test_data_file)) end
-  test_data = clean
+-- Every input, read and checked; exits listing every problem when any has one.
+local function load_inputs()
+  local problems, code = {}, cli.EXIT.REFUSED
+  local function problem(text, kind)
+    for line in tostring(text):gmatch("[^\n]+") do problems[#problems + 1] = line end
+    if kind == "unavailable" then code = cli.EXIT.UNAVAILABLE end
+  end
+  local function record_problems(file, errs)
+    for _, line in ipairs(cli.problem_lines(file, errs)) do problem(line) end
+  end
+
+  local migrations, merr, mkind = migrate.load(args.schema_dir)
+  if not migrations then problem(merr, mkind) end
+
+  local seed_name = files.show(args.seed_file)
+  local instruments, symbols
+  local raw, err = cli.read_json(args.seed_file)
+  if raw == nil then
+    problem(err, "unavailable")
+  else
+    local clean, _, errs = models.check_instruments(raw)
+    instruments = clean
+    if not instruments then record_problems(seed_name, errs)
+    elseif #instruments == 0 then problem(seed_name .. ": holds no instruments") end
+    -- the symbols as written, so that test data naming a seeded symbol whose
+    -- record has other problems is not reported twice
+    symbols = {}
+    if type(raw) == "table" then
+      for _, r in ipairs(raw) do
+        if type(r) == "table" and type(r.symbol) == "string" then symbols[r.symbol] = true end
+      end
+    end
+  end
+
+  local test_data
+  if args.with_test_data then
+    local name = files.show(args.test_data_file)
+    local traw, terr = cli.read_json(args.test_data_file)
+    if traw == nil then
+      problem(terr, "unavailable")
+    else
+      local clean, _, errs = models.check_test_data(traw, symbols, seed_name)
+      test_data = clean
+      if not clean then record_problems(name, errs) end
+    end
+  end
+  if #problems > 0 then cli.fail_all(problems, code, "nothing was changed") end
+  return migrations, instruments, test_data
 end
+
+local migrations, instruments, test_data = load_inputs()
 local owned = migrate.owned_objects(migrations)
 
 local function drop_sql()
@@ -108,63 +151,67 @@ local COUNTS_SQL = [[SELECT (SELECT count(*) FROM users) AS users, (SELECT count
   (SELECT count(*) FROM accounts) AS accounts, (SELECT count(*) FROM positions) AS positions,
   (SELECT count(*) FROM jobs) AS jobs, (SELECT count(*) FROM schema_migrations) AS migrations]]
 
-local conn = cli.connect()
-local started = clock.monotonic()
-local calls_before = 0
-for _, n in pairs(conn:stats().calls) do calls_before = calls_before + n end
+cli.run(function()
+  local conn = cli.connect()
+  local started = clock.monotonic()
+  local calls_before = 0
+  for _, n in pairs(conn:stats().calls) do calls_before = calls_before + n end
 
-local counts
-local ok, err = pcall(conn.transaction, conn, function(tx)
-  if args.skip_drop then
-    step("keeping existing tables (--skip-drop)")
-    tx:execute(migrate.lock_sql())
-  else
-    step(("dropping %d tables and %d functions the schema owns"):format(#owned.tables, #owned.functions))
-    tx:execute(drop_sql())
-  end
-  local pending = migrations
-  if args.skip_drop then
-    pending = {}
-    for _, st in ipairs(migrate.status(tx, migrations)) do
-      if st.state == "changed" then error(("migration %s was changed after it was applied"):format(st.name), 0) end
-      if st.state == "pending" then
-        for _, m in ipairs(migrations) do if m.version == st.version then pending[#pending + 1] = m end end
+  local counts
+  local ok, err = pcall(conn.transaction, conn, function(tx)
+    if args.skip_drop then
+      step("keeping existing tables (--skip-drop)")
+      tx:execute(migrate.lock_sql())
+    else
+      step(("dropping %d tables and %d functions the schema owns"):format(#owned.tables, #owned.functions))
+      tx:execute(drop_sql())
+    end
+    local pending = migrations
+    if args.skip_drop then
+      pending = {}
+      for _, st in ipairs(migrate.status(tx, migrations)) do
+        if st.state == "changed" then
+          cli.refuse(("migration %s was changed after it was applied"):format(st.name))
+        end
+        if st.state == "pending" then
+          for _, m in ipairs(migrations) do if m.version == st.version then pending[#pending + 1] = m end end
+        end
       end
     end
-  end
-  for _, m in ipairs(pending) do
-    step(("applying %s (%d statements)"):format(m.name, #m.statements))
-    tx:execute(migrate.block(m))
-  end
-  if #pending == 0 then step("migrations: nothing pending") end
-  step(("seeding %d instruments"):format(#instruments))
-  models.bind(tx).instruments:upsert_many(instruments)
-  if test_data then
-    step(("creating test user %s with %d accounts"):format(test_data.user.clerk_user_id, #(test_data.accounts or {})))
-    if args.skip_drop then
-      tx:execute("DELETE FROM users WHERE clerk_user_id = :u", { u = test_data.user.clerk_user_id })
+    for _, m in ipairs(pending) do
+      step(("applying %s (%d statements)"):format(m.name, #m.statements))
+      tx:execute(migrate.block(m))
     end
-    tx:execute(TEST_DATA_SQL, test_data_params(test_data))
-  end
-  counts = tx:query_one(COUNTS_SQL)
-end, { retries = 2 })
+    if #pending == 0 then step("migrations: nothing pending") end
+    step(("seeding %d instruments"):format(#instruments))
+    models.bind(tx).instruments:upsert_many(instruments)
+    if test_data then
+      step(("creating test user %s with %d accounts"):format(test_data.user.clerk_user_id,
+        #(test_data.accounts or {})))
+      if args.skip_drop then
+        tx:execute("DELETE FROM users WHERE clerk_user_id = :u", { u = test_data.user.clerk_user_id })
+      end
+      tx:execute(TEST_DATA_SQL, test_data_params(test_data))
+    end
+    counts = tx:query_one(COUNTS_SQL)
+  end, { retries = 2 })
 
-local calls = -calls_before
-for _, n in pairs(conn:stats().calls) do calls = calls + n end
-local seconds = clock.monotonic() - started
-if not ok then
-  if type(err) == "table" and err.commit_unknown then
-    -- the commit may have run: saying "nothing was changed" could be false
-    io.stderr:write(paint("red", "reset outcome unknown: "), "the commit was sent but its answer was lost, so the",
-      " database holds either its previous state or the complete reset (run verify.lua to see which): ",
-      tostring(err), "\n")
-  else
-    io.stderr:write(paint("red", "reset failed, nothing was changed: "), tostring(err), "\n")
+  local calls = -calls_before
+  for _, n in pairs(conn:stats().calls) do calls = calls + n end
+  local seconds = clock.monotonic() - started
+  if not ok then
+    local code = cli.exit_code(err)
+    if not code then error(err, 0) end -- a bug: alexlua prints it with a traceback
+    if code == cli.EXIT.UNKNOWN then
+      -- the commit may have run: saying "nothing was changed" could be false
+      cli.fail("reset outcome unknown: the commit was sent but its answer was lost, so the database holds"
+        .. " either its previous state or the complete reset (run verify.lua to see which): " .. tostring(err), code)
+    end
+    cli.fail("reset failed, nothing was changed: " .. cli.message(err), code)
   end
-  os.exit(1)
-end
 
-io.stdout:write(paint("green", "reset complete"), (" in %.2f s, %d Data API calls\n"):format(seconds, calls))
-for _, name in ipairs { "instruments", "users", "accounts", "positions", "jobs", "migrations" } do
-  io.stdout:write(("  %-12s %d\n"):format(name, counts[name]))
-end
+  io.stdout:write(paint("green", "reset complete"), (" in %.2f s, %d Data API calls\n"):format(seconds, calls))
+  for _, name in ipairs { "instruments", "users", "accounts", "positions", "jobs", "migrations" } do
+    io.stdout:write(("  %-12s %d\n"):format(name, counts[name]))
+  end
+end)

@@ -4,7 +4,11 @@ local cli = require "alex.cli"
 local clock = require "alex.clock"
 
 local parser = cli.parser("test_data_api.lua", "Check that alexlua can reach the database through the Data API.")
-parser:option("--count", "Round trips to time.", "3"):convert(tonumber)
+parser:option("--count", "Round trips to time (1 to 1000).", "3"):convert(function(v)
+  local n = math.tointeger(tonumber(v))
+  if not n or n < 1 or n > 1000 then return nil, ("--count: %q is not a whole number from 1 to 1000"):format(v) end
+  return n
+end)
 local args = cli.parse(parser)
 local paint = cli.painter(1)
 
@@ -30,32 +34,38 @@ local ADVICE = {
   DatabaseNotFoundException = "the cluster has no database instance: check the Terraform module applied fully",
   DatabaseErrorException = "the database refused the query: check AURORA_DATABASE names an existing database",
   TransportError = "the endpoint cannot be reached: check AWS_REGION, AWS_ENDPOINT_URL_RDS_DATA and the network",
+  DatabaseUnavailableException = "the Data API answers but cannot reach the database: check the cluster " ..
+    "(alexlua scripts/aurora.lua status) or, locally, the PostgreSQL of the stack (local/stack.sh status)",
 }
 
-local conn = cli.connect()
-local cfg = conn.config
-print(("target    %s"):format(cfg.cluster_arn))
-print(("endpoint  %s"):format(cfg.endpoint))
-print(("region    %s"):format(cfg.region))
-print(("database  %s"):format(cfg.database))
+cli.run(function()
+  local conn = cli.connect()
+  local cfg = conn.config
+  print(("target    %s"):format(cfg.cluster_arn))
+  print(("endpoint  %s"):format(cfg.endpoint))
+  print(("region    %s"):format(cfg.region))
+  print(("database  %s"):format(cfg.database))
 
-local ok, row = pcall(conn.query_one, conn,
-  "SELECT version() AS version, current_database() AS db, current_user AS who, now()::text AS now")
-if not ok then
-  local err = row
-  io.stdout:write(paint("red", "FAILED"), "  ", tostring(err), "\n")
-  local advice = type(err) == "table" and ADVICE[err.name]
-  if advice then io.stdout:write(paint("yellow", "fix"), "     ", advice, "\n") end
-  os.exit(1)
-end
-print(("server    %s"):format(row.version))
-print(("connected to database %s as %s"):format(row.db, row.who))
-local times = {}
-for i = 1, math.max(1, args.count or 3) do
-  local t0 = clock.monotonic()
-  conn:query("SELECT 1")
-  times[i] = (clock.monotonic() - t0) * 1000
-end
-table.sort(times)
-print(("round trip  min %.1f ms, median %.1f ms over %d calls"):format(times[1], times[(#times + 1) // 2], #times))
-io.stdout:write(paint("green", "ok"), "\n")
+  local ok, row = pcall(conn.query_one, conn,
+    "SELECT version() AS version, current_database() AS db, current_user AS who, now()::text AS now")
+  if not ok then
+    local err = row
+    local code = cli.exit_code(err)
+    if not code then error(err, 0) end -- a bug: alexlua prints it with its traceback
+    io.stdout:write(paint("red", "FAILED"), "  ", cli.message(err), "\n")
+    local advice = type(err) == "table" and ADVICE[err.name]
+    if advice then io.stdout:write(paint("yellow", "fix"), "     ", advice, "\n") end
+    os.exit(code)
+  end
+  print(("server    %s"):format(row.version))
+  print(("connected to database %s as %s"):format(row.db, row.who))
+  local times = {}
+  for i = 1, args.count do
+    local t0 = clock.monotonic()
+    conn:query("SELECT 1")
+    times[i] = (clock.monotonic() - t0) * 1000
+  end
+  table.sort(times)
+  print(("round trip  min %.1f ms, median %.1f ms over %d calls"):format(times[1], times[(#times + 1) // 2], #times))
+  io.stdout:write(paint("green", "ok"), "\n")
+end)

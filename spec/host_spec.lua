@@ -498,6 +498,10 @@ describe("alexlua .env", function()
       { "a quote inside an unquoted value", "AXH5_A=it's\n", 1, "quote inside an unquoted value" },
       { "the line after a multi-line value", "AXH5_A=\"a\nb\nc\"\nbroken\n", 4, "expected '=' after the key" },
       { "a CRLF file", "AXH5_A=1\r\n\r\nbroken\r\n", 3, "expected '=' after the key" },
+      -- unchecked, the value would be cut at the NUL without a word
+      { "a NUL byte in a value", "AXH5_A=1\nAXH5_B=ab\0cd\n", 2, "NUL byte in the file" },
+      { "a NUL byte in a multi-line quoted value", "AXH5_A=\"a\nb\0\nc\"\n", 2, "NUL byte in the file" },
+      { "a NUL byte in a comment", "# \0\nAXH5_A=1\n", 1, "NUL byte in the file" },
     }
     for _, c in ipairs(cases) do
       it(c[1], function()
@@ -507,6 +511,13 @@ describe("alexlua .env", function()
         assert.equal("", r.out)
       end)
     end
+
+    it("host.dotenv, the same parser for Lua, refuses a NUL byte naming the line", function()
+      local host = require "alex.host"
+      local t, err = host.dotenv("A=1\nB='x\0y'\n", "conf.env")
+      assert.is_nil(t)
+      assert.equal("conf.env:2: NUL byte in the file (a value would be cut short at it)", err)
+    end)
 
     it("names the --env-file path", function()
       local cwd = new_cwd()

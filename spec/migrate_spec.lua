@@ -219,9 +219,77 @@ describe("migrations", function()
   it("a migrations folder argument is a path, never SQL", function()
     for _, bad in ipairs(ops.INJECTIONS) do
       local r = ops.run(s, MIGRATE, { "--dir", bad })
-      assert.equal(1, r.code, r.all)
-      assert.matches("cannot read the migrations folder", r.err)
+      assert.equal(2, r.code, r.all)
+      assert.equal("error: migrations folder " .. bad .. ": cannot read: No such file or directory\n", r.err)
     end
     assert.equal("(empty)", ops.fingerprint(s))
+  end)
+
+  describe("a migrations folder that cannot be used is an error naming it, and nothing changes", function()
+    local function refused(dir, code, pattern, kind)
+      local list, err, got_kind = migrate.load(dir)
+      assert.is_nil(list)
+      assert.matches(pattern, err)
+      assert.equal(kind, got_kind)
+      for _, args in ipairs { { "--dir", dir }, { "--status", "--dir", dir }, { "--dry-run", "--dir", dir } } do
+        s:reset_stats()
+        local r = ops.run(s, MIGRATE, args)
+        assert.equal(code, r.code, r.all)
+        assert.matches("^error: ", r.err)
+        assert.matches(pattern, r.err)
+        assert.is_nil(r.err:find("traceback", 1, true), r.err)
+        assert.equal(0, ops.calls(s), table.concat(args, " "))
+      end
+      assert.equal("(empty)", ops.fingerprint(s))
+    end
+
+    it("missing, not a folder, empty, or holding only other files", function()
+      local dir = dir_with {}
+      refused(dir .. "/nope", 2, "migrations folder .*/nope: cannot read: No such file or directory", "unavailable")
+      refused(dir .. "/001_schema.sql", 2, "migrations folder .*/001_schema.sql: is not a folder", "unavailable")
+      local empty = ops.tmpdir()
+      dirs[#dirs + 1] = empty
+      refused(empty, 2, "migrations folder " .. empty:gsub("%p", "%%%0") .. ": holds no migrations", "unavailable")
+      ops.write(empty .. "/README.md", "# notes\n")
+      ops.write(empty .. "/001_schema.sql~", "CREATE TABLE backup (id int);\n")
+      ops.write(empty .. "/.001_hidden.swp", "x")
+      assert(os.execute("mkdir " .. ops.q(empty .. "/old")))
+      refused(empty, 2, "holds no migrations", "unavailable")
+    end)
+
+    it("a .sql file not named as a migration, or two files of one version", function()
+      local dir = dir_with { ["003-extra.sql"] = EXTRA, ["004_more.SQL"] = EXTRA }
+      refused(dir, 1, "003%-extra%.sql: not a migration name %(expected NNN_name%.sql", "refused")
+      local _, err = migrate.load(dir)
+      assert.matches("004_more%.SQL: not a migration name", err) -- both named at once
+      refused(dir_with { ["2_again.sql"] = EXTRA }, 1, "two migrations share version 2: 002_history_and_logs.sql"
+        .. " and 2_again.sql", "refused")
+      refused(dir_with { ["003_empty.sql"] = "-- nothing here\n" }, 1, "003_empty.sql: no SQL statements", "refused")
+    end)
+
+    it("a migration that is not a regular file, not UTF-8, or too large", function()
+      local dir = dir_with {}
+      assert(os.execute("mkdir " .. ops.q(dir .. "/003_folder.sql")))
+      refused(dir, 2, "003_folder%.sql: is a directory, not a regular file", "unavailable")
+      os.remove(dir .. "/003_folder.sql")
+      assert(os.execute("mkfifo " .. ops.q(dir .. "/003_fifo.sql"))) -- opening it would wait for ever
+      refused(dir, 2, "003_fifo%.sql: is a FIFO %(named pipe%), not a regular file", "unavailable")
+      os.remove(dir .. "/003_fifo.sql")
+      ops.write(dir .. "/003_latin1.sql", "-- caf\233\nSELECT 1;\n")
+      refused(dir, 2, "003_latin1%.sql:1:7: not valid UTF%-8", "unavailable")
+      os.remove(dir .. "/003_latin1.sql")
+      assert(os.execute("truncate -s 17M " .. ops.q(dir .. "/003_huge.sql")))
+      refused(dir, 2, "003_huge%.sql: is 17%.0 MiB, over the 16%.0 MiB limit", "unavailable")
+    end)
+  end)
+
+  it("orders versions as numbers and ignores files that are not migrations", function()
+    local dir = dir_with { ["9_nine.sql"] = "CREATE TABLE t_nine (id int);",
+                           ["10_ten.sql"] = "CREATE TABLE t_ten (id int);",
+                           ["README.md"] = "not SQL", ["003_old.sql.bak"] = "not SQL either" }
+    local list = assert(migrate.load(dir))
+    local names = {}
+    for i, m in ipairs(list) do names[i] = m.name end
+    assert.same({ "001_schema.sql", "002_history_and_logs.sql", "9_nine.sql", "10_ten.sql" }, names)
   end)
 end)

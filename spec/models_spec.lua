@@ -159,12 +159,9 @@ describe("alex.models", function()
         allocation_regions = { north_america = 33.33, europe = 33.33, asia = 33.33 } }))
       assert.equal("590.2500", row.current_price)
       assert.same({ north_america = 33.33, europe = 33.33, asia = 33.33 }, row.allocation_regions)
-      -- optional fields: absent or {} allocations take the database default {}
-      row = m.instruments:create { symbol = "BARE", name = "Bare", instrument_type = "stock",
-                                   allocation_sectors = {} }
+      -- the price is optional
+      row = m.instruments:create(with(INSTRUMENT, { symbol = "BARE", current_price = NIL }))
       assert.is_nil(row.current_price)
-      assert.same({}, row.allocation_regions)
-      assert.same({}, row.allocation_sectors)
       assert.equal(25, #m.instruments:all())
     end)
 
@@ -176,14 +173,58 @@ describe("alex.models", function()
       list[#list + 1] = with(INSTRUMENT, { symbol = "SPY" })                       -- twice in one list
       list[#list + 1] = with(INSTRUMENT, { symbol = "low" })
       local before = ops.fingerprint(s)
-      refused(function() return m.instruments:upsert_many(list) end, {
-        { "TEST.A-1: current_price: required field missing" },
-        { "EMPTY: allocation_sectors: must not be empty" },
-        { "SPY: symbol appears twice" },
-        { "low: symbol: must contain only upper-case" },
+      local err = refused(function() return m.instruments:upsert_many(list) end, {
+        { "[23].current_price", "required field missing" },
+        { "[24].allocation_sectors", "must not be empty" },
+        { "[25].symbol", 'is also the symbol of %[1%]' },
+        { "[26].symbol", "must contain only upper%-case" },
       })
+      assert.matches('^ValidationError: instruments: %[23%]%.current_price: required field missing; ', tostring(err))
       assert.equal(before, ops.fingerprint(s))
     end)
+
+    it("instruments: every write path refuses allocations verify.lua would fail, before sending anything",
+      function()
+        local validate = require "alex.validate"
+        -- what verify.lua requires of every stored instrument
+        local function verify_ok(symbol)
+          local row = assert(m.instruments:find(symbol))
+          for column, kind in pairs { allocation_regions = "regions", allocation_sectors = "sectors",
+                                      allocation_asset_class = "asset_class" } do
+            assert(validate.allocation(type(row[column]) == "table" and row[column] or {}, kind))
+          end
+        end
+        local before = ops.fingerprint(s)
+        local empty = setmetatable({}, require("alex.json").object_mt)
+        for _, bad in ipairs { { {}, "must not be empty" }, { empty, "must not be empty" },
+                               { NIL, "required field missing" }, { { europe = 90 }, "sum to 90" },
+                               { { mars = 100 }, "unknown region", ".mars" } } do
+          local over = { allocation_regions = bad[1] }
+          local expected = { { "allocation_regions" .. (bad[3] or ""), bad[2] } }
+          refused(function() return m.instruments:create(with(INSTRUMENT, over)) end, expected)
+          refused(function() return m.instruments:upsert(with(INSTRUMENT, over)) end, expected)
+          refused(function() return m.instruments:upsert_many { with(INSTRUMENT, over) } end,
+            { { "[1].allocation_regions" .. (bad[3] or ""), bad[2] } })
+          if bad[1] ~= NIL then
+            refused(function() return m.instruments:set_allocations("VEA", { regions = bad[1] }) end, expected, 1)
+            refused(function() return m.instruments:update("VEA", over) end, expected, 1)
+          end
+        end
+        refused(function() return m.instruments:update("VEA", { allocation_sectors = db.null }) end,
+          { { "allocation_sectors", "required field missing" } }, 1)
+        assert.equal(before, ops.fingerprint(s))
+        -- the writes that pass leave rows verify.lua accepts
+        m.instruments:create(INSTRUMENT)
+        m.instruments:set_allocations("VEA", { regions = { europe = 60, asia = 30, oceania = 10 } })
+        for _, sym in ipairs { "TEST.A-1", "VEA", "SPY" } do verify_ok(sym) end
+        -- a row already broken (written around the model) is not updated as if it were fine
+        assert(s:psql("UPDATE instruments SET allocation_sectors = '{}' WHERE symbol = 'GLD'"))
+        refused(function() return m.instruments:update_price("GLD", "2000") end,
+          { { "allocation_sectors", "must not be empty" } }, 1)
+        local row = m.instruments:set_allocations("GLD", { sectors = { other = 100 } })
+        assert.same({ other = 100 }, row.allocation_sectors)
+        verify_ok("GLD")
+      end)
 
     it("users: create, upsert and update refuse bad records", function()
       local cases = {
@@ -464,9 +505,9 @@ describe("alex.models", function()
   describe("accounts:portfolio_value", function()
     it("adds cash and holdings as exact decimal strings", function()
       make_user()
-      m.instruments:create { symbol = "P1", name = "One", instrument_type = "stock", current_price = "0.0001" }
-      m.instruments:create { symbol = "P2", name = "Two", instrument_type = "stock", current_price = "10.1234" }
-      m.instruments:create { symbol = "P3", name = "Unpriced", instrument_type = "stock" }
+      m.instruments:create(with(INSTRUMENT, { symbol = "P1", instrument_type = "stock", current_price = "0.0001" }))
+      m.instruments:create(with(INSTRUMENT, { symbol = "P2", instrument_type = "stock", current_price = "10.1234" }))
+      m.instruments:create(with(INSTRUMENT, { symbol = "P3", instrument_type = "stock", current_price = NIL }))
       local a = make_account("user_good", "A", "9999999999.99")
       m.positions:create { account_id = a.id, symbol = "P1", quantity = "123456789012.12345678" }
       m.positions:create { account_id = a.id, symbol = "P2", quantity = "3.5" }

@@ -86,12 +86,18 @@ describe("records.check: InstrumentCreate", function()
       "instrument_type", "name", "symbol" }, keys(c))
   end)
 
-  it("leaves absent optional fields out, accepts {} allocations (the DB default)", function()
-    local c = ok("InstrumentCreate", { symbol = "BRK.B", name = "Berkshire", instrument_type = "stock",
-      allocation_regions = {} })
-    assert.same({ "allocation_regions", "instrument_type", "name", "symbol" }, keys(c))
-    assert.equal(json.object_mt, getmetatable(c.allocation_regions))
-    assert.equal("{}", json.encode(c.allocation_regions))
+  it("leaves the absent price out; requires all three allocations, never empty, as verify.lua does", function()
+    local c = ok("InstrumentCreate", instrument { current_price = json.null })
+    assert.same({ "allocation_asset_class", "allocation_regions", "allocation_sectors", "instrument_type", "name",
+      "symbol" }, keys(c))
+    -- {} is the column's default, and verify.lua (validate.allocation) fails it
+    assert.is_nil(validate.allocation({}, "regions"))
+    local by = fail("InstrumentCreate", { symbol = "BRK.B", name = "Berkshire", instrument_type = "stock",
+      allocation_regions = {}, allocation_sectors = setmetatable({}, json.object_mt) })
+    assert.matches("must not be empty", by.allocation_regions)
+    assert.matches("must not be empty", by.allocation_sectors)
+    assert.equal("required field missing", by.allocation_asset_class)
+    assert.is_nil(by.current_price)
   end)
 
   it("checks the symbol: 1-20 upper-case letters, digits, '.', '-'", function()
@@ -368,12 +374,44 @@ describe("records.check: UserSeed (nested records and arrays)", function()
       },
     })
     assert.matches("between 0 and 100", by["user.years_until_retirement"])
-    assert.matches("SPY appears twice %(positions 1 and 2%)", by["accounts[1].positions"])
+    assert.equal('"SPY" is also the symbol of accounts[1].positions[1]', by["accounts[1].positions[2].symbol"])
     assert.equal("unknown field", by["accounts[2].clerk_user_id"])
     assert.matches("upper%-case", by["accounts[2].positions[1].symbol"])
     assert.matches("greater than 0", by["accounts[2].positions[1].quantity"])
     assert.matches("expected a table", by["accounts[3]"])
     assert.equal("required field missing", fail("UserSeed", {}).user)
+  end)
+
+  it("wants account names unique, positions' symbols unique per account, even in records with other problems",
+    function()
+      local by = fail("UserSeed", {
+        user = { clerk_user_id = "u" },
+        accounts = {
+          { account_name = "IRA", positions = { { symbol = "SPY", quantity = 1 } } },
+          { account_name = "Roth", positions = { { symbol = "SPY", quantity = 1 } } }, -- another account: fine
+          { account_name = "IRA", cash_balance = -1, positions = {
+            { symbol = "GLD", quantity = 1 }, { symbol = "GLD", quantity = 0 }, { symbol = "GLD", quantity = 2 } } },
+        },
+      })
+      assert.equal('"IRA" is also the account_name of accounts[1]', by["accounts[3].account_name"])
+      assert.matches("at least 0", by["accounts[3].cash_balance"])
+      assert.equal('"GLD" is also the symbol of accounts[3].positions[1]', by["accounts[3].positions[2].symbol"])
+      assert.equal('"GLD" is also the symbol of accounts[3].positions[1]', by["accounts[3].positions[3].symbol"])
+      assert.matches("greater than 0", by["accounts[3].positions[2].quantity"])
+      assert.is_nil(by["accounts[2].positions[1].symbol"])
+      assert.is_nil(by["accounts[2].account_name"])
+    end)
+
+  it("refuses NUL characters in strings and JSON payloads (PostgreSQL cannot store them)", function()
+    local by = fail("UserSeed", { user = { clerk_user_id = "u\0v", display_name = "ok" },
+      accounts = { { account_name = "a\0" } } })
+    assert.matches("NUL character", by["user.clerk_user_id"])
+    assert.matches("NUL character", by["accounts[1].account_name"])
+    by = fail("JobCreate", { clerk_user_id = "u", job_type = "risk_assessment",
+      request_payload = { note = "x\0y", list = { "a", "\0" }, ["k\0"] = 1 } })
+    assert.matches("jsonb cannot store", by["request_payload.note"])
+    assert.matches("jsonb cannot store", by["request_payload.list[2]"])
+    assert.matches("key contains a NUL", by['request_payload["k\\0"]'])
   end)
 
   it("refuses holes and odd keys in arrays", function()

@@ -26,6 +26,12 @@ describe("seed/instruments.json", function()
     for i, sym in ipairs(SYMBOLS) do assert.equal(sym, list[i].symbol) end
   end)
 
+  it("is valid as a whole, as reset.lua and seed.lua check it", function()
+    local clean, msg = require("alex.models").check_instruments(list)
+    assert(clean, msg)
+    assert.equal(22, #clean)
+  end)
+
   it("is valid as InstrumentSeed: price and all three allocations", function()
     local problems = {}
     for i, rec in ipairs(list) do
@@ -71,6 +77,25 @@ describe("seed/test_user.json", function()
     assert(clean, errs and records.format_errors(errs, "test_user.json"))
     assert.equal("100000", clean.user.target_retirement_income)
     assert.equal("100", clean.accounts[1].positions[1].quantity)
+  end)
+
+  it("passes every rule reset.lua applies: account names unique, positions on seeded instruments", function()
+    local models = require "alex.models"
+    local symbols = {}
+    for _, rec in ipairs(assert(models.check_instruments(load("instruments.json")))) do symbols[rec.symbol] = true end
+    local clean, msg = models.check_test_data(data, symbols, "instruments.json")
+    assert(clean, msg)
+    -- the same rules catch a copy with a second "401(k)" or a symbol the seed lacks
+    local copy = load("test_user.json")
+    copy.accounts[3].account_name = "401(k)"
+    copy.accounts[2].positions = { { symbol = "ZZZZ", quantity = 1 } }
+    local none, _, errs = models.check_test_data(copy, symbols, "instruments.json")
+    assert.is_nil(none)
+    assert.same({
+      { field = "accounts[2].positions[1].symbol", message = '"ZZZZ" is not one of the instruments seeded'
+        .. " (instruments.json)" },
+      { field = "accounts[3].account_name", message = '"401(k)" is also the account_name of accounts[1]' },
+    }, errs)
   end)
 
   it("is the documented test user with three accounts", function()

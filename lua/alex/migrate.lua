@@ -38,32 +38,83 @@ local function statements_of(text, name)
   return out
 end
 
--- load(dir) -> array of migrations sorted by version, or nil, err.
+-- What a migration file is called: NNN_words.sql.  Any other name ending in
+-- .sql (any case) is an error rather than skipped, since a migration named
+-- 003-add.sql or 003_add.SQL would otherwise never be applied and nobody told.
+-- Other files (README, editor backups such as 003_x.sql~, hidden files) are
+-- not migrations and are left alone.
+local NAME = "^(%d+)_[%w_%-]+%.sql$"
+local MAX_VERSION, MAX_NAME = 32, 255 -- the columns of schema_migrations
+
+-- Versions compare as numbers (9 before 10) of any length: by their digits
+-- without leading zeros, shorter first.
+local function version_key(v)
+  return (v:gsub("^0+", ""))
+end
+
+local function version_order(a, b)
+  local ka, kb = version_key(a.version), version_key(b.version)
+  if ka ~= kb then
+    if #ka ~= #kb then return #ka < #kb end
+    return ka < kb
+  end
+  return a.name < b.name
+end
+
+-- load(dir) -> array of migrations sorted by version, or nil, err naming the
+-- folder or the file, and what kind of problem it is: "unavailable" (the
+-- folder or a file cannot be used: missing, not a folder, no migrations in
+-- it, unreadable, too large, not UTF-8) or "refused" (a file name or content
+-- breaks the rules).  Each file is read through alex.files.
 -- A migration: { version = "001", name = "001_schema.sql", path, text, checksum, statements }.
 function migrate.load(dir)
   local lfs = require "lfs"
-  local names = {}
-  local ok, iter, state = pcall(lfs.dir, dir)
-  if not ok then return nil, "cannot read the migrations folder " .. dir .. ": " .. tostring(iter) end
-  for entry in iter, state do
-    if entry:match("^%d+_[%w_%-]+%.sql$") then names[#names + 1] = entry end
+  local files = require "alex.files"
+  local mode, kerr = files.kind(dir)
+  if not mode then return nil, "migrations folder " .. kerr, "unavailable" end
+  local shown = files.show(dir)
+  if mode ~= "directory" then
+    return nil, ("migrations folder %s: is not a folder (it is a %s)"):format(shown, mode), "unavailable"
   end
-  table.sort(names)
-  local list, seen = {}, {}
-  for _, name in ipairs(names) do
-    local version = name:match("^(%d+)_")
-    if seen[version] then
-      return nil, ("two migrations share version %s: %s and %s"):format(version, seen[version], name)
+  local ok, iter, state = pcall(lfs.dir, dir)
+  if not ok then
+    return nil, ("migrations folder %s: cannot read: %s"):format(shown, tostring(iter)), "unavailable"
+  end
+  local found, problems = {}, {}
+  for entry in iter, state do
+    local version = entry:match(NAME)
+    if version then
+      found[#found + 1] = { version = version, name = entry }
+    elseif entry:lower():find("%.sql$") then
+      problems[#problems + 1] = ("%s/%s: not a migration name (expected NNN_name.sql: digits, '_', then letters," ..
+        " digits, '_' or '-')"):format(shown, files.show(entry))
     end
-    seen[version] = name
+  end
+  table.sort(problems)
+  if #problems > 0 then return nil, table.concat(problems, "\n"), "refused" end
+  if #found == 0 then
+    return nil, ("migrations folder %s: holds no migrations (NNN_name.sql files)"):format(shown), "unavailable"
+  end
+  table.sort(found, version_order)
+  local list, seen = {}, {}
+  for _, m in ipairs(found) do
+    local version, name = m.version, m.name
     local path = dir .. "/" .. name
-    local f, ferr = io.open(path, "rb")
-    if not f then return nil, ferr end
-    local text = f:read("a")
-    f:close()
-    local statements, err = statements_of(text, name)
-    if not statements then return nil, err end
-    if #statements == 0 then return nil, name .. ": no SQL statements" end
+    if #version > MAX_VERSION or #name > MAX_NAME then
+      return nil, ("%s: the version may have at most %d digits and the name %d characters"):format(
+        files.show(path), MAX_VERSION, MAX_NAME), "refused"
+    end
+    local key = version_key(version)
+    if seen[key] then
+      return nil, ("migrations folder %s: two migrations share version %s: %s and %s"):format(shown, version,
+        seen[key], name), "refused"
+    end
+    seen[key] = name
+    local text, ferr = files.read(path)
+    if not text then return nil, ferr, "unavailable" end
+    local statements, err = statements_of(text, files.show(path))
+    if not statements then return nil, err, "refused" end
+    if #statements == 0 then return nil, files.show(path) .. ": no SQL statements", "refused" end
     list[#list + 1] = { version = version, name = name, path = path, text = text,
                         checksum = sigv4.sha256_hex(text), statements = statements }
   end
@@ -171,13 +222,15 @@ function migrate.status(conn, list)
 end
 
 local function changed_error(m)
-  return ("migration %s was changed after it was applied (checksum differs): restore the file, or add a" ..
-    " new migration for the change"):format(m.path or m.name)
+  return require("alex.errors").new { name = "MigrationChanged", message = ("migration %s was changed after it" ..
+    " was applied (checksum differs): restore the file, or add a new migration for the change"):format(
+    m.path or m.name) }
 end
 
 -- run(conn, list, opts) -> array of the migrations applied now.  Raises on
--- failure; every migration applied before the failing one stays applied, the
--- failing one leaves nothing.  opts.log(line) reports progress.
+-- failure (an alex.errors value: the database's, or MigrationChanged when an
+-- applied file was edited); every migration applied before the failing one
+-- stays applied, the failing one leaves nothing.  opts.log(line) reports progress.
 function migrate.run(conn, list, opts)
   opts = opts or {}
   local log = opts.log or function() end

@@ -72,6 +72,7 @@ local function columns_of(table_name, clean)
   return cols, holes, params
 end
 models.columns_of = columns_of
+models.COLUMNS = COLUMNS
 
 local Model = {}
 Model.__index = Model
@@ -154,36 +155,85 @@ local function instrument_params(clean)
   return {
     symbol = clean.symbol, name = clean.name, instrument_type = param(nil, clean.instrument_type),
     current_price = param("current_price", clean.current_price),
-    allocation_regions = db.json(clean.allocation_regions or {}),
-    allocation_sectors = db.json(clean.allocation_sectors or {}),
-    allocation_asset_class = db.json(clean.allocation_asset_class or {}),
+    allocation_regions = db.json(clean.allocation_regions),
+    allocation_sectors = db.json(clean.allocation_sectors),
+    allocation_asset_class = db.json(clean.allocation_asset_class),
   }
 end
 
--- check_instruments(list [, schema]) -> cleaned list, or nil and one message
--- listing every problem of every record ("SPY: allocation_regions.mars: ...").
+-- check_instruments(list [, schema]) -> cleaned list, or nil, one message and
+-- the list of problems { field = "[3].current_price", message = ... }, every
+-- problem of every record (paths from the top of the list, as in the file).
 -- The default schema, InstrumentSeed, wants a price and all three allocations.
 function models.check_instruments(list, schema)
   schema = schema or "InstrumentSeed"
   if type(list) ~= "table" or (next(list) ~= nil and #list == 0) then
-    return nil, "instruments: expected an array of instrument records"
+    local errs = { { field = "", message = "expected an array of instrument records" } }
+    return nil, records.format_errors(errs, "instruments"), errs
   end
-  local clean, problems = {}, {}
-  local seen = {}
-  for i, rec in ipairs(list) do
-    local label = type(rec) == "table" and type(rec.symbol) == "string" and rec.symbol or ("record " .. i)
-    local c, errs = records.check(schema, rec)
-    if c then
-      if seen[c.symbol] then
-        problems[#problems + 1] = ("%s: symbol appears twice (records %d and %d)"):format(label, seen[c.symbol], i)
-      end
-      seen[c.symbol] = i
-      clean[#clean + 1] = c
-    else
-      problems[#problems + 1] = records.format_errors(errs, label)
+  local clean, errs, seen = {}, {}, {}
+  for k in pairs(list) do
+    if math.type(k) ~= "integer" or k < 1 or k > #list then
+      errs[#errs + 1] = { field = "", message = "expected an array of instrument records (it has other keys)" }
+      break
     end
   end
-  if #problems > 0 then return nil, table.concat(problems, "\n") end
+  for i, rec in ipairs(list) do
+    local at = ("[%d]"):format(i)
+    local c, rerrs = records.check(schema, rec)
+    local symbol = type(rec) == "table" and rec.symbol
+    if type(symbol) == "string" then
+      if seen[symbol] then
+        errs[#errs + 1] = { field = at .. ".symbol", message = ("%q is also the symbol of [%d]"):format(symbol,
+          seen[symbol]) }
+      else
+        seen[symbol] = i
+      end
+    end
+    if c then
+      clean[#clean + 1] = c
+    else
+      for _, e in ipairs(rerrs) do
+        errs[#errs + 1] = { field = e.field == "" and at or (at .. "." .. e.field), message = e.message }
+      end
+    end
+  end
+  if #errs > 0 then return nil, records.format_errors(errs, "instruments"), errs end
+  return clean
+end
+
+-- check_test_data(data, symbols [, seed_name]) -> cleaned data, or nil, one
+-- message and the list of problems (records.check's, paths from the top of the
+-- file, sorted by path).  Besides UserSeed's rules, every position's symbol
+-- must be one of `symbols` (a set: the instruments seeded with it, named
+-- seed_name in the message): the database would refuse any other, but only at
+-- the last call and naming no symbol.  symbols = nil skips that rule (when the
+-- seed itself could not be read).
+function models.check_test_data(data, symbols, seed_name)
+  local clean, errs = records.check("UserSeed", data)
+  errs = errs or {}
+  local accounts = type(data) == "table" and data.accounts
+  if symbols and type(accounts) == "table" then
+    for i, a in ipairs(accounts) do
+      local positions = type(a) == "table" and a.positions
+      if type(positions) == "table" then
+        for j, p in ipairs(positions) do
+          local symbol = type(p) == "table" and p.symbol
+          -- a symbol that breaks the format rules is reported by UserSeed already
+          if type(symbol) == "string" and records.check_field("PositionSeed", "symbol", symbol)
+             and not symbols[symbol] then
+            errs[#errs + 1] = { field = ("accounts[%d].positions[%d].symbol"):format(i, j),
+              message = ("%q is not one of the instruments seeded%s"):format(symbol,
+                seed_name and (" (" .. seed_name .. ")") or "") }
+          end
+        end
+      end
+    end
+  end
+  if #errs > 0 then
+    records.sort_errors(errs)
+    return nil, records.format_errors(errs, "test data"), errs
+  end
   return clean
 end
 
@@ -198,8 +248,8 @@ end
 -- upsert_many(list) -> count.  All records are checked first; then one
 -- BatchExecuteStatement call (split only past 4 MiB).
 function Instruments:upsert_many(list)
-  local clean, msg = models.check_instruments(list)
-  if not clean then error(errors.new { name = "ValidationError", message = msg }, 0) end
+  local clean, msg, errs = models.check_instruments(list)
+  if not clean then error(errors.new { name = "ValidationError", message = msg, errors = errs }, 0) end
   local sets = {}
   for i, c in ipairs(clean) do sets[i] = instrument_params(c) end
   return (self.conn:batch(UPSERT_INSTRUMENT, sets, { idempotent = true }))

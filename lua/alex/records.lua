@@ -34,10 +34,12 @@
 --   match, match_message   Lua pattern a string must match
 --   places, precision      decimal: at most `places` digits after the point,
 --                          at most precision - places before it (DECIMAL(p,s))
---   kind, allow_empty      allocation: "regions" | "sectors" | "asset_class";
---                          allow_empty accepts {} (the instruments' DB default)
+--   kind      allocation: "regions" | "sectors" | "asset_class"
 --   schema    record: the nested schema (table or name)
 --   elements  array: the field definition of every element
+--   unique    array of records: no two elements share this field's value
+--             (checked on the elements as given, so it is reported even when
+--             an element has other problems)
 --   custom_check = function(value) -> true | nil, message   (runs last)
 -- Schema: { name = "...", fields = { { name = def }, ... },
 --           entity_checks = { { at_least_one_of = { "a", "b" } } } }
@@ -46,12 +48,16 @@
 -- ASSET_CLASSES and each value must be a number in [0, 100] (one error per
 -- offending key, with its path); the entries that pass are then given to the
 -- C binding, validate.allocation, which has the last word on the sum
--- (100 +- 0.05), reported on the field itself.
+-- (100 +- 0.05), reported on the field itself.  An empty allocation is
+-- refused: validate.allocation, which scripts/verify.lua applies to every
+-- stored instrument, refuses it too.
 --
 -- Decisions:
---   * InstrumentCreate: allocations optional (absent or {} = the DB default
---     {}); when given they must be complete.  InstrumentSeed (seed files)
---     requires current_price and all three allocations, non-empty.
+--   * InstrumentCreate: all three allocations required and complete, because
+--     verify.lua requires them of every stored instrument (the DB default {}
+--     would fail it); the price is optional.  InstrumentSeed (seed files)
+--     also requires current_price.
+--   * Strings may not contain NUL: PostgreSQL text cannot hold it.
 --   * Decimal strings must be plain notation ("100000", "-0.5", "+1.", ".5");
 --     exponent forms ("1e5") are refused with a hint, since they usually come
 --     from float formatting and hide the real precision.  Lua numbers are
@@ -268,6 +274,7 @@ function checkers.string(def, v, path, errs)
   end
   local n = utf8_len(v)
   if not n then add(errs, path, "is not valid UTF-8"); return nil end
+  if find(v, "\0", 1, true) then add(errs, path, "contains a NUL character (\\u0000)"); return nil end
   local ok = true
   if def.len_min and n < def.len_min or def.len_max and n > def.len_max then
     ok = false
@@ -381,7 +388,6 @@ function checkers.allocation(def, v, path, errs)
   local keys = {}
   for k in pairs(v) do keys[#keys + 1] = k end
   if #keys == 0 then
-    if def.allow_empty then return setmetatable({}, json.object_mt) end
     add(errs, path, "must not be empty: give percentages summing to 100"); return nil
   end
   sort(keys, key_order)
@@ -422,7 +428,13 @@ end
 -- JSON payloads: any table whose contents json.encode can write.
 local function check_json_value(v, path, errs, depth)
   local t = type(v)
-  if t == "string" or t == "boolean" or is_null(v) then return true end
+  if t == "string" then
+    if find(v, "\0", 1, true) then
+      add(errs, path, "contains a NUL character (\\u0000), which jsonb cannot store"); return false
+    end
+    return true
+  end
+  if t == "boolean" or is_null(v) then return true end
   if t == "number" then
     if v ~= v or v == huge or v == -huge then add(errs, path, "must be a finite number"); return false end
     return true
@@ -439,6 +451,9 @@ local function check_json_value(v, path, errs, depth)
       has_int = true
     elseif type(k) == "string" then
       has_str = true
+      if find(k, "\0", 1, true) then
+        add(errs, key_path(path, k), "key contains a NUL character (\\u0000), which jsonb cannot store"); ok = false
+      end
     else
       add(errs, key_path(path, k), "JSON object keys must be strings"); ok = false
     end
@@ -480,6 +495,23 @@ function checkers.array(def, v, path, errs)
   end
   if def.len_max and n > def.len_max then
     add(errs, path, fmt("must have at most %d elements (got %d)", def.len_max, n)); ok = false
+  end
+  if def.unique then
+    local first = {}
+    for i = 1, n do
+      local x = v[i]
+      local key = type(x) == "table" and not is_null(x) and x[def.unique] or nil
+      if type(key) == "string" or type(key) == "number" then
+        if first[key] then
+          add(errs, key_path(index_path(path, i), def.unique), fmt("%s is also the %s of %s",
+            type(key) == "string" and fmt("%q", #key > 60 and sub(key, 1, 60) .. "..." or key) or num_text(key),
+            def.unique, index_path(path, first[key])))
+          ok = false
+        else
+          first[key] = i
+        end
+      end
+    end
   end
   local out = setmetatable({}, json.array_mt)
   local elem = def.elements
@@ -579,7 +611,7 @@ local ATTRIBUTES = {
   type = "string", required = "boolean", default = "any", len_min = "number", len_max = "number",
   min = "number", max = "number", gt = "number", between = "table", one_of = "table", match = "string",
   match_message = "string", places = "number", precision = "number", kind = "string",
-  allow_empty = "boolean", schema = "any", elements = "table", custom_check = "function",
+  schema = "any", elements = "table", unique = "string", custom_check = "function",
 }
 
 local function check_def(name, def)
@@ -669,6 +701,51 @@ function records.check(schema, record)
   return out
 end
 
+-- check_field(schema, name, value) -> cleaned value | nil, errors: one field
+-- of a schema alone (its path is the field's name).
+function records.check_field(schema, name, value)
+  local f = resolve(schema).field_index[name]
+  if not f then error("records.check_field: no field " .. tostring(name), 2) end
+  local errs = {}
+  local c = checkers[f.def.type](f.def, value, name, errs)
+  if c ~= nil and f.def.custom_check then
+    local good, msg = f.def.custom_check(c)
+    if not good then add(errs, name, msg or "is invalid"); c = nil end
+  end
+  if c == nil then return nil, errs end
+  return c
+end
+
+-- Numbers inside a path compare as numbers: accounts[2] before accounts[10].
+local function path_less(a, b)
+  local i, j = 1, 1
+  while i <= #a and j <= #b do
+    local da, db = match(a, "^%d+", i), match(b, "^%d+", j)
+    if da and db then
+      if #da ~= #db then return #da < #db end
+      if da ~= db then return da < db end
+      i, j = i + #da, j + #db
+    else
+      local ca, cb = sub(a, i, i), sub(b, j, j)
+      if ca ~= cb then return ca < cb end
+      i, j = i + 1, j + 1
+    end
+  end
+  return #a - i < #b - j
+end
+
+-- sort_errors(errors): by path, numbers as numbers, so the problems of one
+-- record come together and in record order; stable.
+function records.sort_errors(errs)
+  for i, e in ipairs(errs) do e._order = i end
+  sort(errs, function(x, y)
+    if x.field ~= y.field then return path_less(x.field or "", y.field or "") end
+    return x._order < y._order
+  end)
+  for _, e in ipairs(errs) do e._order = nil end
+  return errs
+end
+
 function records.format_errors(errs, prefix)
   local parts = {}
   for i, e in ipairs(errs) do
@@ -704,9 +781,9 @@ records.define {
     { name = { type = "string", required = true, len_min = 1, len_max = 255 } },
     { instrument_type = { type = "string", required = true, one_of = validate.INSTRUMENT_TYPES } },
     { current_price = { type = "decimal", min = 0, max = 999999, places = 4, precision = 12 } },
-    { allocation_regions = { type = "allocation", kind = "regions", allow_empty = true } },
-    { allocation_sectors = { type = "allocation", kind = "sectors", allow_empty = true } },
-    { allocation_asset_class = { type = "allocation", kind = "asset_class", allow_empty = true } },
+    { allocation_regions = { type = "allocation", required = true, kind = "regions" } },
+    { allocation_sectors = { type = "allocation", required = true, kind = "sectors" } },
+    { allocation_asset_class = { type = "allocation", required = true, kind = "asset_class" } },
   },
 }
 
@@ -714,9 +791,6 @@ records.extend("InstrumentCreate", {
   name = "InstrumentSeed",
   fields = {
     { current_price = { required = true } },
-    { allocation_regions = { required = true, allow_empty = false } },
-    { allocation_sectors = { required = true, allow_empty = false } },
-    { allocation_asset_class = { required = true, allow_empty = false } },
   },
 })
 
@@ -783,23 +857,18 @@ records.extend("PositionCreate", { name = "PositionSeed", remove = { "account_id
 records.extend("AccountCreate", {
   name = "AccountSeed",
   remove = { "clerk_user_id" },
+  -- one position per (account, symbol), as the table's UNIQUE constraint wants
   fields = { { positions = { type = "array", elements = { type = "record", schema = "PositionSeed" },
-    custom_check = function(list) -- (account, symbol) is unique in positions
-      local seen = {}
-      for i, p in ipairs(list) do
-        if seen[p.symbol] then
-          return nil, ("%s appears twice (positions %d and %d)"):format(p.symbol, seen[p.symbol], i)
-        end
-        seen[p.symbol] = i
-      end
-      return true
-    end } } },
+    unique = "symbol" } } },
 })
+-- Account names are unique per user: the test data links positions to their
+-- account by name, and the scripts find accounts by name.
 records.define {
   name = "UserSeed",
   fields = {
     { user = { type = "record", required = true, schema = "UserCreate" } },
-    { accounts = { type = "array", elements = { type = "record", schema = "AccountSeed" } } },
+    { accounts = { type = "array", elements = { type = "record", schema = "AccountSeed" },
+      unique = "account_name" } },
   },
 }
 

@@ -8,12 +8,13 @@ parser:argument("symbol", "Instrument symbol, e.g. SPY.")
 parser:argument("price", "New price, e.g. 601.15 (0 to 999999, up to 4 decimals).")
 local args = cli.parse(parser)
 
-local conn = cli.connect()
-local ok, err = pcall(conn.transaction, conn, function(tx)
-  local m = models.bind(tx)
-  local before = m.instruments:find(args.symbol)
-  if not before then error(("no instrument %s"):format(args.symbol), 0) end
-  local after = m.instruments:update_price(args.symbol, args.price)
-  print(("%s: %s -> %s"):format(args.symbol, tostring(before.current_price), after.current_price))
+cli.run(function()
+  local conn = cli.connect()
+  conn:transaction(function(tx)
+    local m = models.bind(tx)
+    local before = m.instruments:find(args.symbol)
+    if not before then cli.refuse(("no instrument %s"):format(args.symbol)) end
+    local after = m.instruments:update_price(args.symbol, args.price)
+    print(("%s: %s -> %s"):format(args.symbol, tostring(before.current_price), after.current_price))
+  end)
 end)
-if not ok then cli.die(err) end
