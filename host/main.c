@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <lauxlib.h>
@@ -239,13 +241,37 @@ static int dotenv_set(void *ud, const char *key, const char *value) {
   return 0;
 }
 
+/* A .env holds a few settings: one over this is the wrong file (a log, a
+ * dump), and reading it whole would only waste memory. */
+#define ENV_FILE_MAX (1024 * 1024)
+
 /* Returns 0, or -1 after printing an error.  A missing ./.env is fine; a
- * missing --env-file is an error, because the user named it. */
+ * missing --env-file is an error, because the user named it.  Only a regular
+ * file is read: a FIFO or a device (/dev/zero) could block or never end. */
 static int load_env_file(const char *path, int required) {
-  FILE *f = fopen(path, "rb");
-  if (!f) {
+  /* O_NONBLOCK: opening a FIFO must not wait for a writer */
+  int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) {
     if (!required && errno == ENOENT) return 0;
     fprintf(stderr, PROGNAME ": cannot read env file %s: %s\n", path, strerror(errno));
+    return -1;
+  }
+  struct stat st;
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    close(fd);
+    fprintf(stderr, PROGNAME ": env file %s is not a regular file\n", path);
+    return -1;
+  }
+  FILE *f = fdopen(fd, "rb");
+  if (!f) {
+    int e = errno;
+    close(fd);
+    fprintf(stderr, PROGNAME ": cannot read env file %s: %s\n", path, strerror(e));
+    return -1;
+  }
+  if (st.st_size > ENV_FILE_MAX) {
+    fclose(f);
+    fprintf(stderr, PROGNAME ": env file %s is larger than %d bytes: not a settings file\n", path, ENV_FILE_MAX);
     return -1;
   }
   size_t cap = 4096, len = 0;
@@ -258,6 +284,12 @@ static int load_env_file(const char *path, int required) {
   size_t n;
   while ((n = fread(buf + len, 1, cap - len, f)) > 0) {
     len += n;
+    if (len > ENV_FILE_MAX) { /* it grew after the check */
+      free(buf);
+      fclose(f);
+      fprintf(stderr, PROGNAME ": env file %s is larger than %d bytes: not a settings file\n", path, ENV_FILE_MAX);
+      return -1;
+    }
     if (len == cap) {
       char *p = cap > SIZE_MAX / 2 ? NULL : realloc(buf, cap * 2);
       if (!p) {

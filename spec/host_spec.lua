@@ -480,6 +480,21 @@ describe("alexlua .env", function()
     has(r.err, "'--env-file' needs a path")
   end)
 
+  it("an env file must be a regular file of at most 1 MiB: /dev/zero, a folder or a FIFO is refused at once", function()
+    local cwd = new_cwd()
+    for _, path in ipairs { "/dev/zero", cwd, cwd .. "/fifo" } do
+      if path:find("fifo$") then assert(os.execute("mkfifo " .. q(path))) end
+      local r = run({ "--env-file", path, "-e", "print('ran')" }, { cwd = cwd })
+      assert.equal(1, r.code)
+      assert.equal("alexlua: env file " .. path .. " is not a regular file\n", r.err)
+      assert.equal("", r.out)
+    end
+    write(cwd .. "/big.env", ("A=" .. ("x"):rep(1000) .. "\n"):rep(1100))
+    local r = run({ "--env-file", "big.env", "-e", "print('ran')" }, { cwd = cwd })
+    assert.equal(1, r.code)
+    has(r.err, "env file big.env is larger than 1048576 bytes")
+  end)
+
   it("--no-env-file reads none, even a malformed one", function()
     local r = run_env("AXH5_A=1\nthis is not valid\n", { "--no-env-file" })
     assert.equal(0, r.code, r.err)

@@ -98,14 +98,16 @@ end
 -- Reads and parses a file.  Returns the sections, or nil, message, kind where
 -- kind is "missing" (no such file: not an error for AWS files) or "error".
 function ini.read(path)
-  local f, err, code = io.open(path, "rb")
-  if not f then
-    if code == 2 then return nil, path .. ": no such file", "missing" end
-    return nil, "cannot read " .. tostring(err), "error"
+  local mode = require("lfs").attributes(path, "mode")
+  if mode == nil then
+    local f, err, code = io.open(path, "rb")
+    if f then f:close() elseif code == 2 then return nil, path .. ": no such file", "missing" end
+    if not f then return nil, "cannot read " .. tostring(err), "error" end
   end
-  local text, rerr = f:read("a")
-  f:close()
-  if not text then return nil, ("cannot read %s: %s"):format(path, tostring(rerr)), "error" end
+  -- the one reader of input files: a FIFO or /dev/zero named by AWS_CONFIG_FILE
+  -- must not block or fill memory; a settings file over 1 MiB is the wrong file
+  local text, rerr = require("alex.files").read(path, { binary = true, max_bytes = 1024 * 1024 })
+  if not text then return nil, "cannot read " .. rerr, "error" end
   local sections, perr = ini.parse(text, path)
   if not sections then return nil, perr, "error" end
   return sections

@@ -61,10 +61,8 @@ function local_stack.paths(getenv)
 end
 
 local function read_env_file(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local text = f:read("a")
-  f:close()
+  local text = require("alex.files").read(path, { max_bytes = 1024 * 1024 })
+  if not text then return nil end
   return host.dotenv(text, path)
 end
 
