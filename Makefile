@@ -135,6 +135,11 @@ bench-dataapi: all deps-bench
 # spec/terraform_spec.lua parses and format-checks terraform/*.tf with
 # HashiCorp's HCL library built to WebAssembly (npm @cdktf/hcl2json and
 # @cdktf/hcl-tools), installed from tools/hcl/package-lock.json when missing.
+# Where terraform and a filesystem mirror of the hashicorp/aws provider are
+# found (ALEX_TF_PROVIDER_MIRROR=<folder>, else /opt/tf-plugins and the folders
+# Terraform searches), it also runs terraform validate and terraform test
+# (terraform/tests/, provider mocked) on a temp copy of the module, offline;
+# otherwise those specs are pending, with the reason.
 .PHONY: hcl-deps terraform-check
 HCL_STAMP = tools/hcl/node_modules/.package-lock.json
 

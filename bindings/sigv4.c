@@ -58,9 +58,49 @@
  * sigv4_ctx (hash context, scratch buffers, cached signing key) and a header
  * array; nothing is global.  No Lua code runs while sign() works (raw table
  * access only), so the shared scratch state cannot be re-entered.
+ *
+ * Signers: credentials, region and service bound once, for the hot path.
+ *
+ *   local signer = sigv4.signer{ access_key = "...", secret_key = "...",
+ *     session_token = nil,            -- optional; "" means none
+ *     region = "us-east-1", service = "rds-data",
+ *     content_sha256 = false,         -- optional: add and sign X-Amz-Content-Sha256
+ *   }
+ *   local added = signer:sign{ method = "POST", url = "https://...",
+ *     headers = { ["Content-Type"] = "application/json" },  -- or { {name, value}, ... }
+ *     body = "...", amz_date = nil }  -- optional, as for sign()
+ *   signer:sign(request, into)        -- sets the same entries in the table into, returns it
+ *   local added, details = signer:explain(request)
+ *   signer:stats()                    -- { signatures =, key_derivations = }
+ *
+ * sign() returns the headers to send besides the request's own, as a map
+ * {Name = value}: Host (the value signed, so that the HTTP client sends what
+ * was signed), X-Amz-Date, X-Amz-Security-Token when the signer has a token,
+ * X-Amz-Content-Sha256 when asked for, and Authorization.  Host, X-Amz-Date,
+ * X-Amz-Security-Token and X-Amz-Content-Sha256 already among the request's
+ * headers (any case) are used as given and not added; Authorization there is
+ * an error.  Signatures, canonical requests and the other rules are those of
+ * sigv4.sign, byte for byte.  `into` (a table other than request.headers)
+ * lets a caller keep one table of the headers it sends, e.g. Content-Type and
+ * User-Agent, and have the signer overwrite its entries there on every call:
+ * no table is made then.  A map of headers must not name one header twice in
+ * different cases (its order is not the order they are sent in); an array of
+ * pairs may.  explain() returns, besides, { authorization, signature,
+ * signed_headers, canonical_request, string_to_sign, amz_date }: the
+ * diagnostics cost strings, so sign() does not make them.
+ *
+ * A signer keeps its credentials in C memory (wiped when it is collected): no
+ * field, user value or tostring shows them (tostring gives
+ * "alex.sigv4.signer (us-east-1/rds-data)").  It owns its core context, whose
+ * cached signing key is thus the key of the date it last signed for: derived
+ * again only when the date changes.  It also keeps the last URL's parse and
+ * Host value, and the X-Amz-Date string of the current second.  Errors name
+ * the field ("signer:sign: url: missing"); they never contain secrets.
+ * Credentials that expire need a new signer.
  */
 #include <lauxlib.h>
 #include <lua.h>
+#include <openssl/crypto.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -125,24 +165,33 @@ static void reserve(lua_State *L, lctx *c, size_t n) {
 enum {
   K_METHOD = 2, K_URL, K_BODY, K_ACCESS_KEY, K_SECRET_KEY, K_SESSION_TOKEN, K_REGION, K_SERVICE,
   K_AMZ_DATE, K_SIGNED_HEADERS, K_HEADERS, K_AUTHORIZATION, K_SIGNATURE, K_CANONICAL_REQUEST,
-  K_STRING_TO_SIGN, H_HOST, H_X_AMZ_DATE, H_X_AMZ_SECURITY_TOKEN, H_AUTHORIZATION, K_LAST
+  K_STRING_TO_SIGN, H_HOST, H_X_AMZ_DATE, H_X_AMZ_SECURITY_TOKEN, H_AUTHORIZATION,
+  H_X_AMZ_CONTENT_SHA256, K_LAST
 };
 static const char *const KEYS[] = {
   "method", "url", "body", "access_key", "secret_key", "session_token", "region", "service",
   "amz_date", "signed_headers", "headers", "authorization", "signature", "canonical_request",
-  "string_to_sign", "Host", "X-Amz-Date", "X-Amz-Security-Token", "Authorization"};
+  "string_to_sign", "Host", "X-Amz-Date", "X-Amz-Security-Token", "Authorization",
+  "X-Amz-Content-Sha256"};
 #define KEY(k) lua_upvalueindex(k)
+/* The last upvalue: the signers' metatable, to recognize a signer cheaply. */
+#define UP_SIGNER_MT K_LAST
+#define N_UPVALUES K_LAST
 
-/* Pushes options[name] (raw).  Returns the string or NULL when absent (nil);
- * raises when present with another type, or absent but required. */
-static const char *opt_string(lua_State *L, int key, int required, size_t *len) {
+static const char SIGN[] = "sigv4.sign";
+static const char SIGNER_SIGN[] = "signer:sign";
+
+/* Pushes the table at `arg`'s field (raw).  Returns the string or NULL when
+ * absent (nil); raises "<who>: <field>: ..." when present with another type,
+ * or absent but required. */
+static const char *opt_string(lua_State *L, const char *who, int arg, int key, int required,
+                              size_t *len) {
   const char *name = KEYS[key - K_METHOD];
   lua_pushvalue(L, KEY(key));
-  int t = lua_rawget(L, ARG);
+  int t = lua_rawget(L, arg);
   if (t == LUA_TSTRING) return lua_tolstring(L, -1, len);
-  if (t != LUA_TNIL)
-    luaL_error(L, "sigv4.sign: %s: must be a string (got %s)", name, lua_typename(L, t));
-  if (required) luaL_error(L, "sigv4.sign: %s: missing", name);
+  if (t != LUA_TNIL) luaL_error(L, "%s: %s: must be a string (got %s)", who, name, lua_typename(L, t));
+  if (required) luaL_error(L, "%s: %s: missing", who, name);
   if (len) *len = 0;
   return NULL;
 }
@@ -185,39 +234,57 @@ static int name_ok(const char *n, size_t l) {
   return 1;
 }
 
-/* Raises "sigv4.sign: headers[i]: <what>" (or "headers: <what>" when i == 0). */
-static int header_error(lua_State *L, lua_Integer i, const char *what) {
-  if (i > 0) return luaL_error(L, "sigv4.sign: headers[%I]: %s", i, what);
-  return luaL_error(L, "sigv4.sign: headers: %s", what);
+/* Raises "<who>: headers[i]: <what>" (or "headers: <what>" when i == 0). */
+static int header_error(lua_State *L, const char *who, lua_Integer i, const char *what) {
+  if (i > 0) return luaL_error(L, "%s: headers[%I]: %s", who, i, what);
+  return luaL_error(L, "%s: headers: %s", who, what);
 }
 
+/* Where read_headers puts what it reads: sign() wraps every header in a new
+ * {name, value} pair of the pair array at `pairs` (which anchors the strings);
+ * a signer (pairs == 0) keeps only the entries, pointing into the caller's
+ * table, and anchors the strings it makes of numbers in a table it creates at
+ * the stack slot `anchor` (nil until needed). */
+typedef struct {
+  const char *who;
+  int pairs, anchor;
+} reading;
+
 /* Checks the name at stack slot ni and the value at vi (a number is converted
- * in its slot), wraps them in a new {name, value} pair appended to the pair
- * array at `pairs`, and records the strings (anchored by the pair) in entry n.
- * i is the position in an array of headers, 0 for a map. */
-static void take_header(lua_State *L, lctx *c, int pairs, size_t n, int ni, int vi, lua_Integer i) {
-  if (lua_type(L, ni) != LUA_TSTRING) header_error(L, i, "header name must be a string");
+ * in its slot), and records them in entry n (see reading).  i is the position
+ * in an array of headers, 0 for a map. */
+static void take_header(lua_State *L, lctx *c, const reading *rd, size_t n, int ni, int vi, lua_Integer i) {
+  if (lua_type(L, ni) != LUA_TSTRING) header_error(L, rd->who, i, "header name must be a string");
   int vt = lua_type(L, vi);
   if (vt == LUA_TNUMBER) {
     lua_pushvalue(L, vi);
     lua_tostring(L, -1);
     lua_replace(L, vi);
+    if (!rd->pairs) {
+      if (lua_isnil(L, rd->anchor)) {
+        lua_createtable(L, 4, 0);
+        lua_replace(L, rd->anchor);
+      }
+      lua_pushvalue(L, vi);
+      lua_rawseti(L, rd->anchor, (lua_Integer)n + 1);
+    }
   } else if (vt != LUA_TSTRING) {
-    header_error(L, i, "header value must be a string or number");
+    header_error(L, rd->who, i, "header value must be a string or number");
   }
   reserve(L, c, n + 1);
   entry *e = &c->ents[n];
   e->h.name = lua_tolstring(L, ni, &e->h.name_len);
   e->h.value = lua_tolstring(L, vi, &e->h.value_len);
   e->pair = (int)n + 1;
-  if (!name_ok(e->h.name, e->h.name_len)) header_error(L, i, "invalid header name");
-  if (!value_ok(e->h.value, e->h.value_len)) header_error(L, i, "header value has a bare line break");
+  if (!name_ok(e->h.name, e->h.name_len)) header_error(L, rd->who, i, "invalid header name");
+  if (!value_ok(e->h.value, e->h.value_len)) header_error(L, rd->who, i, "header value has a bare line break");
+  if (!rd->pairs) return;
   lua_createtable(L, 2, 0);
   lua_pushvalue(L, ni);
   lua_rawseti(L, -2, 1);
   lua_pushvalue(L, vi);
   lua_rawseti(L, -2, 2);
-  lua_rawseti(L, pairs, (lua_Integer)n + 1);
+  lua_rawseti(L, rd->pairs, (lua_Integer)n + 1);
 }
 
 /* Appends a new pair {name, the value at slot vi} as entry n. */
@@ -243,25 +310,28 @@ static int entry_cmp(const void *x, const void *y) {
   return a->h.name_len < b->h.name_len ? -1 : a->h.name_len > b->h.name_len;
 }
 
-/* Reads options.headers into the pair array at `pairs` and c->ents; returns
- * the count.  Leaves the stack as it found it. */
-static size_t read_headers(lua_State *L, lctx *c, int pairs) {
+/* Reads the headers field of the table at `arg` into c->ents (see reading);
+ * returns the count, and whether they came as a map in *is_map.  Leaves the
+ * stack as it found it, but for the anchor table. */
+static size_t read_headers(lua_State *L, lctx *c, const reading *rd, int arg, int *is_map) {
+  int pairs = rd->pairs;
+  *is_map = 0;
   lua_pushvalue(L, KEY(K_HEADERS));
-  int t = lua_rawget(L, ARG);
+  int t = lua_rawget(L, arg);
   if (t == LUA_TNIL) {
     lua_pop(L, 1);
     return 0;
   }
-  if (t != LUA_TTABLE) luaL_error(L, "sigv4.sign: headers: must be a table (got %s)", lua_typename(L, t));
+  if (t != LUA_TTABLE) luaL_error(L, "%s: headers: must be a table (got %s)", rd->who, lua_typename(L, t));
   int ht = lua_gettop(L);
   size_t n = 0;
   lua_Integer alen = (lua_Integer)lua_rawlen(L, ht);
   if (alen > 0) {
     for (lua_Integer i = 1; i <= alen; i++) {
-      if (lua_rawgeti(L, ht, i) != LUA_TTABLE) header_error(L, i, "must be a {name, value} pair");
+      if (lua_rawgeti(L, ht, i) != LUA_TTABLE) header_error(L, rd->who, i, "must be a {name, value} pair");
       lua_rawgeti(L, ht + 1, 1);
       lua_rawgeti(L, ht + 1, 2);
-      take_header(L, c, pairs, n++, ht + 2, ht + 3, i);
+      take_header(L, c, rd, n++, ht + 2, ht + 3, i);
       lua_settop(L, ht);
     }
     /* an array must not also carry map entries, which would be ignored */
@@ -271,16 +341,17 @@ static size_t read_headers(lua_State *L, lctx *c, int pairs) {
       count++;
       lua_pop(L, 1);
     }
-    if (count != alen) luaL_error(L, "sigv4.sign: headers: mixes array and map entries");
+    if (count != alen) luaL_error(L, "%s: headers: mixes array and map entries", rd->who);
   } else {
+    *is_map = 1;
     lua_pushnil(L);
     while (lua_next(L, ht)) {
       /* key at ht+1 (a string is not converted by tolstring), value at ht+2 */
-      take_header(L, c, pairs, n++, ht + 1, ht + 2, 0);
+      take_header(L, c, rd, n++, ht + 1, ht + 2, 0);
       lua_settop(L, ht + 1);
     }
     /* deterministic order: by name, then rebuild the pair array */
-    if (n > 1) {
+    if (n > 1 && pairs) {
       qsort(c->ents, n, sizeof *c->ents, entry_cmp);
       lua_createtable(L, (int)n + 4, 0);
       for (size_t i = 0; i < n; i++) {
@@ -295,6 +366,37 @@ static size_t read_headers(lua_State *L, lctx *c, int pairs) {
   return n;
 }
 
+/* The signing time, into datebuf (16 characters and a NUL): the X-Amz-Date
+ * header's trimmed value when there is one (amz_date must then agree), else
+ * amz_date (already checked), else the current second, formatted once per
+ * second in c.  Returns 1 when it came from the clock. */
+static int signing_date(lua_State *L, lctx *c, const char *who, const char *hdr_date, size_t hdr_date_len,
+                        const char *amz_date, char datebuf[17]) {
+  if (hdr_date) {
+    while (hdr_date_len && (*hdr_date == ' ' || *hdr_date == '\t')) hdr_date++, hdr_date_len--;
+    while (hdr_date_len && (hdr_date[hdr_date_len - 1] == ' ' || hdr_date[hdr_date_len - 1] == '\t'))
+      hdr_date_len--;
+    if (hdr_date_len != 16) luaL_error(L, "%s: headers: X-Amz-Date is malformed", who);
+    memcpy(datebuf, hdr_date, 16);
+    datebuf[16] = '\0';
+    if (sigv4_parse_amz_date(datebuf) < 0) luaL_error(L, "%s: headers: X-Amz-Date is malformed", who);
+    if (amz_date && memcmp(amz_date, datebuf, 16) != 0)
+      luaL_error(L, "%s: amz_date: differs from the X-Amz-Date header", who);
+    return 0;
+  }
+  if (amz_date) {
+    memcpy(datebuf, amz_date, 17);
+    return 0;
+  }
+  time_t now = time(NULL);
+  if (now != c->date_time || !c->date_time) {
+    sigv4_format_amz_date((long long)now, c->date_text);
+    c->date_time = now;
+  }
+  memcpy(datebuf, c->date_text, 17);
+  return 1;
+}
+
 static int l_sign(lua_State *L) {
   lctx *c = getctx(L);
   luaL_checktype(L, ARG, LUA_TTABLE);
@@ -302,17 +404,17 @@ static int l_sign(lua_State *L) {
   char err[160];
 
   size_t url_len, body_len, token_len, date_len;
-  const char *method = opt_string(L, K_METHOD, 1, NULL);
-  const char *url = opt_string(L, K_URL, 1, &url_len);
-  const char *body = opt_string(L, K_BODY, 0, &body_len);
-  const char *access_key = opt_string(L, K_ACCESS_KEY, 1, NULL);
-  const char *secret_key = opt_string(L, K_SECRET_KEY, 1, NULL);
-  const char *token = opt_string(L, K_SESSION_TOKEN, 0, &token_len);
+  const char *method = opt_string(L, SIGN, ARG, K_METHOD, 1, NULL);
+  const char *url = opt_string(L, SIGN, ARG, K_URL, 1, &url_len);
+  const char *body = opt_string(L, SIGN, ARG, K_BODY, 0, &body_len);
+  const char *access_key = opt_string(L, SIGN, ARG, K_ACCESS_KEY, 1, NULL);
+  const char *secret_key = opt_string(L, SIGN, ARG, K_SECRET_KEY, 1, NULL);
+  const char *token = opt_string(L, SIGN, ARG, K_SESSION_TOKEN, 0, &token_len);
   int token_slot = lua_gettop(L);
-  const char *region = opt_string(L, K_REGION, 1, NULL);
-  const char *service = opt_string(L, K_SERVICE, 1, NULL);
-  const char *amz_date = opt_string(L, K_AMZ_DATE, 0, &date_len);
-  const char *list = opt_string(L, K_SIGNED_HEADERS, 0, NULL);
+  const char *region = opt_string(L, SIGN, ARG, K_REGION, 1, NULL);
+  const char *service = opt_string(L, SIGN, ARG, K_SERVICE, 1, NULL);
+  const char *amz_date = opt_string(L, SIGN, ARG, K_AMZ_DATE, 0, &date_len);
+  const char *list = opt_string(L, SIGN, ARG, K_SIGNED_HEADERS, 0, NULL);
   if (token && token_len == 0) token = NULL;
   if (!*method) luaL_error(L, "sigv4.sign: method: empty");
   if (!*access_key) luaL_error(L, "sigv4.sign: access_key: empty");
@@ -328,7 +430,9 @@ static int l_sign(lua_State *L) {
 
   lua_createtable(L, 8, 0); /* the pair array */
   int pairs = lua_gettop(L);
-  size_t n_in = read_headers(L, c, pairs), n = 0;
+  reading rd = {SIGN, pairs, 0};
+  int is_map;
+  size_t n_in = read_headers(L, c, &rd, ARG, &is_map), n = 0;
 
   /* Drop an input Authorization; find Host, X-Amz-Date, X-Amz-Security-Token.
    * Compacting the pair array keeps c->ents[k].pair == k + 1. */
@@ -361,29 +465,9 @@ static int l_sign(lua_State *L) {
     lua_rawseti(L, pairs, (lua_Integer)i + 1);
   }
 
+  /* the header is used as given; its trimmed value is the signing time */
   char datebuf[17];
-  if (hdr_date) {
-    /* the header is used as given; its trimmed value is the signing time */
-    while (hdr_date_len && (*hdr_date == ' ' || *hdr_date == '\t')) hdr_date++, hdr_date_len--;
-    while (hdr_date_len && (hdr_date[hdr_date_len - 1] == ' ' || hdr_date[hdr_date_len - 1] == '\t'))
-      hdr_date_len--;
-    if (hdr_date_len != 16) luaL_error(L, "sigv4.sign: headers: X-Amz-Date is malformed");
-    memcpy(datebuf, hdr_date, 16);
-    datebuf[16] = '\0';
-    if (sigv4_parse_amz_date(datebuf) < 0)
-      luaL_error(L, "sigv4.sign: headers: X-Amz-Date is malformed");
-    if (amz_date && memcmp(amz_date, datebuf, 16) != 0)
-      luaL_error(L, "sigv4.sign: amz_date: differs from the X-Amz-Date header");
-  } else if (amz_date) {
-    memcpy(datebuf, amz_date, 17);
-  } else {
-    time_t now = time(NULL);
-    if (now != c->date_time || !c->date_time) {
-      sigv4_format_amz_date((long long)now, c->date_text);
-      c->date_time = now;
-    }
-    memcpy(datebuf, c->date_text, 17);
-  }
+  signing_date(L, c, SIGN, hdr_date, hdr_date_len, amz_date, datebuf);
 
   if (!has_host) {
     char host[300];
@@ -457,6 +541,407 @@ static int l_sign(lua_State *L) {
   return 1;
 }
 
+/* ---- signers --------------------------------------------------------------- */
+
+#define SIGNER_MT "alex.sigv4.signer"
+
+/* A signer: credentials, region and service bound once, kept in C memory (one
+ * block, wiped when the signer goes) so that no Lua value of the object holds
+ * them; its own core context, whose one-entry key cache then holds the key of
+ * the current date; and the last URL's parse and Host value. */
+typedef struct {
+  lctx x;                /* core context, scratch arrays, clock date */
+  char *mem;             /* access_key \0 secret_key \0 session_token \0 region \0 service \0 */
+  size_t mem_len;
+  const char *access_key, *secret_key, *token, *region, *service;
+  size_t token_len;
+  int content_sha256;    /* add and sign X-Amz-Content-Sha256 */
+  int url_ok;            /* u parses the string in user value UV_URL */
+  sigv4_url u;
+  unsigned long signatures;
+} signer;
+
+/* User values: the last URL (its parse points into it), its Host value, and
+ * the X-Amz-Date value of the second in x.date_text. */
+enum { UV_URL = 1, UV_HOST, UV_DATE, N_UV = UV_DATE };
+
+static int signer_gc(lua_State *L) {
+  signer *s = luaL_checkudata(L, 1, SIGNER_MT);
+  sigv4_ctx_free(s->x.core);
+  free(s->x.hdrs);
+  free(s->x.ents);
+  if (s->mem) OPENSSL_cleanse(s->mem, s->mem_len);
+  free(s->mem);
+  memset(s, 0, sizeof *s);
+  return 0;
+}
+
+static int signer_tostring(lua_State *L) {
+  signer *s = luaL_checkudata(L, 1, SIGNER_MT);
+  if (!s->mem) {
+    lua_pushliteral(L, "alex.sigv4.signer (closed)");
+    return 1;
+  }
+  lua_pushfstring(L, "alex.sigv4.signer (%s/%s)", s->region, s->service);
+  return 1;
+}
+
+/* The signer at index 1, recognized by the metatable kept as an upvalue. */
+static signer *checksigner(lua_State *L, const char *who) {
+  signer *s = lua_touserdata(L, 1);
+  if (!s || !lua_getmetatable(L, 1) || !lua_rawequal(L, -1, lua_upvalueindex(UP_SIGNER_MT)))
+    luaL_error(L, "%s: not called on a signer (use a colon: signer:method(...))", who);
+  lua_pop(L, 1);
+  if (!s->mem) luaL_error(L, "%s: the signer is closed", who);
+  return s;
+}
+
+/* A credential scope part (access key, region, service): what the core
+ * accepts, checked here so that the constructor names the field. */
+static int scope_part_ok(const char *p, size_t n) {
+  if (n == 0) return 0;
+  for (size_t i = 0; i < n; i++) {
+    unsigned char ch = (unsigned char)p[i];
+    if (ch <= 0x20 || ch >= 0x7f || ch == '/' || ch == ',' || ch == '=' || ch == ';') return 0;
+  }
+  return 1;
+}
+
+/* Pushes opts[name] and returns it as a string (NULL when nil); raises naming
+ * the field otherwise.  Never shows the value. */
+static const char *signer_opt(lua_State *L, const char *name, int required, size_t *len) {
+  int t = lua_getfield(L, 1, name);
+  if (t == LUA_TSTRING) return lua_tolstring(L, -1, len);
+  if (t != LUA_TNIL) luaL_error(L, "sigv4.signer: %s: must be a string (got %s)", name, lua_typename(L, t));
+  if (required) luaL_error(L, "sigv4.signer: %s: missing", name);
+  *len = 0;
+  return NULL;
+}
+
+static int l_signer(lua_State *L) {
+  static const char *const known[] = {"access_key", "secret_key", "session_token", "region", "service",
+                                      "content_sha256", NULL};
+  if (lua_type(L, 1) != LUA_TTABLE)
+    return luaL_error(L, "sigv4.signer: expects a table {access_key=, secret_key=, session_token=, region=, "
+                         "service=} (got %s)", luaL_typename(L, 1));
+  lua_settop(L, 1);
+  lua_pushnil(L);
+  while (lua_next(L, 1)) {
+    int found = 0;
+    if (lua_type(L, -2) == LUA_TSTRING) {
+      const char *k = lua_tostring(L, -2);
+      for (int i = 0; known[i] && !found; i++) found = strcmp(k, known[i]) == 0;
+      if (!found) return luaL_error(L, "sigv4.signer: unknown option '%s'", k);
+    } else {
+      return luaL_error(L, "sigv4.signer: options must be named fields (got a %s key)", luaL_typename(L, -2));
+    }
+    lua_pop(L, 1);
+  }
+  size_t al, sl, tl, rl, vl;
+  const char *access_key = signer_opt(L, "access_key", 1, &al);
+  const char *secret_key = signer_opt(L, "secret_key", 1, &sl);
+  const char *token = signer_opt(L, "session_token", 0, &tl);
+  const char *region = signer_opt(L, "region", 1, &rl);
+  const char *service = signer_opt(L, "service", 1, &vl);
+  int t = lua_getfield(L, 1, "content_sha256");
+  if (t != LUA_TNIL && t != LUA_TBOOLEAN)
+    return luaL_error(L, "sigv4.signer: content_sha256: must be a boolean (got %s)", lua_typename(L, t));
+  int content_sha256 = lua_toboolean(L, -1);
+  if (!scope_part_ok(access_key, al) || strlen(access_key) != al)
+    return luaL_error(L, "sigv4.signer: access_key: empty, or has blanks, control characters or / , ; =");
+  if (sl == 0 || strlen(secret_key) != sl)
+    return luaL_error(L, "sigv4.signer: secret_key: empty or contains a NUL byte");
+  if (token && (strlen(token) != tl || memchr(token, '\r', tl) || memchr(token, '\n', tl)))
+    return luaL_error(L, "sigv4.signer: session_token: contains a line break or NUL byte");
+  if (!scope_part_ok(region, rl) || strlen(region) != rl)
+    return luaL_error(L, "sigv4.signer: region: empty, or has blanks, control characters or / , ; =");
+  if (!scope_part_ok(service, vl) || strlen(service) != vl)
+    return luaL_error(L, "sigv4.signer: service: empty, or has blanks, control characters or / , ; =");
+  /* S3 signs its paths unnormalized and encoded once: not what the core does */
+  if (vl == 2 && (service[0] == 's' || service[0] == 'S') && service[1] == '3')
+    return luaL_error(L, "sigv4.signer: service: s3 needs S3's own canonical path rules, which alex.sigv4 "
+                         "does not implement");
+  if (tl == 0) token = NULL;
+
+  signer *s = lua_newuserdatauv(L, sizeof *s, N_UV);
+  memset(s, 0, sizeof *s);
+  luaL_setmetatable(L, SIGNER_MT);
+  size_t total = al + sl + (token ? tl : 0) + rl + vl + 5;
+  s->mem = malloc(total);
+  if (!s->mem) return luaL_error(L, "sigv4.signer: out of memory");
+  s->mem_len = total;
+  char *p = s->mem;
+#define KEEP(field, src, n)  \
+  do {                       \
+    memcpy(p, (src), (n));   \
+    p[(n)] = '\0';           \
+    s->field = p;            \
+    p += (n) + 1;            \
+  } while (0)
+  KEEP(access_key, access_key, al);
+  KEEP(secret_key, secret_key, sl);
+  KEEP(token, token ? token : "", token ? tl : 0);
+  KEEP(region, region, rl);
+  KEEP(service, service, vl);
+#undef KEEP
+  if (!token) s->token = NULL;
+  s->token_len = token ? tl : 0;
+  s->content_sha256 = content_sha256;
+  s->x.core = sigv4_ctx_new();
+  if (!s->x.core) return luaL_error(L, "sigv4.signer: out of memory");
+  return 1;
+}
+
+/* Whether two header names of length n are the same but for case. */
+static int same_name(const char *a, const char *b, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    unsigned char x = (unsigned char)a[i], y = (unsigned char)b[i];
+    if (x >= 'A' && x <= 'Z') x = (unsigned char)(x + 32);
+    if (y >= 'A' && y <= 'Z') y = (unsigned char)(y + 32);
+    if (x != y) return 0;
+  }
+  return 1;
+}
+
+/* Adds entry n {name (the upvalue string), value} to the signer's list. */
+static void signer_add(lua_State *L, lctx *c, size_t n, int name_key, const char *v, size_t vl) {
+  reserve(L, c, n + 1);
+  entry *e = &c->ents[n];
+  e->h.name = lua_tolstring(L, KEY(name_key), &e->h.name_len);
+  e->h.value = v;
+  e->h.value_len = vl;
+}
+
+/* signer:sign(request [, into]) -> headers; signer:explain(request) -> headers, details.
+ * Stack: 1 signer, 2 request, 3 into (nil: a new table), 4 anchor. */
+static int signer_run(lua_State *L, const char *who, int explain) {
+  signer *s = checksigner(L, who);
+  lctx *c = &s->x;
+  const int req_arg = 2, into_arg = 3;
+  luaL_checkstack(L, 30, who);
+  if (lua_type(L, req_arg) != LUA_TTABLE)
+    return luaL_error(L, "%s: expects a request table {method=, url=, headers=, body=, amz_date=} (got %s)",
+                      who, luaL_typename(L, req_arg));
+  if (explain) {
+    lua_settop(L, 2);
+    lua_pushnil(L);
+  } else {
+    lua_settop(L, 3);
+    if (!lua_isnil(L, into_arg) && !lua_istable(L, into_arg))
+      return luaL_error(L, "%s: into: must be a table (got %s)", who, luaL_typename(L, into_arg));
+  }
+  lua_pushnil(L); /* 4: anchor for header values made of numbers */
+  const int anchor = 4;
+  char err[160];
+
+  size_t url_len, body_len, date_len;
+  const char *method = opt_string(L, who, req_arg, K_METHOD, 1, NULL);
+  const char *url = opt_string(L, who, req_arg, K_URL, 1, &url_len);
+  int url_slot = lua_gettop(L);
+  const char *body = opt_string(L, who, req_arg, K_BODY, 0, &body_len);
+  const char *amz_date = opt_string(L, who, req_arg, K_AMZ_DATE, 0, &date_len);
+  int amz_date_slot = lua_gettop(L);
+  if (!*method) luaL_error(L, "%s: method: empty", who);
+  if (amz_date && (date_len != 16 || sigv4_parse_amz_date(amz_date) < 0))
+    luaL_error(L, "%s: amz_date: malformed (want YYYYMMDDTHHMMSSZ)", who);
+
+  /* the URL: parsed again only when it is another string than last time */
+  lua_getiuservalue(L, 1, UV_URL);
+  if (!s->url_ok || !lua_rawequal(L, -1, url_slot)) {
+    s->url_ok = 0;
+    if (sigv4_parse_url(url, url_len, &s->u, err, sizeof err) != 0) luaL_error(L, "%s: %s", who, err);
+    char host[300];
+    size_t hl = sigv4_host_header(&s->u, host, sizeof host);
+    if (!hl) luaL_error(L, "%s: url: host too long", who);
+    lua_pushvalue(L, url_slot);
+    lua_setiuservalue(L, 1, UV_URL);
+    lua_pushlstring(L, host, hl);
+    lua_setiuservalue(L, 1, UV_HOST);
+    s->url_ok = 1;
+  }
+  lua_pop(L, 1);
+
+  reading rd = {who, 0, anchor};
+  int is_map;
+  size_t n = read_headers(L, c, &rd, req_arg, &is_map);
+  if (!lua_isnil(L, into_arg)) {
+    lua_pushvalue(L, KEY(K_HEADERS));
+    lua_rawget(L, req_arg);
+    if (lua_rawequal(L, -1, into_arg))
+      luaL_error(L, "%s: into: is the request's headers table; give another one (the signer must not read back "
+                    "what it wrote)", who);
+    lua_pop(L, 1);
+  }
+  int has_host = 0, has_token = 0, has_sha = 0;
+  const char *hdr_date = NULL;
+  size_t hdr_date_len = 0;
+  for (size_t i = 0; i < n; i++) {
+    const char *nm = c->ents[i].h.name;
+    size_t nl = c->ents[i].h.name_len;
+    if (IEQ(nm, nl, "authorization")) {
+      luaL_error(L, "%s: headers: has Authorization, which the signer makes", who);
+    } else if (IEQ(nm, nl, "host")) {
+      has_host = 1;
+    } else if (IEQ(nm, nl, "x-amz-security-token")) {
+      has_token = 1;
+    } else if (IEQ(nm, nl, "x-amz-content-sha256")) {
+      has_sha = 1;
+    } else if (!hdr_date && IEQ(nm, nl, "x-amz-date")) {
+      hdr_date = c->ents[i].h.value;
+      hdr_date_len = c->ents[i].h.value_len;
+    }
+    /* A map's order is not the order the HTTP client sends it in, and the
+     * values of one name are signed joined in sending order. */
+    if (is_map) {
+      for (size_t k = 0; k < i; k++)
+        if (c->ents[k].h.name_len == nl && same_name(c->ents[k].h.name, nm, nl))
+          luaL_error(L, "%s: headers: two names for one header (%s); give repeated headers as an array of "
+                        "{name, value} pairs", who, nm);
+    }
+  }
+
+  char datebuf[17];
+  signing_date(L, c, who, hdr_date, hdr_date_len, amz_date, datebuf);
+  int date_slot = 0;
+  if (!hdr_date) {
+    if (amz_date) {
+      date_slot = amz_date_slot;
+    } else {
+      /* one string per second, kept in the signer */
+      lua_getiuservalue(L, 1, UV_DATE);
+      size_t dl;
+      const char *d = lua_tolstring(L, -1, &dl);
+      if (!d || dl != 16 || memcmp(d, datebuf, 16) != 0) {
+        lua_pop(L, 1);
+        lua_pushlstring(L, datebuf, 16);
+        lua_pushvalue(L, -1);
+        lua_setiuservalue(L, 1, UV_DATE);
+      }
+      date_slot = lua_gettop(L);
+    }
+  }
+
+  int host_slot = 0;
+  if (!has_host) {
+    lua_getiuservalue(L, 1, UV_HOST);
+    host_slot = lua_gettop(L);
+    size_t hl;
+    const char *h = lua_tolstring(L, host_slot, &hl);
+    signer_add(L, c, n++, H_HOST, h, hl);
+  }
+  if (date_slot) {
+    size_t dl;
+    const char *d = lua_tolstring(L, date_slot, &dl);
+    signer_add(L, c, n++, H_X_AMZ_DATE, d, dl);
+  }
+  int add_token = s->token && !has_token;
+  if (add_token) signer_add(L, c, n++, H_X_AMZ_SECURITY_TOKEN, s->token, s->token_len);
+  char payload_hash[65];
+  int add_sha = s->content_sha256 && !has_sha;
+  if (add_sha) {
+    sigv4_sha256_hex(body, body_len, payload_hash);
+    signer_add(L, c, n++, H_X_AMZ_CONTENT_SHA256, payload_hash, 64);
+  }
+
+  for (size_t i = 0; i < n; i++) c->hdrs[i] = c->ents[i].h;
+  sigv4_request req = {
+      .method = method,
+      .path = s->u.path,
+      .path_len = s->u.path_len,
+      .query = s->u.query,
+      .query_len = s->u.query_len,
+      .headers = c->hdrs,
+      .n_headers = n,
+      .body = body,
+      .body_len = body_len,
+      .access_key = s->access_key,
+      .secret_key = s->secret_key,
+      .session_token = s->token,
+      .region = s->region,
+      .service = s->service,
+      .amz_date = datebuf,
+      .signed_header_list = NULL,
+  };
+  sigv4_view v;
+  if (sigv4_sign_ctx(c->core, &req, &v, err, sizeof err) != 0) luaL_error(L, "%s: %s", who, err);
+  s->signatures++;
+
+  int res = into_arg;
+  if (lua_isnil(L, into_arg)) {
+    lua_createtable(L, 0, 4);
+    res = lua_gettop(L);
+  }
+  if (host_slot) {
+    lua_pushvalue(L, KEY(H_HOST));
+    lua_pushvalue(L, host_slot);
+    lua_rawset(L, res);
+  }
+  if (date_slot) {
+    lua_pushvalue(L, KEY(H_X_AMZ_DATE));
+    lua_pushvalue(L, date_slot);
+    lua_rawset(L, res);
+  }
+  if (add_token) {
+    lua_pushvalue(L, KEY(H_X_AMZ_SECURITY_TOKEN));
+    lua_pushlstring(L, s->token, s->token_len);
+    lua_rawset(L, res);
+  }
+  if (add_sha) {
+    lua_pushvalue(L, KEY(H_X_AMZ_CONTENT_SHA256));
+    lua_pushlstring(L, payload_hash, 64);
+    lua_rawset(L, res);
+  }
+  lua_pushvalue(L, KEY(H_AUTHORIZATION));
+  lua_pushlstring(L, v.authorization, v.authorization_len);
+  if (!explain) {
+    lua_rawset(L, res);
+    lua_pushvalue(L, res);
+    return 1;
+  }
+  int auth_slot = lua_gettop(L);
+  lua_pushvalue(L, KEY(H_AUTHORIZATION));
+  lua_pushvalue(L, auth_slot);
+  lua_rawset(L, res);
+
+  lua_createtable(L, 0, 6);
+  int d = lua_gettop(L);
+  lua_pushvalue(L, KEY(K_AUTHORIZATION));
+  lua_pushvalue(L, auth_slot);
+  lua_rawset(L, d);
+  lua_pushvalue(L, KEY(K_SIGNATURE));
+  lua_pushlstring(L, v.signature, 64);
+  lua_rawset(L, d);
+  lua_pushvalue(L, KEY(K_SIGNED_HEADERS));
+  lua_pushlstring(L, v.signed_headers, v.signed_headers_len);
+  lua_rawset(L, d);
+  lua_pushvalue(L, KEY(K_CANONICAL_REQUEST));
+  lua_pushlstring(L, v.canonical_request, v.canonical_request_len);
+  lua_rawset(L, d);
+  lua_pushvalue(L, KEY(K_STRING_TO_SIGN));
+  lua_pushlstring(L, v.string_to_sign, v.string_to_sign_len);
+  lua_rawset(L, d);
+  lua_pushvalue(L, KEY(K_AMZ_DATE));
+  lua_pushlstring(L, datebuf, 16);
+  lua_rawset(L, d);
+  lua_pushvalue(L, res);
+  lua_pushvalue(L, d);
+  return 2;
+}
+
+static int l_signer_sign(lua_State *L) { return signer_run(L, SIGNER_SIGN, 0); }
+static int l_signer_explain(lua_State *L) { return signer_run(L, "signer:explain", 1); }
+
+/* signer:stats() -> {signatures =, key_derivations =} */
+static int l_signer_stats(lua_State *L) {
+  signer *s = checksigner(L, "signer:stats");
+  lua_createtable(L, 0, 2);
+  lua_pushinteger(L, (lua_Integer)s->signatures);
+  lua_setfield(L, -2, "signatures");
+  lua_pushinteger(L, (lua_Integer)sigv4_ctx_key_derivations(s->x.core));
+  lua_setfield(L, -2, "key_derivations");
+  return 1;
+}
+
 /* ---- the other functions -------------------------------------------------- */
 
 static int l_sha256_hex(lua_State *L) {
@@ -518,17 +1003,34 @@ static int l_signature_equal(lua_State *L) {
   return 1;
 }
 
+/* Pushes the upvalues every function shares: the state userdata at index ud,
+ * the key strings, and the signers' metatable at index mt. */
+static void push_upvalues(lua_State *L, int ud, int mt) {
+  lua_pushvalue(L, ud);
+  for (int k = K_METHOD; k < K_LAST; k++) lua_pushstring(L, KEYS[k - K_METHOD]);
+  lua_pushvalue(L, mt);
+}
+
 int luaopen_alex_sigv4(lua_State *L) {
   static const luaL_Reg fns[] = {
       {"sign", l_sign},
+      {"signer", l_signer},
       {"sha256_hex", l_sha256_hex},
       {"hmac_sha256", l_hmac_sha256},
       {"parse_authorization", l_parse_authorization},
       {"signature_equal", l_signature_equal},
       {NULL, NULL},
   };
+  static const luaL_Reg methods[] = {
+      {"sign", l_signer_sign},
+      {"explain", l_signer_explain},
+      {"stats", l_signer_stats},
+      {NULL, NULL},
+  };
   lua_newtable(L);
+  int mod = lua_gettop(L);
   lctx *c = lua_newuserdatauv(L, sizeof *c, 0);
+  int ud = lua_gettop(L);
   memset(c, 0, sizeof *c);
   if (luaL_newmetatable(L, CTX_MT)) {
     lua_pushcfunction(L, ctx_gc);
@@ -539,7 +1041,24 @@ int luaopen_alex_sigv4(lua_State *L) {
   lua_setmetatable(L, -2);
   c->core = sigv4_ctx_new();
   if (!c->core) return luaL_error(L, "sigv4: out of memory");
-  for (int k = K_METHOD; k < K_LAST; k++) lua_pushstring(L, KEYS[k - K_METHOD]);
-  luaL_setfuncs(L, fns, K_LAST - 1);
+
+  /* the signers' metatable: methods, no way to the fields, a name */
+  luaL_newmetatable(L, SIGNER_MT);
+  int mt = lua_gettop(L);
+  lua_pushcfunction(L, signer_gc);
+  lua_setfield(L, mt, "__gc");
+  lua_pushcfunction(L, signer_tostring);
+  lua_setfield(L, mt, "__tostring");
+  lua_pushliteral(L, "private");
+  lua_setfield(L, mt, "__metatable");
+  lua_createtable(L, 0, 3);
+  push_upvalues(L, ud, mt);
+  luaL_setfuncs(L, methods, N_UPVALUES);
+  lua_setfield(L, mt, "__index");
+
+  lua_pushvalue(L, mod);
+  push_upvalues(L, ud, mt);
+  luaL_setfuncs(L, fns, N_UPVALUES);
+  lua_settop(L, mod);
   return 1;
 }

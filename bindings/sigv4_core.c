@@ -209,11 +209,14 @@ struct sigv4_ctx {
   size_t qp_cap;
   /* one-entry signing-key cache */
   int key_valid;
+  unsigned long key_derivations; /* how often the key was derived (not cached) */
   hmac_key ksign;
   sbuf key_id; /* secret \0 date \0 region \0 service, wiped on replacement/free */
 };
 
 sigv4_ctx *sigv4_ctx_new(void) { return calloc(1, sizeof(sigv4_ctx)); }
+
+unsigned long sigv4_ctx_key_derivations(const sigv4_ctx *c) { return c ? c->key_derivations : 0; }
 
 static void wipe_key(sigv4_ctx *c) {
   if (c->key_id.p) OPENSSL_cleanse(c->key_id.p, c->key_id.cap);
@@ -709,6 +712,7 @@ static int signing_key(sigv4_ctx *c, const sigv4_request *r) {
   sb_putc(id, '\0');
   sb_put(id, r->service, vl);
   c->key_valid = 1;
+  c->key_derivations++;
   rc = 0;
 done:
   OPENSSL_cleanse(k, sizeof k);

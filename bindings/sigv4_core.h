@@ -108,6 +108,9 @@ long long sigv4_parse_amz_date(const char *s);
 typedef struct sigv4_ctx sigv4_ctx;
 sigv4_ctx *sigv4_ctx_new(void);                 /* NULL when out of memory */
 void sigv4_ctx_free(sigv4_ctx *ctx);           /* wipes the cached key; NULL ok */
+/* How many times ctx derived a signing key rather than reusing its cached one
+ * (a signer's statistics; 0 for NULL). */
+unsigned long sigv4_ctx_key_derivations(const sigv4_ctx *ctx);
 
 /* Like sigv4_result, but the strings (NUL-terminated, with their lengths) live
  * in ctx and stay valid until the next call on ctx or sigv4_ctx_free. */

@@ -560,3 +560,330 @@ describe("alex.sigv4 verify path", function()
     assert.is_false(sigv4.signature_equal(a .. "\0x", a .. "\0y"))
   end)
 end)
+
+describe("alex.sigv4.signer", function()
+  local manifest = cjson.decode(slurp(SUITE .. "/MANIFEST.json"))
+  local vectors = {}
+  for line in slurp(SUITE .. "/rds-data-vectors.jsonl"):gmatch("[^\n]+") do
+    vectors[#vectors + 1] = cjson.decode(line)
+  end
+  local function null_to_nil(v) if v == cjson.null then return nil end return v end
+  local function without(t, key)
+    local c = with(t)
+    c[key] = nil
+    return c
+  end
+
+  local function vector_signer(v)
+    return sigv4.signer { access_key = v.access_key, secret_key = v.secret_key,
+                          session_token = null_to_nil(v.session_token), region = v.region, service = v.service }
+  end
+  local function vector_request(v)
+    return { method = v.method, url = v.url, headers = v.headers, body = v.body, amz_date = v.amz_date }
+  end
+
+  -- What sign() added to the input headers, as a map.
+  local function added_by_sign(s, input)
+    local given = {}
+    for _, h in ipairs(input) do given[h[1]:lower()] = true end
+    for name in pairs(input) do if type(name) == "string" then given[name:lower()] = true end end
+    local added = {}
+    for _, h in ipairs(s.headers) do
+      if not given[h[1]:lower()] or h[1]:lower() == "authorization" then added[h[1]] = h[2] end
+    end
+    return added
+  end
+
+  it("agrees byte for byte with sign() and the files of every AWS SigV4 test suite case", function()
+    local signers = {}
+    for _, case in ipairs(manifest.cases) do
+      local base = case.name:match("([^/]+)$")
+      local dir = SUITE .. "/" .. case.name .. "/" .. base
+      local req = parse_req(slurp(dir .. ".req"))
+      local host = assert(header_value(req.headers, "host")):match("^%s*(.-)%s*$")
+      local token = null_to_nil(case.inputs.session_token)
+      signers[token or ""] = signers[token or ""] or sigv4.signer {
+        access_key = FIXED.access_key, secret_key = FIXED.secret_key, session_token = token,
+        region = FIXED.region, service = FIXED.service }
+      local r = { method = req.method, url = "https://" .. host .. req.target, headers = req.headers,
+                  body = req.body, amz_date = FIXED.amz_date }
+      local headers, details = signers[token or ""]:explain(r)
+      assert.equal(slurp(dir .. ".creq"), details.canonical_request, case.name)
+      assert.equal(slurp(dir .. ".sts"), details.string_to_sign, case.name)
+      assert.equal(slurp(dir .. ".authz"), headers.Authorization, case.name)
+      local s = sigv4.sign(with(FIXED, { method = r.method, url = r.url, headers = r.headers, body = r.body,
+                                         session_token = token }))
+      assert.equal(s.canonical_request, details.canonical_request)
+      assert.equal(s.signature, details.signature)
+      assert.equal(s.signed_headers, details.signed_headers)
+      assert.same(added_by_sign(s, req.headers), headers, case.name)
+      assert.same(headers, signers[token or ""]:sign(r), case.name)
+    end
+  end)
+
+  it("agrees with the botocore rds-data vectors and with sign() on each", function()
+    for i, v in ipairs(vectors) do
+      local e = v.expected
+      local headers, details = vector_signer(v):explain(vector_request(v))
+      assert.equal(e.canonical_request, details.canonical_request, i)
+      assert.equal(e.string_to_sign, details.string_to_sign, i)
+      assert.equal(e.signature, details.signature, i)
+      assert.equal(e.signed_headers, details.signed_headers, i)
+      assert.equal(e.authorization, headers.Authorization, i)
+      assert.equal(v.amz_date, details.amz_date, i)
+      -- the headers botocore adds, and Host, which it leaves to the HTTP layer
+      assert.equal(e.host, headers.Host, i)
+      local rest = with(headers)
+      rest.Host = nil
+      assert.same(e.headers_added, rest, i)
+      local s = sigv4.sign(with(vector_request(v), { access_key = v.access_key, secret_key = v.secret_key,
+        session_token = null_to_nil(v.session_token), region = v.region, service = v.service }))
+      assert.same(added_by_sign(s, v.headers), headers, i)
+      -- sign() without the diagnostics gives the same headers
+      assert.same(headers, vector_signer(v):sign(vector_request(v)), i)
+    end
+  end)
+
+  it("keeps the signing key of the current date and derives a new one when the date changes", function()
+    -- vectors 1 and 11: the same credentials, region and service, 2015 and 2024
+    local v1, v11 = vectors[1], vectors[11]
+    assert.equal(v1.secret_key, v11.secret_key)
+    assert.are_not.equal(v1.amz_date:sub(1, 8), v11.amz_date:sub(1, 8))
+    local signer = vector_signer(v1)
+    local function sign(v, amz_date)
+      return signer:sign(with(vector_request(v), { amz_date = amz_date })).Authorization
+    end
+    assert.same({ signatures = 0, key_derivations = 0 }, signer:stats())
+    assert.equal(v1.expected.authorization, sign(v1))
+    assert.equal(1, signer:stats().key_derivations)
+    -- later that day: the same key
+    local later = sign(v1, v1.amz_date:sub(1, 8) .. "T235959Z")
+    assert.equal(sigv4.sign(with(vector_request(v1), { access_key = v1.access_key, secret_key = v1.secret_key,
+      region = v1.region, service = v1.service, amz_date = v1.amz_date:sub(1, 8) .. "T235959Z" })).authorization,
+      later)
+    assert.equal(v1.expected.authorization, sign(v1))
+    assert.same({ signatures = 3, key_derivations = 1 }, signer:stats())
+    -- another date: a new key, and the right signature with it
+    assert.equal(v11.expected.authorization, sign(v11))
+    assert.equal(v11.expected.authorization, sign(v11))
+    assert.same({ signatures = 5, key_derivations = 2 }, signer:stats())
+    -- and back
+    assert.equal(v1.expected.authorization, sign(v1))
+    assert.same({ signatures = 6, key_derivations = 3 }, signer:stats())
+  end)
+
+  local SIGNER = { access_key = BASE.access_key, secret_key = BASE.secret_key, region = BASE.region,
+                   service = BASE.service }
+  local REQ = { method = BASE.method, url = BASE.url, headers = BASE.headers, body = BASE.body,
+                amz_date = BASE.amz_date }
+
+  it("adds Host, X-Amz-Date and the token, and uses those already among the headers", function()
+    local h = sigv4.signer(with(SIGNER, { session_token = "TOKEN/EXAMPLE+=" })):sign(REQ)
+    local names = {}
+    for name in pairs(h) do names[#names + 1] = name end
+    table.sort(names)
+    assert.same({ "Authorization", "Host", "X-Amz-Date", "X-Amz-Security-Token" }, names)
+    assert.equal("rds-data.us-east-1.amazonaws.com", h.Host)
+    assert.equal(BASE.amz_date, h["X-Amz-Date"])
+    assert.equal("TOKEN/EXAMPLE+=", h["X-Amz-Security-Token"])
+    assert.matches("SignedHeaders=content-type;host;x-amz-date;x-amz-security-token,", h.Authorization, 1, true)
+    -- given: used as they are, not added
+    local given = sigv4.signer(with(SIGNER, { session_token = "TOKEN/EXAMPLE+=" })):sign(with(REQ, {
+      headers = { host = "Rds-Data.Example:9", ["x-amz-date"] = BASE.amz_date, ["Content-Type"] = "x",
+                  ["X-AMZ-SECURITY-TOKEN"] = "TOKEN/EXAMPLE+=" } }))
+    assert.same({ "Authorization" }, (function()
+      local t = {}
+      for name in pairs(given) do t[#t + 1] = name end
+      return t
+    end)())
+    local s = sigv4.sign(with(BASE, { session_token = "TOKEN/EXAMPLE+=", headers = {
+      { "Content-Type", "x" }, { "host", "Rds-Data.Example:9" }, { "x-amz-date", BASE.amz_date },
+      { "X-AMZ-SECURITY-TOKEN", "TOKEN/EXAMPLE+=" } } }))
+    assert.equal(s.authorization, given.Authorization)
+    -- no token: no header
+    assert.is_nil(sigv4.signer(SIGNER):sign(REQ)["X-Amz-Security-Token"])
+    assert.is_nil(sigv4.signer(with(SIGNER, { session_token = "" })):sign(REQ)["X-Amz-Security-Token"])
+  end)
+
+  it("signs into a table given as into, leaving its other entries", function()
+    local signer = sigv4.signer(SIGNER)
+    local into = { ["Content-Type"] = "application/json", ["User-Agent"] = "alexlua/test" }
+    local out = signer:sign(REQ, into)
+    assert.equal(into, out)
+    assert.equal("application/json", into["Content-Type"])
+    assert.equal("alexlua/test", into["User-Agent"])
+    assert.equal(signer:sign(REQ).Authorization, into.Authorization)
+    -- the next request overwrites what the signer set
+    signer:sign(with(REQ, { amz_date = "20150830T123601Z" }), into)
+    assert.equal("20150830T123601Z", into["X-Amz-Date"])
+    assert.equal(signer:sign(with(REQ, { amz_date = "20150830T123601Z" })).Authorization, into.Authorization)
+  end)
+
+  it("adds and signs X-Amz-Content-Sha256 when asked to", function()
+    local h = sigv4.signer(with(SIGNER, { content_sha256 = true })):sign(REQ)
+    assert.equal(sigv4.sha256_hex(BASE.body), h["X-Amz-Content-Sha256"])
+    local s = sigv4.sign(with(BASE, { headers = { ["Content-Type"] = "application/json",
+                                                  ["X-Amz-Content-Sha256"] = sigv4.sha256_hex(BASE.body) } }))
+    assert.equal(s.authorization, h.Authorization)
+    assert.matches("SignedHeaders=content-type;host;x-amz-content-sha256;x-amz-date,", h.Authorization, 1, true)
+    assert.is_nil(sigv4.signer(SIGNER):sign(REQ)["X-Amz-Content-Sha256"])
+  end)
+
+  it("signs at the current UTC time when amz_date is absent", function()
+    local before = os.time()
+    local h, details = sigv4.signer(SIGNER):explain(without(REQ, "amz_date"))
+    local after = os.time()
+    local ok = false
+    for t = before, after + 1 do ok = ok or os.date("!%Y%m%dT%H%M%SZ", t) == h["X-Amz-Date"] end
+    assert.is_true(ok, h["X-Amz-Date"])
+    assert.equal(h["X-Amz-Date"], details.amz_date)
+    local s = sigv4.sign(with(BASE, { amz_date = h["X-Amz-Date"] }))
+    assert.equal(s.authorization, h.Authorization)
+  end)
+
+  it("takes numbers as header values, also while the collector runs at every step", function()
+    local signer = sigv4.signer(SIGNER)
+    -- Pause 0: a collection cycle starts as soon as one ends.  Without
+    -- amz_date, the first signature of each second makes the X-Amz-Date string
+    -- after the headers are read, so the loop runs across two new seconds.
+    collectgarbage("incremental", 0, 1000)
+    local ok, err = pcall(function()
+      local seconds, last, i = 0, nil, 0
+      while seconds < 2 do
+        i = i + 1
+        local r = without(with(REQ, { headers = { ["Content-Length"] = #BASE.body, ["X-N"] = i + 0.5,
+                                                  ["Content-Type"] = "application/json" } }), "amz_date")
+        local h, details = signer:explain(r)
+        if h["X-Amz-Date"] ~= last then
+          seconds, last = seconds + (last and 1 or 0), h["X-Amz-Date"]
+        end
+        assert.truthy(details.canonical_request:find("\ncontent-length:" .. #BASE.body .. "\n", 1, true))
+        assert.truthy(details.canonical_request:find("\nx-n:" .. (i + 0.5) .. "\n", 1, true))
+        assert.equal(sigv4.sign(with(BASE, { headers = r.headers, amz_date = h["X-Amz-Date"] })).authorization,
+          h.Authorization)
+      end
+    end)
+    collectgarbage("incremental", 200, 100) -- Lua's defaults
+    assert(ok, err)
+  end)
+
+  it("gives the canonical request and string to sign only through explain", function()
+    local h = sigv4.signer(SIGNER):sign(REQ)
+    for name in pairs(h) do assert.matches("^[%u][%w-]*$", name) end
+    assert.is_nil(h.canonical_request)
+    local _, details = sigv4.signer(SIGNER):explain(REQ)
+    local s = sigv4.sign(BASE)
+    assert.same({ authorization = s.authorization, signature = s.signature, signed_headers = s.signed_headers,
+                  canonical_request = s.canonical_request, string_to_sign = s.string_to_sign,
+                  amz_date = s.amz_date }, details)
+  end)
+
+  it("shows no credential: tostring, fields, metatable, user values", function()
+    local SECRET, TOKEN = "SeCrEtKeYdoNotLeak/0123456789abcdefEXAMPLE", "ToKeNdoNotLeakEXAMPLE"
+    local signer = sigv4.signer(with(SIGNER, { access_key = "AKIDNOTSHOWN", secret_key = SECRET,
+                                               session_token = TOKEN }))
+    signer:sign(REQ)
+    assert.equal("alex.sigv4.signer (us-east-1/rds-data)", tostring(signer))
+    assert.equal("private", getmetatable(signer))
+    for _, k in ipairs { "access_key", "secret_key", "session_token", "token", "secret", 1 } do
+      assert.is_nil(signer[k])
+    end
+    for i = 1, 4 do
+      local v = debug.getuservalue(signer, i)
+      if type(v) == "string" then
+        assert.is_nil(v:find(SECRET, 1, true))
+        assert.is_nil(v:find(TOKEN, 1, true))
+        assert.is_nil(v:find("AKIDNOTSHOWN", 1, true))
+      else
+        assert.is_nil(v)
+      end
+    end
+  end)
+
+  describe("errors", function()
+    local SECRET, TOKEN = "SeCrEtKeYdoNotLeak/0123456789abcdefEXAMPLE", "ToKeNdoNotLeakEXAMPLE"
+    local good = with(SIGNER, { secret_key = SECRET, session_token = TOKEN })
+    local function fails(fn, message)
+      local ok, err = pcall(fn)
+      assert.is_false(ok)
+      assert.is_string(err)
+      assert.is_nil(err:find(SECRET, 1, true), "secret in message")
+      assert.is_nil(err:find(TOKEN, 1, true), "token in message")
+      assert.equal(message, (err:gsub("^[^:]*:%d+: ", "")))
+    end
+
+    it("name the option the constructor refuses", function()
+      local new = sigv4.signer
+      fails(function() new() end, "sigv4.signer: expects a table {access_key=, secret_key=, session_token=, "
+        .. "region=, service=} (got no value)")
+      for _, f in ipairs { "access_key", "secret_key", "region", "service" } do
+        fails(function() new(without(good, f)) end, "sigv4.signer: " .. f .. ": missing")
+        fails(function() new(with(good, { [f] = 42 })) end, "sigv4.signer: " .. f .. ": must be a string (got number)")
+      end
+      fails(function() new(with(good, { session_token = {} })) end,
+        "sigv4.signer: session_token: must be a string (got table)")
+      fails(function() new(with(good, { access_key = "" })) end,
+        "sigv4.signer: access_key: empty, or has blanks, control characters or / , ; =")
+      fails(function() new(with(good, { access_key = "AK/ID" })) end,
+        "sigv4.signer: access_key: empty, or has blanks, control characters or / , ; =")
+      fails(function() new(with(good, { secret_key = "" })) end,
+        "sigv4.signer: secret_key: empty or contains a NUL byte")
+      fails(function() new(with(good, { session_token = TOKEN .. "\r\nX-Evil: 1" })) end,
+        "sigv4.signer: session_token: contains a line break or NUL byte")
+      fails(function() new(with(good, { region = "us east 1" })) end,
+        "sigv4.signer: region: empty, or has blanks, control characters or / , ; =")
+      fails(function() new(with(good, { service = "rds/data" })) end,
+        "sigv4.signer: service: empty, or has blanks, control characters or / , ; =")
+      fails(function() new(with(good, { service = "s3" })) end,
+        "sigv4.signer: service: s3 needs S3's own canonical path rules, which alex.sigv4 does not implement")
+      fails(function() new(with(good, { content_sha256 = "yes" })) end,
+        "sigv4.signer: content_sha256: must be a boolean (got string)")
+      fails(function() new(with(good, { regoin = "us-east-1" })) end, "sigv4.signer: unknown option 'regoin'")
+      fails(function() new(with(good, { "positional" })) end,
+        "sigv4.signer: options must be named fields (got a number key)")
+    end)
+
+    it("name the request field sign and explain refuse", function()
+      local signer = sigv4.signer(good)
+      for _, m in ipairs { "sign", "explain" } do
+        local who = "signer:" .. m
+        local function call(r, ...) return signer[m](signer, r, ...) end
+        fails(function() call("POST") end, who .. ": expects a request table {method=, url=, headers=, body=, "
+          .. "amz_date=} (got string)")
+        for _, f in ipairs { "method", "url" } do
+          fails(function() call(without(REQ, f)) end, who .. ": " .. f .. ": missing")
+        end
+        for _, f in ipairs { "method", "url", "body", "amz_date" } do
+          fails(function() call(with(REQ, { [f] = 42 })) end, who .. ": " .. f .. ": must be a string (got number)")
+        end
+        fails(function() call(with(REQ, { method = "" })) end, who .. ": method: empty")
+        fails(function() call(with(REQ, { amz_date = "2015-08-30" })) end,
+          who .. ": amz_date: malformed (want YYYYMMDDTHHMMSSZ)")
+        fails(function() call(with(REQ, { url = "ftp://h/" })) end,
+          who .. ": url: not an absolute http:// or https:// URL")
+        fails(function() call(with(REQ, { headers = "Content-Type: x" })) end,
+          who .. ": headers: must be a table (got string)")
+        fails(function() call(with(REQ, { headers = { { "A", "x\r\nX-Injected: 1" } } })) end,
+          who .. ": headers[1]: header value has a bare line break")
+        fails(function() call(with(REQ, { headers = { ["Bad Name"] = "x" } })) end,
+          who .. ": headers: invalid header name")
+        fails(function() call(with(REQ, { headers = { Authorization = "old" } })) end,
+          who .. ": headers: has Authorization, which the signer makes")
+        fails(function() call(with(REQ, { headers = { ["X-Amz-Date"] = "20150830T123601Z" } })) end,
+          who .. ": amz_date: differs from the X-Amz-Date header")
+        local ok, err = pcall(call, with(REQ, { headers = { ["X-A"] = "1", ["x-a"] = "2" } }))
+        assert.is_false(ok)
+        assert.matches(who .. ": headers: two names for one header (", err, 1, true)
+        assert.matches("); give repeated headers as an array of {name, value} pairs", err, 1, true)
+        -- as an array, the order is the caller's: accepted
+        assert.is_table(call(with(REQ, { headers = { { "X-A", "1" }, { "x-a", "2" } } })))
+      end
+      fails(function() signer:sign(REQ, "into") end, "signer:sign: into: must be a table (got string)")
+      local h = { ["Content-Type"] = "application/json" }
+      fails(function() signer:sign(with(REQ, { headers = h }), h) end, "signer:sign: into: is the request's "
+        .. "headers table; give another one (the signer must not read back what it wrote)")
+      fails(function() signer.sign(REQ) end, "signer:sign: not called on a signer (use a colon: signer:method(...))")
+      fails(function() signer.stats() end, "signer:stats: not called on a signer (use a colon: signer:method(...))")
+    end)
+  end)
+end)

@@ -6,6 +6,13 @@
 -- hclwrite.Format (npm @cdktf/hcl-tools), and with `terraform fmt` and the
 -- variable validations evaluated by `terraform plan` where terraform is installed
 -- (neither needs a provider or the network).
+--
+-- Where terraform and a local mirror of the hashicorp/aws provider are found
+-- (ALEX_TF_PROVIDER_MIRROR, else a few usual folders), Terraform itself checks
+-- the module against the provider's schema (`terraform validate`) and runs
+-- terraform/tests/*.tftest.hcl (`terraform test`, provider mocked: plan-level
+-- assertions on what the module creates), on a copy of the module in a temp
+-- folder with a CLI configuration that installs from the mirror alone.
 local servers = require "servers"
 local cjson = require "cjson"
 local rds = require "alex.rds"
@@ -39,10 +46,22 @@ local function hcl(args, stdin_text)
   return cjson.decode(out)
 end
 
-local function tf_files()
-  local _, out = run("ls " .. q(TF) .. "/*.tf")
+local function ls(pattern)
+  -- in a subshell, so that run's 2>&1 cannot send ls's complaints to the list
+  local _, out = run("(ls -d " .. pattern .. " 2>/dev/null)")
   local files = {}
   for f in out:gmatch("[^\n]+") do files[#files + 1] = f end
+  return files
+end
+
+local function tf_files()
+  return ls(q(TF) .. "/*.tf")
+end
+
+-- terraform test's files: the tests and the mocked provider's values.
+local function test_files()
+  local files = ls(q(TF) .. "/tests/*.tftest.hcl")
+  for _, f in ipairs(ls(q(TF) .. "/tests/mocks/*.tfmock.hcl")) do files[#files + 1] = f end
   return files
 end
 
@@ -156,7 +175,8 @@ describe("terraform/ parsed by a real HCL parser", function()
     local providers = tf.required_providers[1]
     assert.equal("hashicorp/aws", providers.aws.source)
     contains(providers.aws.version, ">= 5.81")
-    assert.equal("hashicorp/random", providers.random.source)
+    -- the AWS provider alone: RDS generates the master password
+    assert.is_nil(providers.random)
     assert.equal("${var.region}", module.provider.aws.region)
   end)
 end)
@@ -178,12 +198,13 @@ describe("the Aurora cluster", function()
     assert.is_true(resource("aws_rds_cluster", "aurora").enable_http_endpoint)
   end)
 
-  it("creates the database alex with generated master credentials, encrypted", function()
+  it("creates the database alex with master credentials RDS generates, encrypted", function()
     local c = resource("aws_rds_cluster", "aurora")
     assert.equal("${var.database_name}", c.database_name)
     assert.equal("alex", module.variable.database_name.default)
     assert.equal("${var.master_username}", c.master_username)
-    assert.equal("${random_password.master.result}", c.master_password)
+    assert.is_true(c.manage_master_user_password)
+    assert.is_nil(c.master_password)
     assert.is_true(c.storage_encrypted)
   end)
 
@@ -224,25 +245,20 @@ describe("the Aurora cluster", function()
 end)
 
 describe("the master credentials", function()
-  it("are a random password stored in Secrets Manager as {username, password}", function()
-    local pw = resource("random_password", "master")
-    assert.is_true(pw.length >= 16)
-    for _, bad in ipairs { "/", "@", '"', " " } do
-      assert.is_nil(pw.override_special:find(bad, 1, true), "RDS refuses " .. bad .. " in passwords")
-    end
-    local version = resource("aws_secretsmanager_secret_version", "master")
-    assert.equal("${aws_secretsmanager_secret.master.id}", version.secret_id)
-    local inner = version.secret_string:match("^%${jsonencode%((.*)%)}$")
-    assert(inner, "secret_string is not jsonencode(...): " .. version.secret_string)
-    local value = assert(hcl("expr", cjson.encode { inner }))[1]
-    assert.same({ username = "${var.master_username}", password = "${random_password.master.result}" }, value)
+  it("are generated and kept by RDS in its own Secrets Manager secret, never by Terraform", function()
+    assert.is_true(resource("aws_rds_cluster", "aurora").manage_master_user_password)
+    assert.equal(0, count_of("random_password") + count_of("aws_secretsmanager_secret")
+      + count_of("aws_secretsmanager_secret_version"))
+    -- so no password can reach the state, nor any variable or output
+    each_string(module, function(s, where)
+      assert(not s:find("random_", 1, true) and not s:find("master_password", 1, true), "a password at " .. where)
+    end)
   end)
 
-  it("are in a secret named after the cluster, erased at once by default", function()
-    local s = resource("aws_secretsmanager_secret", "master")
-    assert.equal("${var.name}-aurora-credentials", s.name)
-    assert.equal("${var.secret_recovery_window_days}", s.recovery_window_in_days)
-    assert.equal(0, module.variable.secret_recovery_window_days.default)
+  it("are read through the secret ARN the cluster reports", function()
+    local arn = "${aws_rds_cluster.aurora.master_user_secret[0].secret_arn}"
+    assert.equal(arn, module.output.aurora_secret_arn.value)
+    contains(module.output.env_file.value, "AURORA_SECRET_ARN=" .. arn)
   end)
 end)
 
@@ -276,31 +292,55 @@ describe("the network", function()
 end)
 
 describe("the Lambda role", function()
+  -- The policies are jsonencode({...}) expressions: the object inside is
+  -- parsed by the same HCL library, and local.<name> references resolved.
+  local function jsonencoded(text)
+    local inner = text:match("^%${jsonencode%((.*)%)}$")
+    assert(inner, "not jsonencode(...): " .. text)
+    return assert(hcl("expr", cjson.encode { inner }))[1]
+  end
+
+  local function resolve_locals(s)
+    return (s:gsub("%${local%.([%w_]+)}", function(name)
+      for _, block in ipairs(module.locals) do
+        if block[name] then return block[name] end
+      end
+      error("no local " .. name)
+    end))
+  end
+
   local doc
   before_each(function()
-    doc = data("aws_iam_policy_document", "lambda")
+    doc = jsonencoded(resource("aws_iam_role_policy", "lambda").policy)
   end)
 
   local function statement(sid)
-    for _, s in ipairs(doc.statement) do
-      if s.sid == sid then return s end
+    for _, s in ipairs(doc.Statement) do
+      if s.Sid == sid then return s end
     end
     error("no statement " .. sid)
   end
 
+  local function list(v)
+    return type(v) == "table" and v or { v }
+  end
+
   it("can be assumed by Lambda only", function()
     local role = resource("aws_iam_role", "lambda")
-    assert.equal("${data.aws_iam_policy_document.lambda_assume.json}", role.assume_role_policy)
-    local st = data("aws_iam_policy_document", "lambda_assume").statement
-    assert.equal(1, #st)
-    assert.same({ "sts:AssumeRole" }, st[1].actions)
-    assert.same({ type = "Service", identifiers = { "lambda.amazonaws.com" } }, st[1].principals[1])
+    local assume = jsonencoded(role.assume_role_policy)
+    assert.equal("2012-10-17", assume.Version)
+    assert.same({ {
+      Sid = "LambdaAssumesThisRole",
+      Effect = "Allow",
+      Action = "sts:AssumeRole",
+      Principal = { Service = "lambda.amazonaws.com" },
+    } }, assume.Statement)
   end)
 
   it("gets exactly the least-privilege policy document, nothing attached besides", function()
     local p = resource("aws_iam_role_policy", "lambda")
     assert.equal("${aws_iam_role.lambda.id}", p.role)
-    assert.equal("${data.aws_iam_policy_document.lambda.json}", p.policy)
+    assert.equal("2012-10-17", doc.Version)
     assert.equal(1, count_of("aws_iam_role_policy"))
     assert.equal(0, count_of("aws_iam_role_policy_attachment") + count_of("aws_iam_policy")
       + count_of("aws_iam_policy_attachment"))
@@ -308,48 +348,49 @@ describe("the Lambda role", function()
 
   it("may use the Data API on this cluster only", function()
     local s = statement("DataApiOnThisClusterOnly")
-    assert.same({ "${aws_rds_cluster.aurora.arn}" }, s.resources)
+    assert.equal("${aws_rds_cluster.aurora.arn}", s.Resource)
     assert.same({ "rds-data:BatchExecuteStatement", "rds-data:BeginTransaction", "rds-data:CommitTransaction",
-      "rds-data:ExecuteStatement", "rds-data:RollbackTransaction" }, sorted(s.actions))
+      "rds-data:ExecuteStatement", "rds-data:RollbackTransaction" }, sorted(s.Action))
   end)
 
-  it("may read this secret only", function()
+  it("may read this cluster's secret only", function()
     local s = statement("ReadThisSecretOnly")
-    assert.same({ "secretsmanager:GetSecretValue" }, s.actions)
-    assert.same({ "${aws_secretsmanager_secret.master.arn}" }, s.resources)
+    assert.equal("secretsmanager:GetSecretValue", s.Action)
+    assert.equal("${aws_rds_cluster.aurora.master_user_secret[0].secret_arn}", s.Resource)
   end)
 
   it("may write its own log groups only", function()
     local s = statement("OwnLogGroupsOnly")
-    assert.same({ "logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents" }, sorted(s.actions))
+    assert.same({ "logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents" }, sorted(s.Action))
     local prefix = "arn:${data.aws_partition.current.partition}:logs:${var.region}:"
       .. "${data.aws_caller_identity.current.account_id}:log-group:/aws/lambda/${var.name}-"
-    assert.equal(2, #s.resources)
-    for _, r in ipairs(s.resources) do
+    assert.equal(2, #s.Resource)
+    for _, r in ipairs(s.Resource) do
+      r = resolve_locals(r)
       assert.equal(prefix, r:sub(1, #prefix))
     end
   end)
 
   it("has no wildcard action, no wildcard resource and no Deny-less surprises", function()
-    assert.equal(3, #doc.statement)
-    for _, s in ipairs(doc.statement) do
-      assert.equal("Allow", s.effect)
-      assert.is_nil(s.not_actions)
-      assert.is_nil(s.not_resources)
-      assert.is_nil(s.condition)
-      assert(s.resources and #s.resources > 0, "statement " .. tostring(s.sid) .. " has no resources")
-      for _, a in ipairs(s.actions) do
-        assert(not a:find("*", 1, true), ("statement %s: wildcard action %q"):format(s.sid, a))
+    assert.equal(3, #doc.Statement)
+    for _, s in ipairs(doc.Statement) do
+      assert.equal("Allow", s.Effect)
+      assert.is_nil(s.NotAction)
+      assert.is_nil(s.NotResource)
+      assert.is_nil(s.Condition)
+      assert(s.Resource, "statement " .. tostring(s.Sid) .. " has no resources")
+      for _, a in ipairs(list(s.Action)) do
+        assert(not a:find("*", 1, true), ("statement %s: wildcard action %q"):format(s.Sid, a))
         local service = a:match("^([%w%-]+):")
         assert(({ ["rds-data"] = true, secretsmanager = true, logs = true })[service],
-          ("statement %s: action %q is not rds-data, secretsmanager or logs"):format(s.sid, a))
+          ("statement %s: action %q is not rds-data, secretsmanager or logs"):format(s.Sid, a))
       end
-      for _, r in ipairs(s.resources) do
+      for _, r in ipairs(list(s.Resource)) do
         assert(r ~= "*" and not r:match("^arn:[^:]*:[^:]*:[^:]*:[^:]*:%*$"),
-          ("statement %s: wildcard resource %q"):format(s.sid, r))
+          ("statement %s: wildcard resource %q"):format(s.Sid, r))
         -- Data API and secret statements name Terraform's own objects
-        if s.sid ~= "OwnLogGroupsOnly" then
-          assert.is_nil(r:find("*", 1, true), ("statement %s: %q is not the cluster or secret ARN"):format(s.sid, r))
+        if s.Sid ~= "OwnLogGroupsOnly" then
+          assert.is_nil(r:find("*", 1, true), ("statement %s: %q is not the cluster or secret ARN"):format(s.Sid, r))
         end
       end
     end
@@ -429,7 +470,6 @@ describe("the variables", function()
       { false, { region = "useast1" }, "region" },
       { false, { name = "Alex_" }, "name" },
       { false, { preferred_backup_window = "3am-4am" }, "preferred_backup_window" },
-      { false, { secret_recovery_window_days = "3" }, "secret_recovery_window_days" },
     }
     for _, case in ipairs(cases) do
       local want, vars, message = case[1], case[2], case[3]
@@ -453,7 +493,7 @@ describe("the outputs", function()
   it("include the two ARNs, the endpoint, the database and the Lambda role", function()
     local o = module.output
     assert.equal("${aws_rds_cluster.aurora.arn}", o.aurora_cluster_arn.value)
-    assert.equal("${aws_secretsmanager_secret.master.arn}", o.aurora_secret_arn.value)
+    assert.equal("${aws_rds_cluster.aurora.master_user_secret[0].secret_arn}", o.aurora_secret_arn.value)
     assert.equal("${aws_rds_cluster.aurora.endpoint}", o.aurora_cluster_endpoint.value)
     assert.equal("${aws_rds_cluster.aurora.database_name}", o.database_name.value)
     assert.equal("${aws_iam_role.lambda.arn}", o.lambda_role_arn.value)
@@ -466,8 +506,9 @@ describe("the outputs", function()
     local block = module.output.env_file.value
     local fake = {
       ["${aws_rds_cluster.aurora.arn}"] = "arn:aws:rds:eu-west-2:123456789012:cluster:alex-aurora-cluster",
-      ["${aws_secretsmanager_secret.master.arn}"] =
-        "arn:aws:secretsmanager:eu-west-2:123456789012:secret:alex-aurora-credentials-AbCdEf",
+      -- the form of the secrets RDS names itself
+      ["${aws_rds_cluster.aurora.master_user_secret[0].secret_arn}"] =
+        "arn:aws:secretsmanager:eu-west-2:123456789012:secret:rds!cluster-0b7c3a4e-5f6d-4e8f-9a1b-2c3d4e5f6a7b-AbCdEf",
       ["${aws_rds_cluster.aurora.database_name}"] = "alex",
       ["${var.region}"] = "eu-west-2",
       ["${max(var.min_capacity, 0.5)}"] = "0.5",
@@ -492,13 +533,274 @@ describe("the outputs", function()
     assert(cfg, err)
     assert.equal("alex-aurora-cluster", cfg.cluster_arn:match("cluster:(.*)$"))
     assert.equal("https://rds-data.eu-west-2.amazonaws.com", cfg.endpoint)
+    assert.equal("rds!cluster-0b7c3a4e-5f6d-4e8f-9a1b-2c3d4e5f6a7b-AbCdEf", cfg.secret_arn:match("secret:(.*)$"))
+    -- only as RDS's prefix: names people choose cannot hold a !
+    local bad, why = config.parse_secret_arn("arn:aws:secretsmanager:eu-west-2:123456789012:secret:alex!db-AbCdEf")
+    assert.is_nil(bad)
+    contains(why, "alex!db-AbCdEf")
   end)
+end)
+
+-- ---- Terraform itself, with the hashicorp/aws provider from a local mirror ----
+
+-- Folders that may hold a provider mirror in Terraform's filesystem-mirror
+-- layout (registry.terraform.io/hashicorp/aws/...): /opt/tf-plugins, where
+-- machine images often put one, and the folders Terraform itself searches on
+-- Unix.  ALEX_TF_PROVIDER_MIRROR, when set, is the only one looked at.
+local function mirror_candidates()
+  local home, xdg = os.getenv("HOME"), os.getenv("XDG_DATA_HOME")
+  local list = { "/opt/tf-plugins" }
+  if home and home ~= "" then
+    list[#list + 1] = home .. "/.terraform.d/plugins"
+    list[#list + 1] = ((xdg and xdg ~= "") and xdg or home .. "/.local/share") .. "/terraform/plugins"
+  end
+  list[#list + 1] = "/usr/local/share/terraform/plugins"
+  list[#list + 1] = "/usr/share/terraform/plugins"
+  return list
+end
+
+-- Whether dir holds hashicorp/aws for this platform, unpacked or packed.
+local function has_aws_provider(dir, platform)
+  local base = q(dir .. "/registry.terraform.io/hashicorp/aws")
+  return #ls(base .. "/*/" .. platform .. "/terraform-provider-aws*") > 0
+    or #ls(base .. "/terraform-provider-aws_*_" .. platform .. ".zip") > 0
+end
+
+-- Returns the mirror folder, or nil, why and whether that is a mistake (a
+-- mirror named by ALEX_TF_PROVIDER_MIRROR that lacks the provider) rather than
+-- a machine without one.
+local function find_mirror(platform)
+  local named = os.getenv("ALEX_TF_PROVIDER_MIRROR")
+  if named and named ~= "" then
+    if has_aws_provider(named, platform) then return named end
+    return nil, ("ALEX_TF_PROVIDER_MIRROR=%s has no registry.terraform.io/hashicorp/aws/<version>/%s/"
+      .. "terraform-provider-aws*"):format(named, platform), true
+  end
+  local tried = mirror_candidates()
+  for _, dir in ipairs(tried) do
+    if has_aws_provider(dir, platform) then return dir end
+  end
+  return nil, ("no filesystem mirror of hashicorp/aws for %s in %s; set ALEX_TF_PROVIDER_MIRROR to one")
+    :format(platform, table.concat(tried, ", "))
+end
+
+-- A quoted HCL string (a template: $ { and % { are escaped too).
+local function hcl_string(s)
+  assert(not s:find("%c"), "control character in " .. s)
+  return '"' .. s:gsub("\\", "\\\\"):gsub('"', '\\"'):gsub("%${", "$${"):gsub("%%{", "%%%%{") .. '"'
+end
+
+-- Terraform's messages are wrapped at 78 columns: compare with spaces folded.
+local function folded(s)
+  return (s:gsub("%s+", " "))
+end
+
+describe("terraform with the hashicorp/aws provider (validate, test)", function()
+  -- skip or fail (why not), else dir (temp), module (the copy), env, init_ok, init_out
+  local tfp = {}
+
+  local function terraform(args, dir)
+    return run("cd " .. q(dir or tfp.module) .. " && " .. tfp.env .. "terraform " .. args)
+  end
+
+  setup(function()
+    if not have("terraform") then
+      tfp.skip = "terraform is not installed"
+      return
+    end
+    local ok, out = run("CHECKPOINT_DISABLE=1 TF_CLI_CONFIG_FILE=/dev/null terraform version -json")
+    local platform = ok and out:match('"platform"%s*:%s*"([%w_]+)"')
+    if not platform then
+      tfp.fail = "terraform version -json did not name the platform: " .. out
+      return
+    end
+    local mirror, why, mistake = find_mirror(platform)
+    if not mirror then
+      if mistake then tfp.fail = why else tfp.skip = why end
+      return
+    end
+    -- Everything Terraform writes goes to the temp folder: the lock file next
+    -- to the copy of the module, providers under TF_DATA_DIR, the cache.
+    tfp.dir = servers.tmpdir()
+    tfp.module = tfp.dir .. "/module"
+    local cli = tfp.dir .. "/terraform.tfrc"
+    servers.write_file(cli, table.concat({
+      "disable_checkpoint = true",
+      "provider_installation {",
+      "  filesystem_mirror {",
+      "    path    = " .. hcl_string(mirror),
+      '    include = ["registry.terraform.io/hashicorp/aws"]',
+      "  }",
+      "  direct {",
+      '    exclude = ["*/*/*"]',
+      "  }",
+      "}",
+      "",
+    }, "\n"))
+    tfp.env = "env -u TF_CLI_ARGS -u TF_CLI_ARGS_init -u TF_CLI_ARGS_validate -u TF_CLI_ARGS_test"
+      .. " TF_CLI_CONFIG_FILE=" .. q(cli) .. " TF_DATA_DIR=" .. q(tfp.dir .. "/data")
+      .. " TF_PLUGIN_CACHE_DIR=" .. q(tfp.dir .. "/plugin-cache")
+      .. " CHECKPOINT_DISABLE=1 TF_IN_AUTOMATION=1 TF_INPUT=0 "
+    assert(run("mkdir " .. q(tfp.module) .. " " .. q(tfp.dir .. "/plugin-cache") .. " && cp " .. q(TF) .. "/*.tf "
+      .. q(tfp.module) .. " && cp -R " .. q(TF .. "/tests") .. " " .. q(tfp.module)))
+    tfp.init_ok, tfp.init_out = terraform("init -backend=false -input=false -no-color")
+  end)
+
+  teardown(function()
+    if tfp.dir then servers.rmtree(tfp.dir) end
+  end)
+
+  -- true when terraform and the provider are here; marks the test pending when
+  -- they are not, and fails it when they are but do not work.
+  local function ready()
+    if tfp.skip then
+      pending("terraform with the AWS provider not run: " .. tfp.skip)
+      return false
+    end
+    assert(not tfp.fail, tfp.fail)
+    assert(tfp.init_ok, "terraform init failed:\n" .. tostring(tfp.init_out))
+    return true
+  end
+
+  -- Replaces from by to in a file of a copy of the module.
+  local function change(dir, file, from, to)
+    local path = dir .. "/" .. file
+    local text = assert(servers.read_file(path))
+    local a, b = text:find(from, 1, true)
+    assert(a, file .. " no longer has " .. from)
+    servers.write_file(path, text:sub(1, a - 1) .. to .. text:sub(b + 1))
+  end
+
+  -- A copy of the module (lock file included) to break.
+  local function copy_of_module(name)
+    local dir = tfp.dir .. "/" .. name
+    assert(run("cp -R " .. q(tfp.module) .. " " .. q(dir)))
+    return dir
+  end
+
+  -- Each run of `terraform test` loads the provider's schema (seconds), so
+  -- every test file runs in one, once, and the copy broken in every way the
+  -- tests must catch in one more.
+  local function once(fn)
+    local done, a, b
+    return function()
+      if not done then
+        a, b = fn()
+        done = true
+      end
+      return a, b
+    end
+  end
+
+  local test_module = once(function()
+    return terraform("test -no-color")
+  end)
+
+  -- Each change breaks one thing one test file checks; the files are
+  -- independent, so each failure below is that change's.
+  local BREAKS = {
+    { "main.tf", "enable_http_endpoint = true", "" },
+    { "iam.tf", '"rds-data:RollbackTransaction",', '"rds-data:RollbackTransaction",\n"rds-data:*",' },
+    { "iam.tf", "Resource = aws_rds_cluster.aurora.arn", 'Resource = "*"' },
+    { "outputs.tf", "value       = aws_rds_cluster.aurora.master_user_secret[0].secret_arn",
+      "value       = aws_rds_cluster.aurora.arn" },
+    { "variables.tf", "condition     = var.max_capacity >= var.min_capacity", "condition     = var.max_capacity >= 0" },
+  }
+  local test_broken_module = once(function()
+    local dir = copy_of_module("broken")
+    for _, b in ipairs(BREAKS) do change(dir, b[1], b[2], b[3]) end
+    return terraform("test -no-color", dir)
+  end)
+
+  it("installs hashicorp/aws from the mirror alone and leaves nothing in terraform/", function()
+    if not ready() then return end
+    contains(tfp.init_out, "Installing hashicorp/aws v")
+    contains(assert(servers.read_file(tfp.module .. "/.terraform.lock.hcl")),
+      'provider "registry.terraform.io/hashicorp/aws"')
+    assert(run("test -d " .. q(tfp.dir .. "/data/providers/registry.terraform.io/hashicorp/aws")))
+    for _, left in ipairs { TF .. "/.terraform", TF .. "/.terraform.lock.hcl", tfp.module .. "/.terraform" } do
+      assert(not run("test -e " .. q(left)), left .. " was written")
+    end
+  end)
+
+  it("fetches nothing from a registry: a provider outside the mirror is refused", function()
+    if not ready() then return end
+    local other = tfp.dir .. "/needs-random"
+    assert(run("mkdir " .. q(other)))
+    servers.write_file(other .. "/versions.tf",
+      'terraform {\n  required_providers {\n    random = { source = "hashicorp/random" }\n  }\n}\n')
+    local ok, out = terraform("init -backend=false -input=false -no-color", other)
+    assert(not ok, "terraform init found hashicorp/random:\n" .. out)
+    contains(folded(out), "hashicorp/random was not found in any of the search locations")
+  end)
+
+  it("terraform validate: the module is valid against the provider's schema, without warnings", function()
+    if not ready() then return end
+    local ok, out = terraform("validate -json -no-color")
+    local result = assert(cjson.decode(out:match("%b{}")), out)
+    assert(ok and result.valid, "terraform validate:\n" .. out)
+    assert.equal(0, result.error_count)
+    assert.equal(0, result.warning_count, out)
+  end)
+
+  it("terraform validate refuses what the provider refuses (a master_password beside RDS's own)", function()
+    if not ready() then return end
+    local dir = copy_of_module("conflict")
+    change(dir, "main.tf", "manage_master_user_password = true",
+      'manage_master_user_password = true\n  master_password             = "not-a-password"')
+    local ok, out = terraform("validate -no-color", dir)
+    assert(not ok, "terraform validate accepted the change:\n" .. out)
+    contains(folded(out), '"manage_master_user_password": conflicts with master_password')
+  end)
+
+  for _, name in ipairs { "cluster", "iam", "outputs", "variables" } do
+    local file = name .. ".tftest.hcl"
+    it("terraform test passes every run of tests/" .. file, function()
+      if not ready() then return end
+      local path = TF .. "/tests/" .. file
+      local runs = {}
+      for run_name in pairs(assert(hcl("parse " .. q(path)))[path].run) do runs[#runs + 1] = run_name end
+      assert.is_true(#runs >= 2)
+      local ok, out = test_module()
+      assert(ok, "terraform test failed:\n" .. out)
+      -- the file's own section of the report
+      local section = out:match("tests/" .. name .. "%.tftest%.hcl%.%.%. in progress\n(.-)\n[^\n]*tearing down")
+      assert(section, "no report for tests/" .. file .. " in:\n" .. out)
+      for _, run_name in ipairs(runs) do
+        contains(section, ('run "%s"... pass'):format(run_name))
+      end
+      local _, n = section:gsub('run "', "")
+      assert.equal(#runs, n)
+    end)
+  end
+
+  -- The same tests on a copy of the module broken in the ways listed in BREAKS.
+  for _, case in ipairs {
+    { "the Data API is not enabled", "cluster", "The Data API (enable_http_endpoint) must be on" },
+    { "the Lambda policy gains an action", "lambda_policy", "The Lambda policy must not grant a wildcard action." },
+    { "the Lambda policy's resource widens", "lambda_policy", "The Lambda policy must name its resources" },
+    { "the secret output is not the cluster's secret", "outputs_for_env",
+      "aurora_secret_arn must be the secret RDS manages" },
+    { "a variable validation is lost", "refuses_max_below_min", "var.max_capacity, was expected to report an error" },
+  } do
+    local what, failed_run, message = case[1], case[2], case[3]
+    it("terraform test fails when " .. what, function()
+      if not ready() then return end
+      local ok, out = test_broken_module()
+      assert(not ok, "terraform test passed the broken module:\n" .. out)
+      out = folded(out)
+      contains(out, ('run "%s"... fail'):format(failed_run))
+      contains(out, message)
+    end)
+  end
 end)
 
 describe("formatting", function()
   it("is what hclwrite.Format (terraform fmt's formatter) makes of every file", function()
     local files = tf_files()
     files[#files + 1] = TF .. "/terraform.tfvars.example"
+    for _, f in ipairs(test_files()) do files[#files + 1] = f end
+    assert.is_true(#files >= 10)
     local quoted = {}
     for i, f in ipairs(files) do quoted[i] = q(f) end
     local result, err = hcl("fmt " .. table.concat(quoted, " "))
@@ -524,11 +826,12 @@ describe("formatting", function()
     end
     local dir = servers.tmpdir()
     finally(function() servers.rmtree(dir) end)
-    -- terraform fmt reads .tf and .tfvars only: the example goes in under that name
-    assert(run("cp " .. q(TF) .. "/*.tf " .. q(dir) .. " && cp " .. q(TF .. "/terraform.tfvars.example") .. " "
-      .. q(dir .. "/example.tfvars")))
+    -- terraform fmt reads .tf, .tfvars, .tftest.hcl and .tfmock.hcl: the example
+    -- goes in under a .tfvars name
+    assert(run("cp " .. q(TF) .. "/*.tf " .. q(dir) .. " && cp -R " .. q(TF .. "/tests") .. " " .. q(dir)
+      .. " && cp " .. q(TF .. "/terraform.tfvars.example") .. " " .. q(dir .. "/example.tfvars")))
     local ok, out = run("cd " .. q(dir) .. " && CHECKPOINT_DISABLE=1 TF_CLI_CONFIG_FILE=/dev/null "
-      .. "terraform fmt -check -diff -no-color .")
+      .. "terraform fmt -check -diff -recursive -no-color .")
     assert(ok, "terraform fmt -check failed:\n" .. out)
   end)
 end)
@@ -575,16 +878,20 @@ describe("operator-policy.json", function()
       "rds:CreateDBCluster", "rds:DeleteDBCluster", "rds:ModifyDBCluster", "rds:DescribeDBClusters",
       "rds:CreateDBInstance", "rds:DeleteDBInstance", "rds:CreateDBSubnetGroup", "rds:AddTagsToResource",
       "ec2:CreateSecurityGroup", "ec2:AuthorizeSecurityGroupIngress", "ec2:DescribeVpcs", "ec2:DescribeSubnets",
-      "secretsmanager:CreateSecret", "secretsmanager:PutSecretValue", "secretsmanager:DeleteSecret",
-      "secretsmanager:GetSecretValue", "iam:CreateRole", "iam:PutRolePolicy", "iam:DeleteRole",
+      "secretsmanager:CreateSecret", "secretsmanager:TagResource", "secretsmanager:RotateSecret",
+      "secretsmanager:GetSecretValue", "kms:DescribeKey", "iam:CreateRole", "iam:PutRolePolicy", "iam:DeleteRole",
       "sts:GetCallerIdentity", "rds-data:ExecuteStatement", "rds-data:BeginTransaction",
       "rds-data:CommitTransaction", "rds-data:RollbackTransaction", "rds-data:BatchExecuteStatement",
     } do
       assert(g[a], "operator-policy.json does not grant " .. a)
     end
+    -- RDS creates the master secret (manage_master_user_password) with the
+    -- operator's permissions, under a name of its own
+    assert.same({ "arn:aws:secretsmanager:*:*:secret:rds!cluster-*" }, g["secretsmanager:CreateSecret"])
+    assert.same({ "arn:aws:secretsmanager:*:*:secret:rds!cluster-*" }, g["secretsmanager:GetSecretValue"])
   end)
 
-  it("scopes every write to resources named alex-*", function()
+  it("scopes every write to resources named alex-* (or RDS's own cluster secrets)", function()
     for _, s in ipairs(policy.Statement) do
       assert.equal("Allow", s.Effect)
       local actions = type(s.Action) == "table" and s.Action or { s.Action }
@@ -598,7 +905,8 @@ describe("operator-policy.json", function()
       if not read_only and not s.Condition then
         for _, r in ipairs(resources) do
           assert(r ~= "*", ("statement %s writes on Resource *"):format(s.Sid))
-          assert(r:find("alex-", 1, true) or r:find("default", 1, true) or r:find(":ec2:", 1, true),
+          assert(r:find("alex-", 1, true) or r:find("default", 1, true) or r:find(":ec2:", 1, true)
+            or r:find(":secret:rds!cluster-", 1, true),
             ("statement %s: %s is not scoped to alex-*"):format(s.Sid, r))
         end
       end
@@ -611,7 +919,8 @@ describe("terraform/README.md", function()
     local text = assert(servers.read_file(TF .. "/README.md"))
     for _, s in ipairs { "terraform apply", "terraform output -raw env_file", "scripts/test_data_api.lua",
       "reset.lua --with-test-data", "verify.lua", "aurora.lua pause", "aurora.lua resume", "terraform destroy",
-      "operator-policy.json", "HttpEndpointNotEnabledException", "DatabaseResumingException" } do
+      "operator-policy.json", "HttpEndpointNotEnabledException", "DatabaseResumingException",
+      "manage_master_user_password", "terraform test", "ALEX_TF_PROVIDER_MIRROR" } do
       contains(text, s)
     end
   end)

@@ -1,7 +1,8 @@
 # Aurora PostgreSQL Serverless v2 for alexlua: one cluster with the Data API on,
-# one db.serverless writer, master credentials in Secrets Manager, reachable on
-# 5432 from inside the VPC only (alexlua itself goes through the Data API over
-# HTTPS and needs no network path to the cluster).
+# one db.serverless writer, master credentials in a Secrets Manager secret that
+# RDS itself creates and rotates, reachable on 5432 from inside the VPC only
+# (alexlua itself goes through the Data API over HTTPS and needs no network
+# path to the cluster).
 
 data "aws_partition" "current" {}
 
@@ -23,34 +24,6 @@ data "aws_subnets" "selected" {
 locals {
   cluster_identifier = "${var.name}-aurora-cluster"
   auto_pause         = var.min_capacity == 0
-}
-
-# ---- master credentials ----
-
-# RDS refuses /, @, " and spaces in master passwords, hence the special set.
-resource "random_password" "master" {
-  length           = 32
-  special          = true
-  override_special = "!#$%&*()-_=+[]{}<>:?"
-  min_lower        = 2
-  min_upper        = 2
-  min_numeric      = 2
-  min_special      = 2
-}
-
-resource "aws_secretsmanager_secret" "master" {
-  name                    = "${var.name}-aurora-credentials"
-  description             = "Master user of ${local.cluster_identifier}, read by the RDS Data API (AURORA_SECRET_ARN)"
-  recovery_window_in_days = var.secret_recovery_window_days
-}
-
-# The Data API reads exactly these two keys.
-resource "aws_secretsmanager_secret_version" "master" {
-  secret_id = aws_secretsmanager_secret.master.id
-  secret_string = jsonencode({
-    username = var.master_username
-    password = random_password.master.result
-  })
 }
 
 # ---- network ----
@@ -84,7 +57,11 @@ resource "aws_rds_cluster" "aurora" {
   engine_version     = var.engine_version
   database_name      = var.database_name
   master_username    = var.master_username
-  master_password    = random_password.master.result
+
+  # RDS generates the master password and keeps it in a Secrets Manager secret
+  # of its own ({"username", "password"}, the form the Data API reads), rotated
+  # every 7 days: the password never passes through Terraform or its state.
+  manage_master_user_password = true
 
   # The RDS Data API: alexlua's only way in.
   enable_http_endpoint = true

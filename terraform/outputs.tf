@@ -1,6 +1,6 @@
 # The two ARNs alexlua needs, and the rest for people and other tools.
-# The ARN outputs wait for the writer instance and the secret's value: the Data
-# API answers only once both exist.
+# The ARN outputs wait for the writer instance: the Data API answers only once
+# the cluster has one.
 
 output "aurora_cluster_arn" {
   description = "ARN of the Aurora cluster: AURORA_CLUSTER_ARN in .env."
@@ -9,9 +9,9 @@ output "aurora_cluster_arn" {
 }
 
 output "aurora_secret_arn" {
-  description = "ARN of the Secrets Manager secret holding {\"username\", \"password\"}: AURORA_SECRET_ARN in .env."
-  value       = aws_secretsmanager_secret.master.arn
-  depends_on  = [aws_secretsmanager_secret_version.master]
+  description = "ARN of the Secrets Manager secret RDS keeps the master credentials in ({\"username\", \"password\"}): AURORA_SECRET_ARN in .env."
+  value       = aws_rds_cluster.aurora.master_user_secret[0].secret_arn
+  depends_on  = [aws_rds_cluster_instance.writer]
 }
 
 output "aurora_cluster_endpoint" {
@@ -39,10 +39,10 @@ output "env_file" {
   value       = <<-EOT
     # Aurora for alexlua (terraform output -raw env_file)
     AURORA_CLUSTER_ARN=${aws_rds_cluster.aurora.arn}
-    AURORA_SECRET_ARN=${aws_secretsmanager_secret.master.arn}
+    AURORA_SECRET_ARN=${aws_rds_cluster.aurora.master_user_secret[0].secret_arn}
     AURORA_DATABASE=${aws_rds_cluster.aurora.database_name}
     AWS_REGION=${var.region}
     ALEX_MIN_CAPACITY=${max(var.min_capacity, 0.5)}
   EOT
-  depends_on  = [aws_rds_cluster_instance.writer, aws_secretsmanager_secret_version.master]
+  depends_on  = [aws_rds_cluster_instance.writer]
 }

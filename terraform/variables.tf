@@ -13,7 +13,7 @@ variable "region" {
 }
 
 variable "name" {
-  description = "Prefix of every resource name: the cluster is <name>-aurora-cluster, the secret <name>-aurora-credentials, the Lambda role <name>-lambda-data-api."
+  description = "Prefix of every resource name: the cluster is <name>-aurora-cluster, the Lambda role <name>-lambda-data-api."
   type        = string
   default     = "alex"
 
@@ -46,7 +46,7 @@ variable "database_name" {
 }
 
 variable "master_username" {
-  description = "Master user name. Its password is generated; both are stored in the Secrets Manager secret as {\"username\", \"password\"}."
+  description = "Master user name. RDS generates its password and keeps both in a Secrets Manager secret it manages (and rotates every 7 days) as {\"username\", \"password\"}."
   type        = string
   default     = "alex_admin"
 
@@ -145,17 +145,6 @@ variable "skip_final_snapshot" {
   description = "Delete the cluster without a final snapshot. true by default for a development cluster; false keeps a snapshot <name>-aurora-final (which you pay storage for until you delete it)."
   type        = bool
   default     = true
-}
-
-variable "secret_recovery_window_days" {
-  description = "Days Secrets Manager keeps the deleted credentials secret before erasing it: 0 erases it at once (so destroy then apply can reuse the name), or 7 to 30."
-  type        = number
-  default     = 0
-
-  validation {
-    condition     = var.secret_recovery_window_days == 0 || (var.secret_recovery_window_days >= 7 && var.secret_recovery_window_days <= 30)
-    error_message = "secret_recovery_window_days must be 0 or from 7 to 30."
-  }
 }
 
 variable "apply_immediately" {

@@ -146,8 +146,12 @@ function config.parse_secret_arn(s)
   if not name then
     return nil, ("its resource %q is not secret:<name>"):format(arn.resource)
   end
-  if #name > 512 or not name:match("^[%w/_+=%.@%-]+$") then
-    return nil, ("its secret name %q has characters other than letters, digits and /_+=.@-"):format(name)
+  -- Names people choose use letters, digits and /_+=.@-; secrets RDS manages
+  -- for a cluster (manage_master_user_password) are named rds!cluster-<uuid>.
+  local plain = name:gsub("^rds!", "", 1)
+  if #name > 512 or not plain:match("^[%w/_+=%.@%-]+$") then
+    return nil, ("its secret name %q has characters other than letters, digits and /_+=.@- (and the rds! prefix)")
+      :format(name)
   end
   arn.secret_name = name
   return arn
