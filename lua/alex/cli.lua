@@ -17,7 +17,8 @@
 --      failing (verify.lua: it could not check)
 --   3  outcome unknown: a commit was sent and its answer lost (run verify.lua)
 --
--- Ctrl-C ends a script as it ends any alexlua program (exit 130).
+-- A script stopped by Ctrl-C, SIGTERM or SIGHUP rolls back what it had open
+-- and exits 128 + the signal (130, 143, 129), as any alexlua program does.
 local host = require "alex.host"
 local errors = require "alex.errors"
 local files = require "alex.files"
@@ -28,7 +29,8 @@ cli.EXIT = { OK = 0, REFUSED = 1, UNAVAILABLE = 2, UNKNOWN = 3 }
 
 cli.EXIT_HELP = "Exit codes: 0 done; 1 refused (the input or the data breaks a rule, or the database refused"
   .. " the change; nothing was written); 2 could not run (bad arguments, an unusable input file, missing"
-  .. " settings, database or Data API unreachable); 3 outcome unknown (a commit's answer was lost)."
+  .. " settings, database or Data API unreachable); 3 outcome unknown (a commit's answer was lost);"
+  .. " 130, 143, 129 stopped by Ctrl-C, SIGTERM, SIGHUP (after rolling back)."
 
 -- For the epilog of scripts that read input files.
 cli.INPUT_HELP = ("Input files must be regular files of at most %d MiB, UTF-8; every problem of every input is"
@@ -97,7 +99,22 @@ local BUG_NAMES = { ParameterError = true, TransactionFinished = true }
 
 -- exit_code(err) -> the documented code for an error value, or nil when the
 -- error is a bug (a string from error(), a ParameterError, ...).
+-- stop_signal(err) -> the number of the signal (Ctrl-C, SIGTERM, SIGHUP) that
+-- err is the Lua error of, or nil: a stop is neither a problem nor a bug, and
+-- a script stopped by signal n exits 128 + n, as a shell reports it.
+local STOP_MESSAGES = { interrupted = true, terminated = true, hangup = true }
+function cli.stop_signal(err)
+  local _, number = host.interrupted()
+  if not number then return nil end
+  if (type(err) == "string" and STOP_MESSAGES[err]) or (errors.is_error(err) and err.name == "Interrupted") then
+    return number
+  end
+  return nil
+end
+
 function cli.exit_code(err)
+  local sig = cli.stop_signal(err)
+  if sig then return 128 + sig end
   if not errors.is_error(err) then return nil end
   if err.exit_code then return err.exit_code end
   if BUG_NAMES[err.name] then return nil end
@@ -167,9 +184,6 @@ end
 
 local BUG = setmetatable({}, { __name = "alex.cli.bug" })
 
-local function is_interrupt(e)
-  return e == "interrupted" or (errors.is_error(e) and e.name == "Interrupted")
-end
 
 -- run(fn [, opts]) -> what fn returns.  Any error fn raises ends the script:
 -- a problem (an alex.errors value with a code) as one line and its code;
@@ -179,11 +193,11 @@ end
 function cli.run(fn, opts)
   opts = opts or {}
   local ok, err = xpcall(fn, function(e)
-    if is_interrupt(e) or cli.exit_code(e) then return e end
+    if cli.stop_signal(e) or cli.exit_code(e) then return e end
     return setmetatable({ trace = debug.traceback(tostring(e), 2) }, BUG)
   end)
   if ok then return err end
-  if is_interrupt(err) then error("interrupted", 0) end
+  if cli.stop_signal(err) then error(err, 0) end -- alexlua ends a stopped program itself
   if getmetatable(err) == BUG then
     io.stderr:write("alexlua: ", err.trace, "\n")
     os.exit(1)
