@@ -20,6 +20,7 @@
 #include "dotenv.h"
 #include "embedded.h"
 #include "host.h"
+#include "lineedit.h"
 
 #define PROGNAME "alexlua"
 
@@ -421,8 +422,20 @@ static int host_interrupted(lua_State *L) {
   return 2;
 }
 
+/* rearm_signals(): for a program that goes on after catching a stop (a
+ * console): the next Ctrl-C is an error again instead of killing, and the
+ * exit status forgets the one caught. */
+static int host_rearm_signals(lua_State *L) {
+  (void)L;
+  raised_signal = 0;
+  if (signal_state) catch_stop_signals(on_stop_signal);
+  return 0;
+}
+
 static int open_host_info(lua_State *L) {
   lua_newtable(L);
+  lua_pushcfunction(L, host_rearm_signals);
+  lua_setfield(L, -2, "rearm_signals");
   lua_pushcfunction(L, host_interrupted);
   lua_setfield(L, -2, "interrupted");
   lua_pushcfunction(L, host_isatty);
@@ -470,6 +483,7 @@ void alex_open_host(lua_State *L) {
   preload(L, "alex.http", luaopen_alex_http);
   preload(L, "alex.validate", luaopen_alex_validate);
   preload(L, "alex.clock", luaopen_alex_clock);
+  preload(L, "alex.lineedit", luaopen_alex_lineedit);
   install_searcher(L);
 }
 
@@ -582,7 +596,7 @@ static int handle_script(lua_State *L, char **argv, int argc, int script, int fr
   return status;
 }
 
-/* ---------- interactive mode (no readline: plain stdin) ---------- */
+/* ---------- interactive mode: libedit on a terminal, plain stdin otherwise ---------- */
 
 static int incomplete(lua_State *L, int status) {
   if (status == LUA_ERRSYNTAX) {
@@ -596,16 +610,33 @@ static int incomplete(lua_State *L, int status) {
   return 0;
 }
 
+/* Reads one line (with its newline) onto the Lua stack; 0 at end of input.
+ * On a terminal it comes through libedit, with line editing and history. */
+static int push_line(lua_State *L, const char *prompt) {
+  char *line = alex_lineedit_read(prompt);
+  if (!line) return 0;
+  lua_pushfstring(L, "%s\n", line);
+  free(line);
+  return 1;
+}
+
+/* The chunk as history keeps it: without the final newline. */
+static void remember(lua_State *L, int idx) {
+  size_t len;
+  const char *text = lua_tolstring(L, idx, &len);
+  if (!text || len == 0) return;
+  lua_pushlstring(L, text, text[len - 1] == '\n' ? len - 1 : len);
+  alex_lineedit_add(lua_tostring(L, -1));
+  lua_pop(L, 1);
+}
+
 static void repl(lua_State *L) {
-  char line[4096];
-  luaL_Buffer chunk;
+  int editing = alex_lineedit_editing();
+  char history[PATH_MAX];
+  int keep_history = editing && alex_lineedit_history_path(history, sizeof history) == 0;
+  if (keep_history) alex_lineedit_load(history);
   for (;;) {
-    fputs("> ", stdout);
-    fflush(stdout);
-    if (!fgets(line, sizeof line, stdin)) break;
-    luaL_buffinit(L, &chunk);
-    luaL_addstring(&chunk, line);
-    luaL_pushresult(&chunk);
+    if (!push_line(L, "> ")) break;
     /* try as an expression first, as lua.c does */
     const char *code = lua_tostring(L, -1);
     const char *ret = lua_pushfstring(L, "return %s", code);
@@ -618,17 +649,15 @@ static void repl(lua_State *L) {
         code = lua_tostring(L, -1);
         status = luaL_loadbuffer(L, code, strlen(code), "=stdin");
         if (!incomplete(L, status)) break;
-        fputs(">> ", stdout);
-        fflush(stdout);
-        if (!fgets(line, sizeof line, stdin)) {
+        if (!push_line(L, ">> ")) {
           /* end of input inside an unfinished chunk: report why it is unfinished */
           status = luaL_loadbuffer(L, code, strlen(code), "=stdin");
           break;
         }
-        lua_pushstring(L, line);
         lua_concat(L, 2);
       }
     }
+    if (editing) remember(L, -2);
     lua_remove(L, -2); /* the source text */
     if (status == LUA_OK) {
       int base = lua_gettop(L);
@@ -644,6 +673,7 @@ static void repl(lua_State *L) {
     lua_settop(L, 0);
   }
   fputs("\n", stdout);
+  if (keep_history) alex_lineedit_save(history, 1000);
 }
 
 struct pmain_args {

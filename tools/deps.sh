@@ -17,9 +17,9 @@ set -eu
 group_packages() {
   case $1 in
     build) echo "build-essential pkg-config lua5.4 liblua5.4-dev lua-cjson lua-argparse lua-filesystem
-      lua-expat libcurl4-openssl-dev libssl-dev openssl ca-certificates libmicrohttpd-dev libjansson-dev
+      lua-expat libedit2 libcurl4-openssl-dev libssl-dev openssl ca-certificates libmicrohttpd-dev libjansson-dev
       libpq-dev postgresql-15 postgresql-client-15 curl procps util-linux" ;;
-    test) echo "lua-busted lua-check cppcheck python3 awscli python3-botocore python3-boto3 valgrind nodejs" ;;
+    test) echo "lua-busted lua-check cppcheck python3 awscli python3-botocore python3-boto3 valgrind nodejs tmux" ;;
     bench) echo "hyperfine gnuplot-nox python3 python3-botocore python3-boto3" ;;
     fuzz) echo "clang libclang-rt-14-dev" ;;
     *) echo "deps: unknown group '$1' (groups: build test bench fuzz)" >&2; return 2 ;;
