@@ -658,6 +658,8 @@ end
 -- ---------------------------------------------------------------- paging
 
 local PAGE_TARGET_BYTES = 512 * 1024
+local SERIAL_TYPES = { serial = "integer", bigserial = "bigint", smallserial = "smallint", serial4 = "integer",
+                       serial8 = "bigint", serial2 = "smallint" }
 
 -- each(sql, params, opts) -> iterator over rows, paging under the 1 MiB
 -- response limit so a script never meets it.  Two modes:
@@ -729,7 +731,9 @@ function Connection:each(sql, params, opts)
         raise(errors.new { name = "ParameterError",
           message = ("each: key column '%s' is not in the query's result"):format(key) })
       end
-      key_type = rows.types[k_index]
+      -- the Data API names a serial column's type as declared ("bigserial"),
+      -- which is no type a CAST takes
+      key_type = SERIAL_TYPES[rows.types[k_index]] or rows.types[k_index]
       if not key_type:find("^[%w_ ]+$") then key_type = "text" end
       last = rows[got][key]
     end
