@@ -110,7 +110,6 @@ clean:
 	rm -rf build
 
 # ---- local stack (local Data API service on a local PostgreSQL) ----
-# (owned by the local-stack work: local-up, local-down, local-reset)
 .PHONY: local-up local-down local-reset local-status bench-dataapi
 STACK = ALEX_DATAAPI_BIN=$(abspath $(DATAAPI)) sh local/stack.sh
 
@@ -183,8 +182,10 @@ $(FUZZ_DIR)/sqlscan: fuzz/sqlscan.c local/sqlscan.c local/util.c local/sqlscan.h
 	$(FUZZ_LINK)
 $(FUZZ_DIR)/validate: fuzz/validate.c bindings/validate_core.c bindings/validate_core.h | deps-fuzz
 	$(FUZZ_LINK)
-$(FUZZ_DIR)/request: fuzz/request.c local/exec.c local/db.c local/util.c local/sqlscan.c \
-  $(wildcard local/*.h) | deps-fuzz
+# The operations' request decoding, without libmicrohttpd or the HTTP front.
+FUZZ_SRC_request = local/request.c local/params.c local/encode.c local/columns.c local/drain.c local/execute.c \
+  local/batch.c local/transactions.c local/db.c local/util.c local/sqlscan.c
+$(FUZZ_DIR)/request: fuzz/request.c $(FUZZ_SRC_request) $(wildcard local/*.h) | deps-fuzz
 	$(FUZZ_LINK)
 
 fuzz-build: $(FUZZ_TARGETS:%=$(FUZZ_DIR)/%)

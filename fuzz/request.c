@@ -1,8 +1,9 @@
 /*
- * libFuzzer harness: alex-dataapi's request decoding (local/exec.c) through
- * its real entry points, op_execute, op_batch, op_begin and op_end, without a
- * database.  Input: a request body, parsed as local/http.c parses it
- * (json_loadb, no flags).
+ * libFuzzer harness: alex-dataapi's request decoding (local/request.c,
+ * local/params.c and the operations that use them) through its real entry
+ * points, op_execute, op_batch, op_begin and op_end, without a database.
+ * Input: a request body, parsed as local/http.c parses it (json_loadb, no
+ * flags).
  *
  * The server is marked as stopping and holds no transaction, so everything a
  * request carries is decoded and validated (members, ARNs, the SQL's

@@ -132,6 +132,10 @@ void db_active(server *s, dbconn *c, int on);
 void db_request_cancel(dbconn *c);
 void db_error_from_result(const PGresult *r, apierr *e);
 void db_error_from_conn(dbconn *c, apierr *e);
+void db_statement_timeout(apierr *e, dbconn *c);  /* StatementTimeoutException with c's backend pid */
+int db_stopping(server *s);                        /* the service is shutting down */
+/* Consumes input until a result is ready: 0 ready, 1 deadline (monotonic) passed, -1 connection trouble. */
+int db_wait_ready(PGconn *pg, double deadline);
 int db_open_transactions(server *s);
 
 txn *tx_begin(server *s, dbconn *c, apierr *err);            /* registers; NULL on oom */
@@ -144,7 +148,8 @@ void tx_not_found(apierr *err, const char *id);
 int types_resolve(server *s, const char *db, const Oid *oids, int n, typeinfo *out);
 const typeinfo *types_builtin(Oid oid);
 
-/* exec.c: the five operations.  out receives the JSON body on success. */
+/* The five operations (execute.c, batch.c, transactions.c).  out receives
+ * the JSON body on success. */
 int op_execute(server *s, json_t *req, sbuf *out, apierr *err);
 int op_batch(server *s, json_t *req, sbuf *out, apierr *err);
 int op_begin(server *s, json_t *req, sbuf *out, apierr *err);
