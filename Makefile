@@ -184,7 +184,7 @@ $(FUZZ_DIR)/validate: fuzz/validate.c bindings/validate_core.c bindings/validate
 	$(FUZZ_LINK)
 # The operations' request decoding, without libmicrohttpd or the HTTP front.
 FUZZ_SRC_request = local/request.c local/params.c local/encode.c local/columns.c local/drain.c local/execute.c \
-  local/batch.c local/transactions.c local/db.c local/util.c local/sqlscan.c
+  local/batch.c local/transactions.c local/cluster.c local/db.c local/util.c local/sqlscan.c host/dotenv.c
 $(FUZZ_DIR)/request: fuzz/request.c $(FUZZ_SRC_request) $(wildcard local/*.h) | deps-fuzz
 	$(FUZZ_LINK)
 

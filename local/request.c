@@ -91,7 +91,7 @@ int check_common(server *s, json_t *req, int want_sql, int want_tx, common *c, a
     VALIDATION(err, "The schema parameter isn't supported");
     return -1;
   }
-  if (strcmp(c->resource_arn, s->cfg.cluster_arn) != 0) {
+  if (strcmp(c->resource_arn, s->cfg.cluster_arn) != 0 || !cluster_http_endpoint_enabled(s)) {
     apierr_set(err, 400, "HttpEndpointNotEnabledException", "HttpEndpoint isn't enabled for cluster %s",
                c->resource_arn);
     return -1;
