@@ -145,7 +145,8 @@ $(HCL_STAMP): tools/hcl/package.json tools/hcl/package-lock.json | deps-test
 test: $(HCL_STAMP)
 
 terraform-check: all deps-test $(HCL_STAMP)
-	ALEXLUA=$(abspath $(ALEXLUA)) $(ALEXLUA) --no-env-file spec/run.lua spec/terraform_spec.lua spec/aurora_spec.lua
+	ALEXLUA=$(abspath $(ALEXLUA)) ALEX_DATAAPI=$(abspath $(DATAAPI)) \
+	  $(ALEXLUA) --no-env-file spec/run.lua spec/terraform_spec.lua spec/aurora_spec.lua
 
 # ---- fuzz
 # libFuzzer harnesses for the C parts that read untrusted input (fuzz/README.md).
