@@ -110,7 +110,6 @@ clean:
 	rm -rf build
 
 # ---- local stack (local Data API service on a local PostgreSQL) ----
-# (owned by the local-stack work: local-up, local-down, local-reset)
 .PHONY: local-up local-down local-reset local-status bench-dataapi
 STACK = ALEX_DATAAPI_BIN=$(abspath $(DATAAPI)) sh local/stack.sh
 
@@ -151,7 +150,8 @@ $(HCL_STAMP): tools/hcl/package.json tools/hcl/package-lock.json | deps-test
 test: $(HCL_STAMP)
 
 terraform-check: all deps-test $(HCL_STAMP)
-	ALEXLUA=$(abspath $(ALEXLUA)) $(ALEXLUA) --no-env-file spec/run.lua spec/terraform_spec.lua spec/aurora_spec.lua
+	ALEXLUA=$(abspath $(ALEXLUA)) ALEX_DATAAPI=$(abspath $(DATAAPI)) \
+	  $(ALEXLUA) --no-env-file spec/run.lua spec/terraform_spec.lua spec/aurora_spec.lua
 
 # ---- fuzz
 # libFuzzer harnesses for the C parts that read untrusted input (fuzz/README.md).
@@ -188,8 +188,10 @@ $(FUZZ_DIR)/sqlscan: fuzz/sqlscan.c local/sqlscan.c local/util.c local/sqlscan.h
 	$(FUZZ_LINK)
 $(FUZZ_DIR)/validate: fuzz/validate.c bindings/validate_core.c bindings/validate_core.h | deps-fuzz
 	$(FUZZ_LINK)
-$(FUZZ_DIR)/request: fuzz/request.c local/exec.c local/db.c local/util.c local/sqlscan.c \
-  $(wildcard local/*.h) | deps-fuzz
+# The operations' request decoding, without libmicrohttpd or the HTTP front.
+FUZZ_SRC_request = local/request.c local/params.c local/encode.c local/columns.c local/drain.c local/execute.c \
+  local/batch.c local/transactions.c local/cluster.c local/db.c local/util.c local/sqlscan.c host/dotenv.c
+$(FUZZ_DIR)/request: fuzz/request.c $(FUZZ_SRC_request) $(wildcard local/*.h) | deps-fuzz
 	$(FUZZ_LINK)
 
 fuzz-build: $(FUZZ_TARGETS:%=$(FUZZ_DIR)/%)

@@ -711,63 +711,61 @@ static const char *classify(struct client *c, CURLcode rc, const char **what) {
   do {                                                                                               \
     CURLcode set_rc_ = curl_easy_setopt(c->easy, opt, val);                                          \
     if (set_rc_ != CURLE_OK) {                                                                       \
-      if (set_rc_ == CURLE_OUT_OF_MEMORY) return luaL_error(L, "alex.http: not enough memory");      \
-      return luaL_error(L, "alex.http: cannot set %s: %s", #opt, curl_easy_strerror(set_rc_));       \
+      if (set_rc_ == CURLE_OUT_OF_MEMORY) luaL_error(L, "alex.http: not enough memory");             \
+      luaL_error(L, "alex.http: cannot set %s: %s", #opt, curl_easy_strerror(set_rc_));              \
     }                                                                                                \
   } while (0)
 
-/* client:request(opts) -> res | nil, message, kind */
-static int l_request(lua_State *L) {
-  struct client *c = check_client(L, 1);
-  if (!lua_istable(L, 2))
-    return luaL_error(L, "alex.http: request options must be a table (got %s)", luaL_typename(L, 2));
-  lua_settop(L, 2);
+/* What one client:request was asked for.  The strings live on the Lua stack
+ * (url at index 3, method at 4, body at 5) until the request returns. */
+struct request_opts {
+  const char *url, *method, *body;
+  size_t body_len;
+  long connect_ms, total_ms;
+  int is_head;
+};
 
-  /* url (index 3) */
+/* Reads and checks the options table at index 2; raises naming the field. */
+static void read_request_opts(lua_State *L, struct client *c, struct request_opts *o) {
+  if (!lua_istable(L, 2))
+    luaL_error(L, "alex.http: request options must be a table (got %s)", luaL_typename(L, 2));
+  lua_settop(L, 2);
   if (lua_getfield(L, 2, "url") != LUA_TSTRING)
-    return luaL_error(L, "alex.http: field 'url' must be a string (got %s)", luaL_typename(L, 3));
-  const char *url = lua_tostring(L, 3);
-  /* method (index 4) */
+    luaL_error(L, "alex.http: field 'url' must be a string (got %s)", luaL_typename(L, 3));
+  o->url = lua_tostring(L, 3);
   int ty = lua_getfield(L, 2, "method");
-  const char *method = "GET";
+  o->method = "GET";
   if (ty == LUA_TSTRING) {
     size_t mlen;
-    method = lua_tolstring(L, 4, &mlen);
-    if (mlen == 0 || mlen > 32) return luaL_error(L, "alex.http: field 'method' is not a valid HTTP method");
+    o->method = lua_tolstring(L, 4, &mlen);
+    if (mlen == 0 || mlen > 32) luaL_error(L, "alex.http: field 'method' is not a valid HTTP method");
     for (size_t i = 0; i < mlen; i++)
-      if (!is_token_char((unsigned char)method[i]))
-        return luaL_error(L, "alex.http: field 'method' is not a valid HTTP method");
+      if (!is_token_char((unsigned char)o->method[i]))
+        luaL_error(L, "alex.http: field 'method' is not a valid HTTP method");
   } else if (ty != LUA_TNIL) {
-    return luaL_error(L, "alex.http: field 'method' must be a string (got %s)", luaL_typename(L, 4));
+    luaL_error(L, "alex.http: field 'method' must be a string (got %s)", luaL_typename(L, 4));
   }
-  /* body (index 5) */
   ty = lua_getfield(L, 2, "body");
-  size_t body_len = 0;
-  const char *body = NULL;
-  if (ty == LUA_TSTRING) body = lua_tolstring(L, 5, &body_len);
+  o->body_len = 0;
+  o->body = NULL;
+  if (ty == LUA_TSTRING) o->body = lua_tolstring(L, 5, &o->body_len);
   else if (ty != LUA_TNIL)
-    return luaL_error(L, "alex.http: field 'body' must be a string (got %s)", luaL_typename(L, 5));
-  long connect_ms = field_ms(L, 2, "connect_timeout", c->connect_timeout_ms);
-  long total_ms = field_ms(L, 2, "timeout", c->timeout_ms);
-  int is_head = strcmp(method, "HEAD") == 0;
-  if (is_head && body) return luaL_error(L, "alex.http: field 'body' is not allowed with method HEAD");
+    luaL_error(L, "alex.http: field 'body' must be a string (got %s)", luaL_typename(L, 5));
+  o->connect_ms = field_ms(L, 2, "connect_timeout", c->connect_timeout_ms);
+  o->total_ms = field_ms(L, 2, "timeout", c->timeout_ms);
+  o->is_head = strcmp(o->method, "HEAD") == 0;
+  if (o->is_head && o->body) luaL_error(L, "alex.http: field 'body' is not allowed with method HEAD");
+}
 
-  release_request_state(c);
-  c->phase = PHASE_RESOLVING;
-  c->interrupted = c->oom = c->too_large = 0;
-  c->errbuf[0] = '\0';
-
-  /* headers (index 6) */
-  lua_getfield(L, 2, "headers");
-  build_headers(L, c, 6);
-
-  /* the URL: parsed here to reject bad ones and to name the host in messages */
+/* Parses the URL into c->url, rejecting bad ones, and keeps "host:port" in
+ * c->host for messages. */
+static void parse_url(lua_State *L, struct client *c, const char *url) {
   c->url = curl_url();
-  if (!c->url) return luaL_error(L, "alex.http: not enough memory");
+  if (!c->url) luaL_error(L, "alex.http: not enough memory");
   CURLUcode uc = curl_url_set(c->url, CURLUPART_URL, url, 0);
   if (uc != CURLUE_OK) {
-    if (uc == CURLUE_OUT_OF_MEMORY) return luaL_error(L, "alex.http: not enough memory");
-    return luaL_error(L, "alex.http: field 'url' is not a valid URL (%s)", curl_url_strerror(uc));
+    if (uc == CURLUE_OUT_OF_MEMORY) luaL_error(L, "alex.http: not enough memory");
+    luaL_error(L, "alex.http: field 'url' is not a valid URL (%s)", curl_url_strerror(uc));
   }
   char *scheme = NULL, *host = NULL, *port = NULL;
   uc = curl_url_get(c->url, CURLUPART_SCHEME, &scheme, 0);
@@ -778,9 +776,48 @@ static int l_request(lua_State *L) {
   curl_free(scheme);
   curl_free(host);
   curl_free(port);
-  if (uc == CURLUE_OUT_OF_MEMORY) return luaL_error(L, "alex.http: not enough memory");
-  if (uc != CURLUE_OK) return luaL_error(L, "alex.http: field 'url' is not a valid URL (%s)", curl_url_strerror(uc));
-  if (!scheme_ok) return luaL_error(L, "alex.http: field 'url' must be an http:// or https:// URL");
+  if (uc == CURLUE_OUT_OF_MEMORY) luaL_error(L, "alex.http: not enough memory");
+  if (uc != CURLUE_OK) luaL_error(L, "alex.http: field 'url' is not a valid URL (%s)", curl_url_strerror(uc));
+  if (!scheme_ok) luaL_error(L, "alex.http: field 'url' must be an http:// or https:// URL");
+}
+
+/* Method and body: libcurl's POST with our read callback for a body, so that
+ * a body is never sent twice (on_upload_seek). */
+static void set_method_and_body(lua_State *L, struct client *c, struct request_opts *o) {
+  int sends_body = strcmp(o->method, "POST") == 0 || strcmp(o->method, "PUT") == 0 || strcmp(o->method, "PATCH") == 0;
+  if (!o->body && sends_body) o->body = ""; /* send Content-Length: 0 */
+  if (o->is_head) {
+    SETOPT(CURLOPT_NOBODY, 1L);
+  } else if (o->body) {
+    /* the body string stays on the Lua stack (index 5) until the transfer ends */
+    c->upload = o->body;
+    c->upload_len = o->body_len;
+    c->upload_pos = 0;
+    SETOPT(CURLOPT_POST, 1L);
+    SETOPT(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)o->body_len);
+    SETOPT(CURLOPT_READFUNCTION, on_upload_read);
+    SETOPT(CURLOPT_READDATA, (void *)c);
+    SETOPT(CURLOPT_SEEKFUNCTION, on_upload_seek);
+    SETOPT(CURLOPT_SEEKDATA, (void *)c);
+    if (strcmp(o->method, "POST") != 0) SETOPT(CURLOPT_CUSTOMREQUEST, o->method);
+  } else if (strcmp(o->method, "GET") == 0) {
+    SETOPT(CURLOPT_HTTPGET, 1L);
+  } else {
+    SETOPT(CURLOPT_CUSTOMREQUEST, o->method);
+  }
+}
+
+/* Makes the easy handle ready for this request: headers, URL, timeouts, TLS,
+ * callbacks, method and body.  The previous request's state is released first. */
+static void prepare_transfer(lua_State *L, struct client *c, struct request_opts *o) {
+  release_request_state(c);
+  c->phase = PHASE_RESOLVING;
+  c->interrupted = c->oom = c->too_large = 0;
+  c->errbuf[0] = '\0';
+
+  lua_getfield(L, 2, "headers"); /* index 6 */
+  build_headers(L, c, 6);
+  parse_url(L, c, o->url);
 
   /* the interrupt flag, when the host provides one */
   lua_getfield(L, LUA_REGISTRYINDEX, ALEX_INTERRUPT_KEY);
@@ -793,8 +830,8 @@ static int l_request(lua_State *L) {
   SETOPT(CURLOPT_NOSIGNAL, 1L);
   SETOPT(CURLOPT_QUICK_EXIT, 1L); /* never wait for a hung resolver thread */
   SETOPT(CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
-  SETOPT(CURLOPT_CONNECTTIMEOUT_MS, connect_ms);
-  SETOPT(CURLOPT_TIMEOUT_MS, total_ms);
+  SETOPT(CURLOPT_CONNECTTIMEOUT_MS, o->connect_ms);
+  SETOPT(CURLOPT_TIMEOUT_MS, o->total_ms);
   SETOPT(CURLOPT_SSL_VERIFYPEER, 1L);
   SETOPT(CURLOPT_SSL_VERIFYHOST, 2L);
   SETOPT(CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
@@ -818,109 +855,96 @@ static int l_request(lua_State *L) {
     SETOPT(CURLOPT_DEBUGFUNCTION, on_debug);
     SETOPT(CURLOPT_VERBOSE, 1L);
   }
-  int is_get = strcmp(method, "GET") == 0;
-  if (!body && (strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0 || strcmp(method, "PATCH") == 0))
-    body = ""; /* send Content-Length: 0 */
-  if (is_head) {
-    SETOPT(CURLOPT_NOBODY, 1L);
-  } else if (body) {
-    /* the body string stays on the Lua stack (index 5) until the transfer ends */
-    c->upload = body;
-    c->upload_len = body_len;
-    c->upload_pos = 0;
-    SETOPT(CURLOPT_POST, 1L);
-    SETOPT(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
-    SETOPT(CURLOPT_READFUNCTION, on_upload_read);
-    SETOPT(CURLOPT_READDATA, (void *)c);
-    SETOPT(CURLOPT_SEEKFUNCTION, on_upload_seek);
-    SETOPT(CURLOPT_SEEKDATA, (void *)c);
-    if (strcmp(method, "POST") != 0) SETOPT(CURLOPT_CUSTOMREQUEST, method);
-  } else if (is_get) {
-    SETOPT(CURLOPT_HTTPGET, 1L);
-  } else {
-    SETOPT(CURLOPT_CUSTOMREQUEST, method);
-  }
+  set_method_and_body(L, c, o);
+}
 
-  /* ---- the transfer ---- */
-  CURLcode rc = CURLE_OK;
-  CURLMcode mc = CURLM_OK;
+/* Whether Ctrl-C was pressed; remembers it for the error kind. */
+static int interrupt_pending(struct client *c) {
   if (c->interrupt && *c->interrupt) {
     c->interrupted = 1;
-    rc = CURLE_ABORTED_BY_CALLBACK;
+    return 1;
+  }
+  return 0;
+}
+
+/* Runs the prepared transfer in our own multi loop, waiting at most POLL_MS
+ * at a time and checking the interrupt flag after every wait.  Returns the
+ * transfer's result; *mc gets the multi interface's own failure, if any. */
+static CURLcode run_transfer(struct client *c, CURLMcode *mc) {
+  *mc = CURLM_OK;
+  if (interrupt_pending(c)) return CURLE_ABORTED_BY_CALLBACK;
+  CURLcode rc = CURLE_OK;
+  *mc = curl_multi_add_handle(c->multi, c->easy);
+  int done = 0;
+  while (*mc == CURLM_OK && !done) {
+    int running = 0;
+    *mc = curl_multi_perform(c->multi, &running);
+    if (*mc != CURLM_OK) break;
+    int queued;
+    CURLMsg *msg;
+    while ((msg = curl_multi_info_read(c->multi, &queued)) != NULL) {
+      if (msg->msg == CURLMSG_DONE && msg->easy_handle == c->easy) {
+        rc = msg->data.result;
+        done = 1;
+      }
+    }
+    if (done) break;
+    if (!running) { /* cannot happen without a DONE message; do not spin */
+      rc = CURLE_FAILED_INIT;
+      break;
+    }
+    if (interrupt_pending(c)) {
+      rc = CURLE_ABORTED_BY_CALLBACK;
+      break;
+    }
+    *mc = curl_multi_poll(c->multi, NULL, 0, POLL_MS, NULL); /* a signal ends it early */
+    if (interrupt_pending(c)) {
+      rc = CURLE_ABORTED_BY_CALLBACK;
+      break;
+    }
+  }
+  curl_multi_remove_handle(c->multi, c->easy);
+  return rc;
+}
+
+/* Pushes nil, a message naming the host, and the failure's kind; returns 3. */
+static int push_failure(lua_State *L, struct client *c, CURLMcode mc, CURLcode rc) {
+  const char *what;
+  const char *kind = mc != CURLM_OK ? "other" : classify(c, rc, &what);
+  if (mc != CURLM_OK) {
+    lua_pushfstring(L, "request failed to %s: %s", c->host, curl_multi_strerror(mc));
+  } else if (rc == CURLE_ABORTED_BY_CALLBACK && c->interrupted) {
+    lua_pushfstring(L, "%s %s", what, c->host);
+  } else if (c->too_large) {
+    lua_pushfstring(L, "%s %s: more than %d MiB", what, c->host, (int)(MAX_RESPONSE_BYTES >> 20));
+  } else if (rc == CURLE_SEND_FAIL_REWIND) {
+    lua_pushfstring(L, "%s %s: the connection closed without an answer after the request was sent", what, c->host);
   } else {
-    mc = curl_multi_add_handle(c->multi, c->easy);
-    int done = 0;
-    while (mc == CURLM_OK && !done) {
-      int running = 0;
-      mc = curl_multi_perform(c->multi, &running);
-      if (mc != CURLM_OK) break;
-      int queued;
-      CURLMsg *msg;
-      while ((msg = curl_multi_info_read(c->multi, &queued)) != NULL) {
-        if (msg->msg == CURLMSG_DONE && msg->easy_handle == c->easy) {
-          rc = msg->data.result;
-          done = 1;
-        }
-      }
-      if (done) break;
-      if (!running) { /* cannot happen without a DONE message; do not spin */
-        rc = CURLE_FAILED_INIT;
-        break;
-      }
-      if (c->interrupt && *c->interrupt) {
-        c->interrupted = 1;
-        rc = CURLE_ABORTED_BY_CALLBACK;
-        break;
-      }
-      mc = curl_multi_poll(c->multi, NULL, 0, POLL_MS, NULL); /* a signal ends it early */
-      if (c->interrupt && *c->interrupt) {
-        c->interrupted = 1;
-        rc = CURLE_ABORTED_BY_CALLBACK;
-        break;
-      }
-    }
-    curl_multi_remove_handle(c->multi, c->easy);
-  }
-  if (mc == CURLM_OUT_OF_MEMORY || rc == CURLE_OUT_OF_MEMORY || c->oom) {
-    release_request_state(c);
-    return luaL_error(L, "alex.http: not enough memory");
-  }
-
-  if (mc != CURLM_OK || rc != CURLE_OK) {
-    const char *what;
-    const char *kind = mc != CURLM_OK ? "other" : classify(c, rc, &what);
-    if (mc != CURLM_OK) {
-      lua_pushfstring(L, "request failed to %s: %s", c->host, curl_multi_strerror(mc));
-    } else if (rc == CURLE_ABORTED_BY_CALLBACK && c->interrupted) {
-      lua_pushfstring(L, "%s %s", what, c->host);
-    } else if (c->too_large) {
-      lua_pushfstring(L, "%s %s: more than %d MiB", what, c->host, (int)(MAX_RESPONSE_BYTES >> 20));
-    } else if (rc == CURLE_SEND_FAIL_REWIND) {
-      lua_pushfstring(L, "%s %s: the connection closed without an answer after the request was sent", what, c->host);
+    const char *detail = c->errbuf[0] ? c->errbuf : curl_easy_strerror(rc);
+    size_t dl = strlen(detail);
+    while (dl > 0 && (detail[dl - 1] == '\n' || detail[dl - 1] == ' ')) dl--;
+    lua_pushfstring(L, "%s %s: ", what, c->host);
+    lua_pushlstring(L, detail, dl);
+    if (rc == CURLE_SSL_CACERT_BADFILE && c->ca_bundle) {
+      lua_pushfstring(L, " (CA bundle %s)", c->ca_bundle);
+      lua_concat(L, 3);
     } else {
-      const char *detail = c->errbuf[0] ? c->errbuf : curl_easy_strerror(rc);
-      size_t dl = strlen(detail);
-      while (dl > 0 && (detail[dl - 1] == '\n' || detail[dl - 1] == ' ')) dl--;
-      lua_pushfstring(L, "%s %s: ", what, c->host);
-      lua_pushlstring(L, detail, dl);
-      if (rc == CURLE_SSL_CACERT_BADFILE && c->ca_bundle) {
-        lua_pushfstring(L, " (CA bundle %s)", c->ca_bundle);
-        lua_concat(L, 3);
-      } else {
-        lua_concat(L, 2);
-      }
+      lua_concat(L, 2);
     }
-    if (c->verbose) {
-      const char *m = lua_tostring(L, -1);
-      print_text_redacted("alex.http: error: ", m, strlen(m));
-    }
-    release_request_state(c);
-    lua_pushnil(L);
-    lua_insert(L, -2);
-    lua_pushstring(L, kind);
-    return 3;
   }
+  if (c->verbose) {
+    const char *m = lua_tostring(L, -1);
+    print_text_redacted("alex.http: error: ", m, strlen(m));
+  }
+  release_request_state(c);
+  lua_pushnil(L);
+  lua_insert(L, -2);
+  lua_pushstring(L, kind);
+  return 3;
+}
 
+/* Pushes the result table { status, headers, body, new_connections, time }; returns 1. */
+static int push_response(lua_State *L, struct client *c, const struct request_opts *o) {
   long status = 0, connects = 0;
   curl_off_t total_us = 0;
   curl_easy_getinfo(c->easy, CURLINFO_RESPONSE_CODE, &status);
@@ -928,7 +952,7 @@ static int l_request(lua_State *L) {
   curl_easy_getinfo(c->easy, CURLINFO_TOTAL_TIME_T, &total_us);
   if (c->verbose)
     fprintf(stderr, "alex.http: %s %s: HTTP %ld, sent %zu body bytes, received %zu, %.1f ms, %ld new connection(s)\n",
-            method, c->host, status, body_len, c->body.len, (double)total_us / 1000.0, connects);
+            o->method, c->host, status, o->body_len, c->body.len, (double)total_us / 1000.0, connects);
 
   lua_createtable(L, 0, 5);
   lua_pushinteger(L, status);
@@ -943,6 +967,22 @@ static int l_request(lua_State *L) {
   lua_setfield(L, -2, "time");
   release_request_state(c);
   return 1;
+}
+
+/* client:request(opts) -> res | nil, message, kind */
+static int l_request(lua_State *L) {
+  struct client *c = check_client(L, 1);
+  struct request_opts o;
+  read_request_opts(L, c, &o);
+  prepare_transfer(L, c, &o);
+  CURLMcode mc;
+  CURLcode rc = run_transfer(c, &mc);
+  if (mc == CURLM_OUT_OF_MEMORY || rc == CURLE_OUT_OF_MEMORY || c->oom) {
+    release_request_state(c);
+    return luaL_error(L, "alex.http: not enough memory");
+  }
+  if (mc != CURLM_OK || rc != CURLE_OK) return push_failure(L, c, mc, rc);
+  return push_response(L, c, &o);
 }
 
 /* ---------- module ---------- */

@@ -1,8 +1,9 @@
 /*
- * libFuzzer harness: alex-dataapi's request decoding (local/exec.c) through
- * its real entry points, op_execute, op_batch, op_begin and op_end, without a
- * database.  Input: a request body, parsed as local/http.c parses it
- * (json_loadb, no flags).
+ * libFuzzer harness: alex-dataapi's request decoding (local/request.c,
+ * local/params.c and the operations that use them) through its real entry
+ * points, op_execute, op_batch, op_begin and op_end, without a database.
+ * Input: a request body, parsed as local/http.c parses it (json_loadb, no
+ * flags).
  *
  * The server is marked as stopping and holds no transaction, so everything a
  * request carries is decoded and validated (members, ARNs, the SQL's
@@ -63,6 +64,9 @@ static void server_init(server *s) {
   pthread_mutex_init(&s->type_mu, NULL);
   pthread_mutex_init(&s->stats_mu, NULL);
   pthread_mutex_init(&s->fault_mu, NULL);
+  pthread_mutex_init(&s->cluster_mu, NULL);
+  char err[256];
+  CHECK(cluster_init(s, err, sizeof err) == 0); /* no state file: the defaults, Data API enabled */
   s->stopping = 1; /* db_acquire refuses: no connection is ever attempted */
 }
 
@@ -74,6 +78,7 @@ static void server_done(server *s) {
   pthread_mutex_destroy(&s->type_mu);
   pthread_mutex_destroy(&s->stats_mu);
   pthread_mutex_destroy(&s->fault_mu);
+  pthread_mutex_destroy(&s->cluster_mu);
 }
 
 static const char *const secrets[] = {SECRET_KEY, SESSION_TOKEN, PG_PASSWORD};

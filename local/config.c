@@ -58,6 +58,8 @@ static const setting_def DEFS[] = {
     {"pidfile", T_STR, OFF(pidfile), 0, "write the pid here; removed at exit"},
     {"log_file", T_STR, OFF(log_file), 0, "append the log here (stderr)"},
     {"log_level", T_STR, OFF(log_level), 0, "error|warn|info|debug (info)"},
+    {"cluster_state_file", T_STR, OFF(cluster_state_file), 0, "keep the cluster's RDS settings here (memory only)"},
+    {"engine_version", T_STR, OFF(engine_version), 0, "Aurora version the RDS API reports (PostgreSQL's)"},
     {"fault_seed", T_FAULT, 0, 0, "fault generator seed (0)"},
     {"fault_latency_ms", T_FAULT, 0, 0, "added latency per call (0)"},
     {"fault_throttle_rate", T_FAULT, 0, 0, "ThrottlingException rate 0..1 (0)"},
@@ -267,8 +269,9 @@ void settings_usage(void) {
          "Settings (precedence: --config file < ALEX_DATAAPI_<NAME> environment < --<name>):\n");
   for (size_t i = 0; i < NDEFS; i++) printf("  %-22s %s\n", DEFS[i].name, DEFS[i].help);
   printf("\nSecrets (pg_password, secret_key, session_token, admin_token) are refused on the command line.\n"
-         "Admin API on loopback: GET /_alex/health, GET /_alex/stats, GET /_alex/faults; with the\n"
-         "X-Alex-Admin-Token header: POST /_alex/stats/reset, POST /_alex/faults.\n"
+         "The RDS Query API (DescribeDBClusters, ModifyDBCluster, Enable/DisableHttpEndpoint) on POST /.\n"
+         "Admin API on loopback: GET /_alex/health, /_alex/stats, /_alex/faults, /_alex/cluster; with the\n"
+         "X-Alex-Admin-Token header: POST /_alex/stats/reset, /_alex/faults, /_alex/cluster.\n"
          "SIGTERM/SIGINT stop it gracefully.\n");
 }
 
@@ -389,6 +392,14 @@ int settings_load(settings *s, int argc, char **argv, char *err, size_t errlen) 
   if (s->max_request_bytes < 1024 || s->max_response_bytes < 1) {
     seterr(err, errlen, "max_request_bytes must be >= 1024 and max_response_bytes >= 1");
     return -1;
+  }
+  if (s->engine_version) {
+    const char *p = s->engine_version;
+    size_t major = strspn(p, "0123456789"), minor = p[major] == '.' ? strspn(p + major + 1, "0123456789") : 0;
+    if (major < 1 || major > 3 || minor < 1 || minor > 3 || p[major + 1 + minor] != '\0') {
+      seterr(err, errlen, "engine_version must be MAJOR.MINOR like 15.10, got '%.40s'", p);
+      return -1;
+    }
   }
   if (s->statement_timeout <= 0 || s->tx_idle_timeout <= 0 || s->tx_max_lifetime <= 0) {
     seterr(err, errlen, "statement_timeout, tx_idle_timeout and tx_max_lifetime must be > 0");

@@ -21,6 +21,8 @@ typedef struct {
   long long max_response_bytes, max_request_bytes, row_size_limit;
   long long pool_size;
   char *pidfile, *log_file, *log_level;
+  char *cluster_state_file; /* the RDS API's changes to the cluster are kept here; none: in memory only */
+  char *engine_version;     /* the Aurora version reported; none: PostgreSQL's own */
   fault_settings faults;
 } settings;
 

@@ -70,6 +70,11 @@ void db_error_from_conn(dbconn *c, apierr *e) {
   apierr_set(e, 500, "InternalServerErrorException", "Database connection failed: %.*s", (int)n, m);
 }
 
+void db_statement_timeout(apierr *e, dbconn *c) {
+  apierr_set(e, 400, "StatementTimeoutException", "Request timed out");
+  e->db_connection_id = PQbackendPID(c->pg);
+}
+
 /* ---- sessions ---- */
 
 static void quiet_notices(void *arg, const char *message) {
@@ -259,6 +264,26 @@ void db_cancel_active(server *s) {
   pthread_mutex_lock(&s->pool_mu);
   for (dbconn *c = s->active; c; c = c->anext) db_request_cancel(c);
   pthread_mutex_unlock(&s->pool_mu);
+}
+
+int db_stopping(server *s) {
+  pthread_mutex_lock(&s->pool_mu);
+  int v = s->stopping;
+  pthread_mutex_unlock(&s->pool_mu);
+  return v;
+}
+
+int db_wait_ready(PGconn *pg, double deadline) {
+  while (PQisBusy(pg)) {
+    double left = deadline - mono_now();
+    if (left <= 0) return 1;
+    struct pollfd pfd = {PQsocket(pg), POLLIN, 0};
+    int ms = left > 1 ? 1000 : (int)(left * 1000) + 1;
+    int r = poll(&pfd, 1, ms);
+    if (r < 0 && errno != EINTR) return -1;
+    if (r > 0 && !PQconsumeInput(pg)) return -1;
+  }
+  return 0;
 }
 
 /* ---- transactions ---- */

@@ -1,4 +1,5 @@
-/* alex-dataapi: a local RDS Data API (rds-data) service on PostgreSQL.
+/* alex-dataapi: a local RDS Data API (rds-data) service on PostgreSQL, with
+ * the RDS control plane's calls for its one cluster.
  * Settings, the listening address, signals, pidfile; see local/README.md. */
 #include <errno.h>
 #include <fcntl.h>
@@ -150,8 +151,14 @@ int main(int argc, char **argv) {
   pthread_mutex_init(&s->type_mu, NULL);
   pthread_mutex_init(&s->stats_mu, NULL);
   pthread_mutex_init(&s->fault_mu, NULL);
+  pthread_mutex_init(&s->cluster_mu, NULL);
   s->faults = s->cfg.faults;
   s->prng = s->faults.seed;
+  if (cluster_init(s, err, sizeof err) != 0) {
+    LOGE(&s->log, "%s", err);
+    if (s->log.f != stderr) fprintf(stderr, "alex-dataapi: %s\n", err);
+    goto out_mutex;
+  }
 
   /* Signals are taken by sigwait in this thread; every other thread inherits the mask. */
   sigset_t stop;
@@ -210,12 +217,14 @@ out_db:
   db_shutdown(s);
   if (s->cfg.pidfile && status == 0) unlink(s->cfg.pidfile);
   LOGI(&s->log, "stopped");
+out_mutex:
   pthread_mutex_destroy(&s->pool_mu);
   pthread_mutex_destroy(&s->tx_mu);
   pthread_cond_destroy(&s->tx_cv);
   pthread_mutex_destroy(&s->type_mu);
   pthread_mutex_destroy(&s->stats_mu);
   pthread_mutex_destroy(&s->fault_mu);
+  pthread_mutex_destroy(&s->cluster_mu);
 out_log:
   if (s->log.owned) fclose(s->log.f);
   pthread_mutex_destroy(&s->log.mu);

@@ -80,14 +80,35 @@ typedef struct typecache_entry {
   struct typecache_entry *next;
 } typecache_entry;
 
-typedef struct {
-  uint64_t ops[5];
-  uint64_t bytes_in, bytes_out;
-  uint64_t faults[5]; /* throttle, resuming, 5xx, drop, drop_after */
-} stats;
-
 enum op { OP_EXECUTE, OP_BATCH, OP_BEGIN, OP_COMMIT, OP_ROLLBACK, OP_NONE };
 extern const char *const OP_NAMES[5];
+
+/* The RDS Query API's actions the service answers. */
+enum rds_action { RDS_DESCRIBE, RDS_MODIFY, RDS_ENABLE_HTTP, RDS_DISABLE_HTTP, RDS_NACTIONS };
+extern const char *const RDS_ACTION_NAMES[RDS_NACTIONS];
+
+enum fault { FAULT_THROTTLE, FAULT_RESUMING, FAULT_5XX, FAULT_DROP, FAULT_DROP_AFTER, NFAULTS };
+extern const char *const FAULT_NAMES[NFAULTS];
+
+typedef struct {
+  uint64_t ops[5];
+  uint64_t rds[RDS_NACTIONS];
+  uint64_t bytes_in, bytes_out;
+  uint64_t faults[NFAULTS];
+} stats;
+
+/* The local cluster as the RDS control plane describes it. */
+#define CLUSTER_STATUS_LEN 48
+typedef struct {
+  double min_capacity, max_capacity; /* ACUs */
+  int seconds_until_auto_pause;      /* used when min_capacity is 0 */
+  int http_endpoint_enabled;         /* the Data API answers only when set */
+  long long created;                 /* ClusterCreateTime, seconds since the epoch */
+  char status[CLUSTER_STATUS_LEN];   /* "available" unless the admin API set another */
+  int status_describes;              /* DescribeDBClusters answers left with that status; -1: until changed */
+  int modify_describes;              /* answers a ModifyDBCluster leaves it "modifying" for (admin API) */
+  char engine_version[16];           /* "15.18"; "" until read from PostgreSQL */
+} cluster_state;
 
 typedef struct server {
   settings cfg;
@@ -118,6 +139,9 @@ typedef struct server {
   pthread_mutex_t fault_mu;
   fault_settings faults;
   uint64_t prng;
+
+  pthread_mutex_t cluster_mu;
+  cluster_state cluster;
 } server;
 
 /* db.c */
@@ -132,6 +156,10 @@ void db_active(server *s, dbconn *c, int on);
 void db_request_cancel(dbconn *c);
 void db_error_from_result(const PGresult *r, apierr *e);
 void db_error_from_conn(dbconn *c, apierr *e);
+void db_statement_timeout(apierr *e, dbconn *c);  /* StatementTimeoutException with c's backend pid */
+int db_stopping(server *s);                        /* the service is shutting down */
+/* Consumes input until a result is ready: 0 ready, 1 deadline (monotonic) passed, -1 connection trouble. */
+int db_wait_ready(PGconn *pg, double deadline);
 int db_open_transactions(server *s);
 
 txn *tx_begin(server *s, dbconn *c, apierr *err);            /* registers; NULL on oom */
@@ -144,7 +172,8 @@ void tx_not_found(apierr *err, const char *id);
 int types_resolve(server *s, const char *db, const Oid *oids, int n, typeinfo *out);
 const typeinfo *types_builtin(Oid oid);
 
-/* exec.c: the five operations.  out receives the JSON body on success. */
+/* The five operations (execute.c, batch.c, transactions.c).  out receives
+ * the JSON body on success. */
 int op_execute(server *s, json_t *req, sbuf *out, apierr *err);
 int op_batch(server *s, json_t *req, sbuf *out, apierr *err);
 int op_begin(server *s, json_t *req, sbuf *out, apierr *err);
@@ -154,6 +183,45 @@ int op_end(server *s, json_t *req, int commit, sbuf *out, apierr *err);
 struct MHD_Daemon;
 struct sockaddr;
 struct MHD_Daemon *http_start(server *s, const struct sockaddr *addr, char *err, size_t errlen);
-void stats_count(server *s, int which_fault, enum op op, uint64_t in, uint64_t out);
+
+/* stats.c: one counted call (op OP_NONE or rds_action -1 when not that kind;
+ * fault -1 when none), with its request and response body bytes. */
+void stats_count(server *s, int fault, enum op op, int rds_action, uint64_t in, uint64_t out);
+void stats_reset(server *s);
+void stats_json(server *s, sbuf *b);
+
+/* faults.c */
+typedef struct {
+  double latency_ms;
+  int fault;   /* FAULT_* decided before running, or -1 */
+  int drop_after;
+  int use_503;
+} fault_draw;
+/* Six draws per call, always, so a seed reproduces the same sequence;
+ * may_resume: the call can meet DatabaseResumingException. */
+void faults_draw(server *s, int may_resume, fault_draw *d);
+void faults_get(server *s, fault_settings *f);
+void faults_put(server *s, const fault_settings *f, int reseed); /* reseed: restart the generator at f->seed */
+void faults_json(server *s, sbuf *b);
+
+/* cluster.c: the local cluster's state, kept in cluster_state_file. */
+int cluster_init(server *s, char *err, size_t errlen); /* defaults, then the file; -1 on a bad file */
+/* A copy of the state; describing: this is a DescribeDBClusters answer,
+ * which uses up one answer of an injected status. */
+void cluster_get(server *s, int describing, cluster_state *out);
+int cluster_http_endpoint_enabled(server *s);
+/* The new scaling configuration (already checked) or the Data API flag,
+ * written to the state file before it is taken; -1 with err when the file
+ * cannot be written. */
+int cluster_put_scaling(server *s, double min, double max, int seconds, apierr *err);
+int cluster_put_http_endpoint(server *s, int enabled, apierr *err);
+/* The admin API's injected status: status for for_describes DescribeDBClusters
+ * answers (-1: until changed); -1 with err for a status RDS does not have. */
+int cluster_set_status(server *s, const char *status, int for_describes, char *err, size_t errlen);
+void cluster_set_modify_describes(server *s, int n);
+/* The Aurora engine version the cluster reports: the engine_version setting,
+ * else PostgreSQL's major.minor (read once from the server). */
+int cluster_engine_version(server *s, char out[16], apierr *err);
+void cluster_json(server *s, sbuf *b);
 
 #endif

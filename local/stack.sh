@@ -54,13 +54,14 @@ PORTS=$STATE/ports.env
 PGMODE=$STATE/pg-mode
 PIDFILE=$STATE/dataapi.pid
 APILOG=$STATE/dataapi.log
+CLUSTERSTATE=$STATE/cluster.env
 MARKER=$STATE/.alex-stack
 LOCK=$STATE/.lock
 # Everything the stack makes in its folder (journal/ is alexlua's journal of
 # open transactions); reset deletes these and nothing else.
 OWNED_DIRS="pg run journal"
 OWNED_FILES="local.env dataapi.env secrets.env pgpass admin.header ports.env pg-mode dataapi.pid dataapi.log
-dataapi.log.out pg.log initdb.log"
+dataapi.log.out pg.log initdb.log cluster.env"
 
 case $TIMEOUT in ''|*[!0-9]*) die "ALEX_STACK_TIMEOUT must be a whole number of seconds" ;; esac
 LOCK_WAIT=$((TIMEOUT + 120))
@@ -435,13 +436,17 @@ secret_key=$SECRET_ACCESS_KEY
 admin_token=$ADMIN_TOKEN
 pidfile=$PIDFILE
 log_file=$APILOG
+cluster_state_file=$CLUSTERSTATE
 EOF
   # AWS_DEFAULT_REGION too: the AWS CLI v1 and older botocore read only that one.
+  # AWS_ENDPOINT_URL_RDS: the same service answers the RDS control plane's
+  # calls about the local cluster (aurora.lua, aws rds describe-db-clusters).
   # ALEX_JOURNAL_DIR: alexlua's journal of open transactions stays with the
   # stack whoever reads this file (a client with these settings is not a
   # "local target" and would otherwise keep it in the XDG state folder).
   write_private "$LOCALENV" <<EOF
 AWS_ENDPOINT_URL_RDS_DATA=http://127.0.0.1:$API_PORT
+AWS_ENDPOINT_URL_RDS=http://127.0.0.1:$API_PORT
 AURORA_CLUSTER_ARN=$cluster
 AURORA_SECRET_ARN=$secret
 AURORA_DATABASE=$DB
@@ -498,6 +503,7 @@ start_service() {
         ALEX_DATAAPI_LISTEN|ALEX_DATAAPI_PG_*|ALEX_DATAAPI_DEFAULT_DATABASE|ALEX_DATAAPI_*_ARN|\
         ALEX_DATAAPI_REGION|ALEX_DATAAPI_ACCESS_KEY|ALEX_DATAAPI_SECRET_KEY|ALEX_DATAAPI_SESSION_TOKEN|\
         ALEX_DATAAPI_ADMIN_TOKEN|ALEX_DATAAPI_PIDFILE|ALEX_DATAAPI_LOG_FILE|ALEX_DATAAPI_CONFIG|\
+        ALEX_DATAAPI_CLUSTER_STATE_FILE|\
         ALEX_DATAAPI_BIN|ALEX_DATAAPI_PORT)
           unset "$v" ;;
       esac

@@ -1,23 +1,25 @@
 -- luacheck: std +busted
--- scripts/aurora.lua and alex.rds against spec/support/rds_server.py: a local
--- stand-in for the RDS Query API that recomputes every request's SigV4
--- signature (service rds), records what it received and answers with the
--- recorded-style XML of spec/support/fixtures/rds/.  The script runs as users
+-- scripts/aurora.lua and alex.rds against the RDS control plane of a private
+-- local stack (spec/support/stack.lua): alex-dataapi answers DescribeDBClusters,
+-- ModifyDBCluster and Enable/DisableHttpEndpoint for its cluster, verifying
+-- every request's SigV4 signature for service rds.  The script runs as users
 -- run it: alexlua --no-env-file scripts/aurora.lua ..., in a clean environment.
+-- What the service received is read from its statistics (calls per action,
+-- faults) and its debug log (one line per call with the parameters).
 local servers = require "servers"
+local stack = require "stack"
 local cjson = require "cjson"
+local http = require "alex.http"
 local rds = require "alex.rds"
+local sigv4 = require "alex.sigv4"
 
 local ALEXLUA = assert(os.getenv("ALEXLUA"), "ALEXLUA must name the alexlua binary (make test sets it)")
 local ROOT = servers.support_dir:gsub("/spec/support$", "")
 local SCRIPT = ROOT .. "/scripts/aurora.lua"
-local FIXTURES = servers.support_dir .. "/fixtures/rds"
 local q = servers.q
 
+-- a cluster ARN for the settings checks, which need no service
 local CLUSTER_ARN = "arn:aws:rds:us-east-1:123456789012:cluster:alex-aurora-cluster"
-local ACCESS_KEY = "AKIDAURORASPEC000001"
-local SECRET_KEY = "aurora/spec/Secret+Key/wJalrXUtnFEMI0000"
-local SESSION_TOKEN = "IQoJb3JpZ2luX2VjEAURORASPECTOKEN//////////wEaCXVzLWVhc3QtMSJHMEUCIQ"
 
 local function contains(s, sub)
   assert.is_string(s)
@@ -29,55 +31,54 @@ local function not_contains(s, sub)
   assert(not s:find(sub, 1, true), ("expected %q\nnot to contain %q"):format(s, sub))
 end
 
--- ---------- the stand-in RDS API ----------
+-- ---------- the private stack ----------
 
-local Rds = {}
-Rds.__index = Rds
+local S       -- the stack, debug logging on (the log shows each call's parameters)
+local VERSION -- the engine version it reports: the local PostgreSQL's major.minor
+local H       -- one HTTP client for admin calls
 
--- script: { Action = { "fixture.xml", "fixture.xml@404", ... } }
-local function start_rds(script, opts)
-  opts = opts or {}
-  local dir = servers.tmpdir()
-  local script_path, record = dir .. "/script.json", dir .. "/record.jsonl"
-  servers.write_file(script_path, cjson.encode(script))
-  servers.write_file(record, "")
-  local cmd = table.concat({
-    "exec", servers.PYTHON, q(servers.support_dir .. "/rds_server.py"),
-    "--fixtures", q(FIXTURES), "--script", q(script_path), "--record", q(record),
-    "--region", opts.region or "us-east-1", "--access-key", q(ACCESS_KEY), "--secret-key", q(SECRET_KEY),
-  }, " ")
-  local proc = assert(io.popen(cmd, "r"))
-  local line = proc:read("l")
-  local port, pid = (line or ""):match("^READY (%d+) (%d+)$")
-  if not port then
-    proc:close()
-    servers.rmtree(dir)
-    error("rds_server.py did not start (said " .. tostring(line) .. ")")
-  end
-  return setmetatable({ proc = proc, pid = tonumber(pid), port = tonumber(port), dir = dir, record = record,
-    url = "http://127.0.0.1:" .. port }, Rds)
+-- An alex.rds client on the stack's settings, for setting the cluster up.
+local function client(extra)
+  local env = {}
+  for k, v in pairs(S.env) do env[k] = v end
+  for k, v in pairs(extra or {}) do env[k] = v end
+  return assert(rds.new { env = function(k) return env[k] end, home = "/nonexistent", retry_base = 0 })
 end
 
--- The requests received so far, oldest first.
-function Rds:requests()
+local function admin(method, path, body)
+  local res = assert(H:request { method = method, url = S.admin .. path, body = body,
+                                 headers = method == "GET" and {} or S:admin_headers() })
+  assert.equal(200, res.status, res.body)
+  return cjson.decode(res.body)
+end
+
+-- The cluster's scaling configuration, through ModifyDBCluster.
+local function set_scaling(min, max, seconds)
+  local c = client()
+  assert(c:modify_scaling { min_capacity = min, max_capacity = max, seconds_until_auto_pause = seconds })
+  c:close()
+end
+
+-- Calls per RDS action since the last reset, and the faults injected.
+local function calls()
+  local st = assert(S:stats())
+  return st.rds_actions, st.faults
+end
+
+-- The parameters of every call the service logged since `from` (a log
+-- offset), oldest first: { Action = ..., DBClusterIdentifier = ..., ... }.
+local function logged(from)
+  local text = (servers.read_file(S.dir .. "/dataapi.log") or ""):sub(from + 1)
   local list = {}
-  for line in (servers.read_file(self.record) or ""):gmatch("[^\n]+") do list[#list + 1] = cjson.decode(line) end
+  for line in text:gmatch("[^\n]*DEBUG rds: Action=[^\n]*") do
+    local p = {}
+    for k, v in line:match("rds: (.-) %->"):gmatch("([%w%.]+)=(%S*)") do p[k] = v end
+    list[#list + 1] = p
+  end
   return list
 end
 
-function Rds:actions()
-  local a = {}
-  for i, r in ipairs(self:requests()) do a[i] = r.action end
-  return a
-end
-
-function Rds:stop()
-  if not self.proc then return end
-  os.execute("kill -TERM " .. self.pid .. " 2>/dev/null")
-  self.proc:close()
-  self.proc = nil
-  servers.rmtree(self.dir)
-end
+local function log_size() return #(servers.read_file(S.dir .. "/dataapi.log") or "") end
 
 -- ---------- running the script ----------
 
@@ -111,208 +112,234 @@ local function aurora(args, env)
   return out, err, code
 end
 
--- The usual environment: credentials, the cluster ARN, the endpoint override.
-local function env_for(srv, extra)
+-- The settings of the stack's local.env that a user loads (credentials, the
+-- cluster ARN, AWS_ENDPOINT_URL_RDS), plus quick polls and retries.
+local function env_for(extra)
   local e = {
-    AWS_ACCESS_KEY_ID = ACCESS_KEY, AWS_SECRET_ACCESS_KEY = SECRET_KEY,
-    AURORA_CLUSTER_ARN = CLUSTER_ARN, AWS_REGION = "us-east-1",
-    AWS_ENDPOINT_URL_RDS = srv and srv.url or nil, ALEX_WAIT_INTERVAL = "0.05", ALEX_RETRY_BASE = "0",
+    AWS_ACCESS_KEY_ID = S.env.AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY = S.env.AWS_SECRET_ACCESS_KEY,
+    AURORA_CLUSTER_ARN = S.env.AURORA_CLUSTER_ARN, AWS_REGION = S.env.AWS_REGION,
+    AWS_ENDPOINT_URL_RDS = S.env.AWS_ENDPOINT_URL_RDS, ALEX_WAIT_INTERVAL = "0.05", ALEX_RETRY_BASE = "0",
   }
   for k, v in pairs(extra or {}) do e[k] = v end
   return e
 end
 
-local srv
-after_each(function()
-  if srv then srv:stop() end
-  srv = nil
+lazy_setup(function()
+  S = stack.start { settings = { log_level = "debug" } }
+  H = http.new { connect_timeout = 5, timeout = 30 }
+  local num = assert(tonumber(assert(S:psql("SHOW server_version_num"))))
+  VERSION = ("%d.%d"):format(num // 10000, num % 100)
+end)
+
+lazy_teardown(function()
+  if H then H:close() end
+  if S then S:stop() end
+end)
+
+-- Every case starts from the same cluster: available, 0.5 - 2 ACUs, the Data
+-- API on, no faults, counters at zero.
+before_each(function()
+  admin("POST", "/faults", '{"seed":0,"latency_ms":0,"throttle_rate":0,"resuming_rate":0,"5xx_rate":0,'
+    .. '"drop_rate":0,"drop_after_rate":0}')
+  admin("POST", "/cluster", '{"status":"available"}')
+  set_scaling(0.5, 2)
+  local c = client()
+  assert(c:call("EnableHttpEndpoint", { { "ResourceArn", S.cluster_arn } }))
+  c:close()
+  assert(S:reset_stats())
 end)
 
 describe("aurora.lua status", function()
   it("shows status, engine, Data API flag and capacity from a signed DescribeDBClusters", function()
-    srv = start_rds { DescribeDBClusters = { "describe_available.xml" } }
-    local out, err, code = aurora("status", env_for(srv))
+    local from = log_size()
+    local out, err, code = aurora("status", env_for())
     assert.equal(0, code, err)
-    contains(out, "cluster   alex-aurora-cluster")
+    contains(out, "cluster   alex-local")
     contains(out, "status    available")
-    contains(out, "engine    aurora-postgresql 15.10 (provisioned)")
+    contains(out, "engine    aurora-postgresql " .. VERSION .. " (provisioned)")
     contains(out, "Data API  enabled")
     contains(out, "capacity  0.5 - 2 ACU, always on")
-    contains(out, "writer    alex-aurora-instance-1")
+    contains(out, "writer    alex-local-instance-1")
     contains(out, "database  alex")
-    local reqs = srv:requests()
-    assert.equal(1, #reqs)
-    local r = reqs[1]
-    assert.equal("POST", r.method)
-    assert.equal("/", r.path)
-    assert.equal("DescribeDBClusters", r.action)
-    assert.equal("2014-10-31", r.params.Version)
-    assert.equal("alex-aurora-cluster", r.params.DBClusterIdentifier)
-    contains(r.content_type, "application/x-www-form-urlencoded")
-    assert.matches("^%d%d%d%d%d%d%d%d/us%-east%-1/rds/aws4_request$", r.scope)
-    assert.is_true(r.signature_valid)
-    assert.is_true(r.access_key_matches)
-    assert.equal(200, r.status)
-    not_contains(out .. err, SECRET_KEY)
+    contains(out, "endpoint  127.0.0.1")
+    -- one call, accepted: signed for service rds in us-east-1 with the stack's key
+    local n = calls()
+    assert.same({ DescribeDBClusters = 1, ModifyDBCluster = 0, EnableHttpEndpoint = 0, DisableHttpEndpoint = 0 }, n)
+    local p = logged(from)
+    assert.equal(1, #p)
+    assert.equal("DescribeDBClusters", p[1].Action)
+    assert.equal("2014-10-31", p[1].Version)
+    assert.equal("alex-local", p[1].DBClusterIdentifier)
+    not_contains(out .. err, S.env.AWS_SECRET_ACCESS_KEY)
   end)
 
   it("prints the cluster as JSON with --json", function()
-    srv = start_rds { DescribeDBClusters = { "describe_autopause.xml" } }
-    local out, err, code = aurora("status --json", env_for(srv))
+    set_scaling(0, 2, 600)
+    local out, err, code = aurora("status --json", env_for())
     assert.equal(0, code, err)
     local c = cjson.decode(out)
-    assert.equal("alex-aurora-cluster", c.identifier)
-    assert.equal(CLUSTER_ARN, c.arn)
+    assert.equal("alex-local", c.identifier)
+    assert.equal(S.cluster_arn, c.arn)
     assert.equal("available", c.status)
     assert.is_true(c.http_endpoint_enabled)
     assert.equal(0, c.min_capacity)
     assert.equal(2, c.max_capacity)
     assert.equal(600, c.seconds_until_auto_pause)
     assert.equal("us-east-1", c.region)
-    assert.same({ { instance = "alex-aurora-instance-1", writer = true } }, c.members)
+    assert.equal(VERSION, c.engine_version)
+    assert.same({ { instance = "alex-local-instance-1", writer = true } }, c.members)
   end)
 
-  it("says so when the Data API is not enabled", function()
-    srv = start_rds { DescribeDBClusters = { "describe_no_data_api.xml" } }
-    local out, err, code = aurora("status", env_for(srv))
+  it("says so when the Data API is not enabled (DisableHttpEndpoint), and the Data API refuses calls", function()
+    local c = client()
+    assert(c:call("DisableHttpEndpoint", { { "ResourceArn", S.cluster_arn } }))
+    c:close()
+    local out, err, code = aurora("status", env_for())
     assert.equal(0, code, err)
     contains(out, "Data API  NOT enabled (set enable_http_endpoint = true")
+    local body = cjson.encode { resourceArn = S.cluster_arn, secretArn = S.secret_arn, sql = "SELECT 1" }
+    local url = S.env.AWS_ENDPOINT_URL_RDS_DATA .. "/Execute"
+    local signed = sigv4.sign { method = "POST", url = url, body = body, service = "rds-data",
+      headers = { { "Content-Type", "application/json" } }, region = S.env.AWS_REGION,
+      access_key = S.env.AWS_ACCESS_KEY_ID, secret_key = S.env.AWS_SECRET_ACCESS_KEY }
+    local res = assert(H:request { method = "POST", url = url, headers = signed.headers, body = body })
+    assert.equal(400, res.status)
+    assert.equal("HttpEndpointNotEnabledException", cjson.decode(res.body).__type)
   end)
 
   it("shows auto-pause settings", function()
-    srv = start_rds { DescribeDBClusters = { "describe_autopause.xml" } }
-    local out, err, code = aurora("status", env_for(srv))
+    set_scaling(0, 2, 600)
+    local out, err, code = aurora("status", env_for())
     assert.equal(0, code, err)
     contains(out, "capacity  0 - 2 ACU, auto-pause after 600 s idle")
   end)
 
   it("reports a missing cluster with the fix, exit 1", function()
-    srv = start_rds { DescribeDBClusters = { "error_not_found.xml@404" } }
-    local out, err, code = aurora("status", env_for(srv))
+    local out, err, code = aurora("status", env_for {
+      AURORA_CLUSTER_ARN = "arn:aws:rds:us-east-1:000000000000:cluster:alex-aurora-cluster" })
     assert.equal(1, code, out)
     contains(err, "DBClusterNotFoundFault: DBCluster alex-aurora-cluster not found.")
     contains(err, "terraform output -raw aurora_cluster_arn")
-    assert.equal(1, #srv:requests()) -- a 404 is not retried
+    assert.equal(1, calls().DescribeDBClusters) -- a 404 is not retried
   end)
 
   it("retries throttling with backoff, then succeeds", function()
-    srv = start_rds { DescribeDBClusters = { "error_throttling.xml@400", "error_throttling.xml@400",
-      "describe_available.xml" } }
-    local _, err, code = aurora("status", env_for(srv))
+    -- seed 16 at rate 0.5 throttles the first two calls and lets the third through
+    admin("POST", "/faults", '{"seed":16,"throttle_rate":0.5}')
+    local _, err, code = aurora("status", env_for())
     assert.equal(0, code, err)
-    assert.equal(3, #srv:requests())
+    local n, faults = calls()
+    assert.equal(3, n.DescribeDBClusters)
+    assert.equal(2, faults.throttle)
+  end)
+
+  it("retries 500 and 503 answers, then succeeds", function()
+    -- seed 46 at rate 0.5: a 503, a 500, then the answer
+    admin("POST", "/faults", '{"seed":46,"5xx_rate":0.5}')
+    local _, err, code = aurora("status --verbose", env_for())
+    assert.equal(0, code, err)
+    local n, faults = calls()
+    assert.equal(3, n.DescribeDBClusters)
+    assert.equal(2, faults["5xx"])
+    contains(err, "ServiceUnavailable")
+    contains(err, "InternalFailure")
   end)
 
   it("gives up after AWS_MAX_ATTEMPTS throttled attempts", function()
-    srv = start_rds { DescribeDBClusters = { "error_throttling.xml@400" } }
-    local _, err, code = aurora("status", env_for(srv, { AWS_MAX_ATTEMPTS = "2" }))
+    admin("POST", "/faults", '{"throttle_rate":1}')
+    local _, err, code = aurora("status", env_for { AWS_MAX_ATTEMPTS = "2" })
     assert.equal(1, code)
     contains(err, "Throttling: Rate exceeded")
     contains(err, "2 attempts")
-    assert.equal(2, #srv:requests())
-  end)
-
-  it("refuses an answer that is not a DescribeDBClusters response", function()
-    srv = start_rds { DescribeDBClusters = { "modify_pause.xml" } }
-    local _, err, code = aurora("status", env_for(srv))
-    assert.equal(1, code)
-    contains(err, "InvalidResponse")
-    contains(err, "<ModifyDBClusterResponse>")
-  end)
-
-  it("reports an empty cluster list as not found", function()
-    srv = start_rds { DescribeDBClusters = { "describe_empty.xml" } }
-    local _, err, code = aurora("status", env_for(srv))
-    assert.equal(1, code)
-    contains(err, "DBClusterNotFoundFault")
+    assert.equal(2, calls().DescribeDBClusters)
   end)
 end)
 
 describe("aurora.lua credentials and endpoints", function()
   it("signs with a session token and never prints it or the secret key", function()
-    srv = start_rds { DescribeDBClusters = { "describe_available.xml" } }
-    local out, err, code = aurora("status --verbose", env_for(srv, { AWS_SESSION_TOKEN = SESSION_TOKEN }))
+    local token = "IQoJb3JpZ2luX2VjEAURORASPECTOKEN//////////wEaCXVzLWVhc3QtMSJHMEUCIQ"
+    local svc = S:extra_service { session_token = token }
+    finally(svc.stop)
+    local out, err, code = aurora("status --verbose", env_for { AWS_SESSION_TOKEN = token,
+      AWS_ENDPOINT_URL_RDS = svc.endpoint })
     assert.equal(0, code, err)
-    local r = srv:requests()[1]
-    assert.is_true(r.has_session_token)
-    assert.is_true(r.signature_valid)
-    not_contains(out .. err, SESSION_TOKEN)
-    not_contains(out .. err, SECRET_KEY)
-    contains(err, "endpoint " .. srv.url .. " (AWS_ENDPOINT_URL_RDS)")
+    not_contains(out .. err, token)
+    not_contains(out .. err, S.env.AWS_SECRET_ACCESS_KEY)
+    contains(err, "endpoint " .. svc.endpoint .. " (AWS_ENDPOINT_URL_RDS)")
+    -- the service requires that token: without it the same call is refused
+    out, err, code = aurora("status", env_for { AWS_ENDPOINT_URL_RDS = svc.endpoint })
+    assert.equal(1, code, out)
+    contains(err, "InvalidClientTokenId")
+    contains(err, "the access key is not known")
   end)
 
   it("fails on a wrong secret key with the fix, without showing the key", function()
-    srv = start_rds { DescribeDBClusters = { "describe_available.xml" } }
-    local out, err, code = aurora("status",
-      env_for(srv, { AWS_SECRET_ACCESS_KEY = "wrong/Secret+Key0000000000000000" }))
+    local out, err, code = aurora("status", env_for { AWS_SECRET_ACCESS_KEY = "wrong/Secret+Key0000000000000000" })
     assert.equal(1, code, out)
     contains(err, "SignatureDoesNotMatch")
     contains(err, "the secret key does not match")
     not_contains(out .. err, "wrong/Secret+Key")
-    assert.is_false(srv:requests()[1].signature_valid)
+    assert.equal(0, calls().DescribeDBClusters) -- refused before the action
   end)
 
   it("takes credentials from the shared credentials file (the same chain as the Data API)", function()
-    srv = start_rds { DescribeDBClusters = { "describe_available.xml" } }
-    local _, err, code = aurora("status", env_for(srv, {
+    local _, err, code = aurora("status", env_for {
       AWS_ACCESS_KEY_ID = false, AWS_SECRET_ACCESS_KEY = false, AWS_PROFILE = "alex",
       HOME_FILES = { [".aws/credentials"] = ("[alex]\naws_access_key_id = %s\naws_secret_access_key = %s\n")
-        :format(ACCESS_KEY, SECRET_KEY) },
-    }))
+        :format(S.env.AWS_ACCESS_KEY_ID, S.env.AWS_SECRET_ACCESS_KEY) },
+    })
     assert.equal(0, code, err)
-    assert.is_true(srv:requests()[1].signature_valid)
+    assert.equal(1, calls().DescribeDBClusters)
   end)
 
   it("says how to fix missing credentials", function()
-    srv = start_rds { DescribeDBClusters = { "describe_available.xml" } }
-    local _, err, code = aurora("status", env_for(srv, { AWS_ACCESS_KEY_ID = false, AWS_SECRET_ACCESS_KEY = false }))
+    local _, err, code = aurora("status", env_for { AWS_ACCESS_KEY_ID = false, AWS_SECRET_ACCESS_KEY = false })
     assert.equal(1, code)
     contains(err, "CredentialsError")
     contains(err, "AWS_ACCESS_KEY_ID")
-    assert.equal(0, #srv:requests())
+    assert.equal(0, calls().DescribeDBClusters)
   end)
 
   it("prefers AWS_ENDPOINT_URL_RDS to AWS_ENDPOINT_URL, ignores the Data API's override", function()
-    srv = start_rds { DescribeDBClusters = { "describe_available.xml" } }
     local dead = "http://127.0.0.1:" .. servers.free_port()
-    local _, err, code = aurora("status", env_for(srv, { AWS_ENDPOINT_URL = dead, AWS_ENDPOINT_URL_RDS_DATA = dead }))
+    local _, err, code = aurora("status", env_for { AWS_ENDPOINT_URL = dead, AWS_ENDPOINT_URL_RDS_DATA = dead })
     assert.equal(0, code, err)
-    assert.equal(1, #srv:requests())
+    assert.equal(1, calls().DescribeDBClusters)
   end)
 
   it("uses AWS_ENDPOINT_URL when there is no RDS-specific one", function()
-    srv = start_rds { DescribeDBClusters = { "describe_available.xml" } }
-    local _, err, code = aurora("status", env_for(srv, { AWS_ENDPOINT_URL_RDS = false, AWS_ENDPOINT_URL = srv.url }))
+    local _, err, code = aurora("status", env_for { AWS_ENDPOINT_URL_RDS = false,
+      AWS_ENDPOINT_URL = S.env.AWS_ENDPOINT_URL_RDS })
     assert.equal(0, code, err)
-    assert.equal(1, #srv:requests())
+    assert.equal(1, calls().DescribeDBClusters)
   end)
 
   it("lets --endpoint win over the environment, and --cluster over AURORA_CLUSTER_ARN", function()
-    srv = start_rds { DescribeDBClusters = { "describe_available.xml" } }
     local dead = "http://127.0.0.1:" .. servers.free_port()
-    local _, err, code = aurora("--endpoint " .. srv.url .. " --cluster other-cluster status",
-      env_for(srv, { AWS_ENDPOINT_URL_RDS = dead }))
+    local from = log_size()
+    local _, err, code = aurora("--endpoint " .. S.env.AWS_ENDPOINT_URL_RDS .. " --cluster ALEX-LOCAL status",
+      env_for { AWS_ENDPOINT_URL_RDS = dead, AURORA_CLUSTER_ARN = false })
     assert.equal(0, code, err)
-    assert.equal("other-cluster", srv:requests()[1].params.DBClusterIdentifier)
+    assert.equal("ALEX-LOCAL", logged(from)[1].DBClusterIdentifier) -- identifiers are not case-sensitive
   end)
 
   it("reports an unreachable endpoint as a transport error with the fix", function()
     local dead = "http://127.0.0.1:" .. servers.free_port()
-    local _, err, code = aurora("status", env_for(nil, { AWS_ENDPOINT_URL_RDS = dead, AWS_MAX_ATTEMPTS = "1" }))
+    local _, err, code = aurora("status", env_for { AWS_ENDPOINT_URL_RDS = dead, AWS_MAX_ATTEMPTS = "1" })
     assert.equal(1, code)
     contains(err, "TransportError")
     contains(err, "AWS_ENDPOINT_URL_RDS")
   end)
 
   it("exits 2 with what to set when no cluster is configured", function()
-    local _, err, code = aurora("status", env_for(nil, { AURORA_CLUSTER_ARN = false }))
+    local _, err, code = aurora("status", env_for { AURORA_CLUSTER_ARN = false })
     assert.equal(2, code)
     contains(err, "AURORA_CLUSTER_ARN")
   end)
 
   it("exits 2 on a malformed cluster ARN", function()
-    local _, err, code = aurora("status", env_for(nil, {
-      AURORA_CLUSTER_ARN = "arn:aws:rds:us-east-1:123456789012:db:alex-aurora-instance-1" }))
+    local _, err, code = aurora("status", env_for {
+      AURORA_CLUSTER_ARN = "arn:aws:rds:us-east-1:000000000000:db:alex-local-instance-1" })
     assert.equal(2, code)
     contains(err, "DB instance ARN")
   end)
@@ -320,64 +347,85 @@ end)
 
 describe("aurora.lua pause", function()
   it("sends ModifyDBCluster with MinCapacity=0, the current maximum and the auto-pause delay", function()
-    srv = start_rds { DescribeDBClusters = { "describe_available.xml" }, ModifyDBCluster = { "modify_pause.xml" } }
-    local out, err, code = aurora("pause", env_for(srv))
+    local from = log_size()
+    local out, err, code = aurora("pause", env_for())
     assert.equal(0, code, err)
-    assert.same({ "DescribeDBClusters", "ModifyDBCluster" }, srv:actions())
-    local m = srv:requests()[2]
-    assert.is_true(m.signature_valid)
-    assert.equal("alex-aurora-cluster", m.params.DBClusterIdentifier)
-    assert.equal("0", m.params["ServerlessV2ScalingConfiguration.MinCapacity"])
-    assert.equal("2", m.params["ServerlessV2ScalingConfiguration.MaxCapacity"])
-    assert.equal("300", m.params["ServerlessV2ScalingConfiguration.SecondsUntilAutoPause"])
-    assert.equal("true", m.params.ApplyImmediately)
+    local p = logged(from)
+    assert.same({ "DescribeDBClusters", "ModifyDBCluster" }, { p[1].Action, p[2] and p[2].Action })
+    local m = p[2]
+    assert.equal("alex-local", m.DBClusterIdentifier)
+    assert.equal("0", m["ServerlessV2ScalingConfiguration.MinCapacity"])
+    assert.equal("2", m["ServerlessV2ScalingConfiguration.MaxCapacity"])
+    assert.equal("300", m["ServerlessV2ScalingConfiguration.SecondsUntilAutoPause"])
+    assert.equal("true", m.ApplyImmediately)
     contains(out, "minimum capacity 0.5 -> 0 ACU, maximum 2 ACU, auto-pause after 300 s idle")
     contains(out, "terraform apply sets it back")
+    -- and the cluster now says so
+    local c = client():describe_cluster()
+    assert.same({ 0, 2, 300 }, { c.min_capacity, c.max_capacity, c.seconds_until_auto_pause })
   end)
 
   it("takes the delay from --seconds-until-auto-pause and checks its range", function()
-    srv = start_rds { DescribeDBClusters = { "describe_available.xml" }, ModifyDBCluster = { "modify_pause.xml" } }
-    local _, err, code = aurora("pause --seconds-until-auto-pause 900", env_for(srv))
+    local _, err, code = aurora("pause --seconds-until-auto-pause 900", env_for())
     assert.equal(0, code, err)
-    assert.equal("900", srv:requests()[2].params["ServerlessV2ScalingConfiguration.SecondsUntilAutoPause"])
-    _, err, code = aurora("pause --seconds-until-auto-pause 60", env_for(srv))
+    assert.equal(900, client():describe_cluster().seconds_until_auto_pause)
+    assert(S:reset_stats())
+    _, err, code = aurora("pause --seconds-until-auto-pause 60", env_for())
     assert.equal(2, code)
     contains(err, "300 to 86400")
-    assert.equal(3, #srv:requests()) -- the refused one only described the cluster
+    -- the refused one only described the cluster
+    local n = calls()
+    assert.same({ 1, 0 }, { n.DescribeDBClusters, n.ModifyDBCluster })
   end)
 
   it("changes nothing when the cluster already auto-pauses", function()
-    srv = start_rds { DescribeDBClusters = { "describe_autopause.xml" }, ModifyDBCluster = { "modify_pause.xml" } }
-    local out, err, code = aurora("pause", env_for(srv))
+    set_scaling(0, 2, 600)
+    assert(S:reset_stats())
+    local out, err, code = aurora("pause --seconds-until-auto-pause 600", env_for())
     assert.equal(0, code, err)
     contains(out, "already scales to 0 ACUs")
-    assert.same({ "DescribeDBClusters" }, srv:actions())
+    local n = calls()
+    assert.same({ 1, 0 }, { n.DescribeDBClusters, n.ModifyDBCluster })
   end)
 
   it("refuses an engine version without auto-pause before calling ModifyDBCluster", function()
-    srv = start_rds { DescribeDBClusters = { "describe_old_engine.xml" }, ModifyDBCluster = { "modify_pause.xml" } }
-    local _, err, code = aurora("pause", env_for(srv))
+    -- a service reporting Aurora PostgreSQL 15.4, which cannot scale to 0 ACUs
+    local svc = S:extra_service { engine_version = "15.4", log_level = "debug" }
+    finally(svc.stop)
+    local _, err, code = aurora("pause", env_for { AWS_ENDPOINT_URL_RDS = svc.endpoint })
     assert.equal(2, code)
     contains(err, "15.4, which cannot scale to 0 ACUs")
-    assert.same({ "DescribeDBClusters" }, srv:actions())
+    local log = servers.read_file(svc.log) or ""
+    contains(log, "rds: Action=DescribeDBClusters")
+    not_contains(log, "rds: Action=ModifyDBCluster")
+    -- RDS itself refuses it too
+    local c = client { AWS_ENDPOINT_URL_RDS = svc.endpoint }
+    local none, merr = c:modify_scaling { min_capacity = 0, max_capacity = 2 }
+    assert.is_nil(none)
+    assert.equal("InvalidParameterCombination", merr.name)
   end)
 
   it("reports a busy cluster with the fix", function()
-    srv = start_rds { DescribeDBClusters = { "describe_available.xml" },
-      ModifyDBCluster = { "error_invalid_state.xml@400" } }
-    local _, err, code = aurora("pause", env_for(srv))
-    assert.equal(1, code)
+    admin("POST", "/cluster", '{"status":"modifying"}')
+    local out, err, code = aurora("pause", env_for())
+    assert.equal(1, code, out)
     contains(err, "InvalidDBClusterStateFault")
     contains(err, "aurora.lua wait")
+    local n = calls()
+    assert.same({ 1, 1 }, { n.DescribeDBClusters, n.ModifyDBCluster })
+    assert.equal(0.5, client():describe_cluster().min_capacity) -- nothing changed
   end)
 
   it("waits afterwards with --wait", function()
-    srv = start_rds { DescribeDBClusters = { "describe_available.xml", "describe_modifying.xml",
-      "describe_available.xml" }, ModifyDBCluster = { "modify_pause.xml" } }
-    local out, err, code = aurora("pause --wait --interval 0.05", env_for(srv))
+    -- the modification keeps the cluster modifying for one DescribeDBClusters answer
+    admin("POST", "/cluster", '{"modify_describes":1}')
+    finally(function() admin("POST", "/cluster", '{"modify_describes":0}') end)
+    local from = log_size()
+    local out, err, code = aurora("pause --wait --interval 0.05", env_for())
     assert.equal(0, code, err)
-    assert.same({ "DescribeDBClusters", "ModifyDBCluster", "DescribeDBClusters", "DescribeDBClusters" },
-      srv:actions())
+    local actions = {}
+    for i, p in ipairs(logged(from)) do actions[i] = p.Action end
+    assert.same({ "DescribeDBClusters", "ModifyDBCluster", "DescribeDBClusters", "DescribeDBClusters" }, actions)
     contains(out, "modifying")
     contains(out, "available")
   end)
@@ -385,102 +433,103 @@ end)
 
 describe("aurora.lua resume", function()
   it("restores the minimum from ALEX_MIN_CAPACITY, without an auto-pause delay", function()
-    srv = start_rds { DescribeDBClusters = { "describe_autopause.xml" }, ModifyDBCluster = { "modify_resume.xml" } }
-    local out, err, code = aurora("resume", env_for(srv, { ALEX_MIN_CAPACITY = "1" }))
+    set_scaling(0, 2, 600)
+    local from = log_size()
+    local out, err, code = aurora("resume", env_for { ALEX_MIN_CAPACITY = "1" })
     assert.equal(0, code, err)
-    local m = srv:requests()[2]
-    assert.equal("ModifyDBCluster", m.action)
-    assert.is_true(m.signature_valid)
-    assert.equal("1", m.params["ServerlessV2ScalingConfiguration.MinCapacity"])
-    assert.equal("2", m.params["ServerlessV2ScalingConfiguration.MaxCapacity"])
-    assert.is_nil(m.params["ServerlessV2ScalingConfiguration.SecondsUntilAutoPause"])
+    local m = logged(from)[2]
+    assert.equal("ModifyDBCluster", m.Action)
+    assert.equal("1", m["ServerlessV2ScalingConfiguration.MinCapacity"])
+    assert.equal("2", m["ServerlessV2ScalingConfiguration.MaxCapacity"])
+    assert.is_nil(m["ServerlessV2ScalingConfiguration.SecondsUntilAutoPause"])
     contains(out, "minimum capacity 0 -> 1 ACU")
+    local c = client():describe_cluster()
+    assert.same({ 1, 2 }, { c.min_capacity, c.max_capacity })
+    assert.is_nil(c.seconds_until_auto_pause)
   end)
 
   it("defaults to 0.5 ACU, and --min-capacity wins over ALEX_MIN_CAPACITY", function()
-    srv = start_rds { DescribeDBClusters = { "describe_autopause.xml" }, ModifyDBCluster = { "modify_resume.xml" } }
-    local _, err, code = aurora("resume", env_for(srv))
+    set_scaling(0, 2)
+    local _, err, code = aurora("resume", env_for())
     assert.equal(0, code, err)
-    assert.equal("0.5", srv:requests()[2].params["ServerlessV2ScalingConfiguration.MinCapacity"])
-    _, err, code = aurora("resume --min-capacity 1.5", env_for(srv, { ALEX_MIN_CAPACITY = "1" }))
+    assert.equal(0.5, client():describe_cluster().min_capacity)
+    _, err, code = aurora("resume --min-capacity 1.5", env_for { ALEX_MIN_CAPACITY = "1" })
     assert.equal(0, code, err)
-    assert.equal("1.5", srv:requests()[4].params["ServerlessV2ScalingConfiguration.MinCapacity"])
+    assert.equal(1.5, client():describe_cluster().min_capacity)
   end)
 
   it("refuses a minimum of 0, off-step or above the maximum", function()
-    srv = start_rds { DescribeDBClusters = { "describe_autopause.xml" }, ModifyDBCluster = { "modify_resume.xml" } }
+    set_scaling(0, 2)
+    assert(S:reset_stats())
     local cases = { { "0", "0.5 to 128" }, { "0.7", "steps of 0.5" }, { "4", "above the cluster's maximum" } }
     for _, case in ipairs(cases) do
-      local _, err, code = aurora("resume --min-capacity " .. case[1], env_for(srv))
+      local _, err, code = aurora("resume --min-capacity " .. case[1], env_for())
       assert.equal(2, code)
       contains(err, case[2])
     end
-    for _, a in ipairs(srv:actions()) do assert.equal("DescribeDBClusters", a) end
+    local n = calls()
+    assert.same({ 3, 0 }, { n.DescribeDBClusters, n.ModifyDBCluster })
   end)
 
   it("changes nothing when the minimum is already there", function()
-    srv = start_rds { DescribeDBClusters = { "describe_available.xml" }, ModifyDBCluster = { "modify_resume.xml" } }
-    local out, err, code = aurora("resume", env_for(srv))
+    local out, err, code = aurora("resume", env_for())
     assert.equal(0, code, err)
     contains(out, "already has minimum capacity 0.5 ACU")
-    assert.same({ "DescribeDBClusters" }, srv:actions())
+    local n = calls()
+    assert.same({ 1, 0 }, { n.DescribeDBClusters, n.ModifyDBCluster })
   end)
 end)
 
 describe("aurora.lua wait", function()
   it("polls until the cluster is available", function()
-    srv = start_rds { DescribeDBClusters = { "describe_modifying.xml", "describe_modifying.xml",
-      "describe_available.xml" } }
-    local out, err, code = aurora("wait --interval 0.05", env_for(srv))
+    admin("POST", "/cluster", '{"status":"modifying","for_describes":2}')
+    local out, err, code = aurora("wait --interval 0.05", env_for())
     assert.equal(0, code, err)
     -- three polls, two sleeps
-    assert.same({ "DescribeDBClusters", "DescribeDBClusters", "DescribeDBClusters" }, srv:actions())
+    assert.equal(3, calls().DescribeDBClusters)
     local first, second = out:find("\n  modifying", 1, true), out:find("\n  available", 1, true)
     assert(first and second and first < second, out)
-    for _, r in ipairs(srv:requests()) do assert.is_true(r.signature_valid) end
   end)
 
   it("takes the poll interval from ALEX_WAIT_INTERVAL", function()
-    srv = start_rds { DescribeDBClusters = { "describe_modifying.xml", "describe_modifying.xml",
-      "describe_available.xml" } }
+    admin("POST", "/cluster", '{"status":"modifying","for_describes":2}')
     local t0 = servers.now()
-    local _, err, code = aurora("wait", env_for(srv, { ALEX_WAIT_INTERVAL = "0.3" }))
+    local _, err, code = aurora("wait", env_for { ALEX_WAIT_INTERVAL = "0.3" })
     local elapsed = servers.now() - t0
     assert.equal(0, code, err)
     assert.is_true(elapsed >= 0.6, ("two 0.3 s sleeps took %.2f s"):format(elapsed))
   end)
 
   it("times out while the cluster stays busy, exit 1", function()
-    srv = start_rds { DescribeDBClusters = { "describe_modifying.xml" } }
-    local _, err, code = aurora("wait --interval 0.05 --timeout 0.3", env_for(srv))
+    admin("POST", "/cluster", '{"status":"modifying"}')
+    local _, err, code = aurora("wait --interval 0.05 --timeout 0.3", env_for())
     assert.equal(1, code)
     contains(err, "Timeout")
     contains(err, "still modifying")
-    assert.is_true(#srv:requests() >= 3)
+    assert.is_true(calls().DescribeDBClusters >= 3)
   end)
 
   it("stops at once on a stopped cluster, with the command that starts it", function()
-    srv = start_rds { DescribeDBClusters = { "describe_stopped.xml" } }
-    local _, err, code = aurora("wait --interval 0.05", env_for(srv))
+    admin("POST", "/cluster", '{"status":"stopped"}')
+    local _, err, code = aurora("wait --interval 0.05", env_for())
     assert.equal(1, code)
     contains(err, "status stopped")
-    contains(err, "aws rds start-db-cluster --db-cluster-identifier alex-aurora-cluster")
-    assert.equal(1, #srv:requests())
+    contains(err, "aws rds start-db-cluster --db-cluster-identifier alex-local")
+    assert.equal(1, calls().DescribeDBClusters)
   end)
 end)
 
 describe("aurora.lua destroy and recreate", function()
   it("print the Terraform commands and call nothing", function()
-    srv = start_rds { DescribeDBClusters = { "describe_available.xml" } }
-    local out, err, code = aurora("destroy", env_for(srv))
+    local out, err, code = aurora("destroy", env_for())
     assert.equal(0, code, err)
     contains(out, "terraform -chdir=terraform destroy")
-    out, err, code = aurora("recreate", env_for(srv))
+    out, err, code = aurora("recreate", env_for())
     assert.equal(0, code, err)
     contains(out, "terraform -chdir=terraform destroy")
     contains(out, "terraform -chdir=terraform apply")
     contains(out, "terraform -chdir=terraform output -raw env_file")
-    assert.equal(0, #srv:requests())
+    assert.equal(0, calls().DescribeDBClusters)
   end)
 end)
 

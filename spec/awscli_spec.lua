@@ -1,7 +1,8 @@
 -- luacheck: std +busted
 -- The local Data API service driven by Debian's AWS CLI v2 (/usr/bin/aws; the
 -- `aws` first on PATH may be a broken shim): all five operations, the shapes the
--- CLI's model parses, and a request signed with a wrong secret refused.
+-- CLI's model parses, and a request signed with a wrong secret refused; and the
+-- service's RDS control plane (aws rds describe-db-clusters / modify-db-cluster).
 local cjson = require "cjson"
 local stack = require "stack"
 local servers = require "servers"
@@ -31,9 +32,9 @@ describe("AWS CLI v2 against the local Data API service", function()
     if home then stack.run("rm -rf " .. shell_quote(home)) end
   end)
 
-  -- aws(op, {--option = value, ...}, env overrides) -> ok, decoded JSON (or
-  -- nil), stdout, stderr.
-  local function aws(op, args, env_overrides)
+  -- aws(op, {--option = value, ...}, env overrides, service) -> ok, decoded
+  -- JSON (or nil), stdout, stderr.  service: rds-data unless given.
+  local function aws(op, args, env_overrides, service)
     local env = {}
     for k, v in pairs(base_env) do env[k] = v end
     for k, v in pairs(env_overrides or {}) do env[k] = v end
@@ -45,7 +46,7 @@ describe("AWS CLI v2 against the local Data API service", function()
     f:write(table.concat(lines, "\n"), "\n")
     f:close()
     local parts = { "env -i /bin/sh -c '. \"$0\" && shift && exec \"$@\"'", shell_quote(envfile), "x",
-                    AWS, "--output json --endpoint-url", shell_quote(s.endpoint), "rds-data", op }
+                    AWS, "--output json --endpoint-url", shell_quote(s.endpoint), service or "rds-data", op }
     for _, kv in ipairs(args) do
       parts[#parts + 1] = kv[1]
       if kv[2] ~= nil then parts[#parts + 1] = shell_quote(kv[2]) end
@@ -193,5 +194,46 @@ describe("AWS CLI v2 against the local Data API service", function()
     -- the message names no secret
     assert.is_nil(err:find(wrong, 1, true))
     assert.is_nil(err:find(s.env.AWS_SECRET_ACCESS_KEY, 1, true))
+  end)
+
+  it("rds describe-db-clusters describes the local cluster at AWS_ENDPOINT_URL_RDS", function()
+    assert.equal(s.endpoint, s.env.AWS_ENDPOINT_URL_RDS)
+    local ok, res, out, err = aws("describe-db-clusters", { { "--db-cluster-identifier", "alex-local" } }, nil, "rds")
+    assert(ok, out .. err)
+    assert.equal(1, #res.DBClusters)
+    local c = res.DBClusters[1]
+    assert.same({ "alex-local", s.cluster_arn, "available", "aurora-postgresql", "provisioned", true, "alex" },
+      { c.DBClusterIdentifier, c.DBClusterArn, c.Status, c.Engine, c.EngineMode, c.HttpEndpointEnabled,
+        c.DatabaseName })
+    assert.matches("^%d+%.%d+$", c.EngineVersion)
+    assert.equal(s.pg_port, c.Port)
+    assert.same({ MinCapacity = 0.5, MaxCapacity = 2 }, c.ServerlessV2ScalingConfiguration)
+    assert.same({ "alex-local-instance-1", true },
+      { c.DBClusterMembers[1].DBInstanceIdentifier, c.DBClusterMembers[1].IsClusterWriter })
+  end)
+
+  it("rds modify-db-cluster changes the capacity range; RDS's errors reach the CLI", function()
+    local ok, res, out, err = aws("modify-db-cluster", { { "--db-cluster-identifier", "alex-local" },
+      { "--serverless-v2-scaling-configuration", "MinCapacity=0,MaxCapacity=4" }, { "--apply-immediately" } },
+      nil, "rds")
+    assert(ok, out .. err)
+    assert.same({ MinCapacity = 0, MaxCapacity = 4 }, res.DBCluster.ServerlessV2ScalingConfiguration)
+    ok, res = aws("describe-db-clusters", {}, nil, "rds")
+    assert(ok)
+    assert.same({ MinCapacity = 0, MaxCapacity = 4 }, res.DBClusters[1].ServerlessV2ScalingConfiguration)
+    ok, res, out, err = aws("modify-db-cluster", { { "--db-cluster-identifier", "alex-local" },
+      { "--serverless-v2-scaling-configuration", "MinCapacity=3,MaxCapacity=2" } }, nil, "rds")
+    assert.is_false(ok, out)
+    assert.is_nil(res)
+    assert.matches("InvalidParameterCombination", err, 1, true)
+    ok, res, out, err = aws("describe-db-clusters", { { "--db-cluster-identifier", "alex-aurora-cluster" } }, nil,
+      "rds")
+    assert.is_false(ok, out)
+    assert.is_nil(res)
+    assert.matches("DBClusterNotFoundFault", err, 1, true)
+    ok, res, out, err = aws("describe-db-clusters", {}, { AWS_SECRET_ACCESS_KEY = "wrong" }, "rds")
+    assert.is_false(ok, out)
+    assert.is_nil(res)
+    assert.matches("SignatureDoesNotMatch", err, 1, true)
   end)
 end)

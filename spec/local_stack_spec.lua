@@ -45,17 +45,18 @@ describe("local/stack.sh", function()
     if s then s:stop() end
   end)
 
-  it("up writes local.env with exactly the nine names, mode 600", function()
+  it("up writes local.env with exactly the ten names, mode 600", function()
     local path = s.dir .. "/local.env"
     assert.equal("600", mode(path))
     assert.equal("600", mode(s.dir .. "/dataapi.env"))
     assert.equal("600", mode(s.dir .. "/secrets.env"))
     assert.same({ "ALEX_JOURNAL_DIR", "AURORA_CLUSTER_ARN", "AURORA_DATABASE", "AURORA_SECRET_ARN",
-                  "AWS_ACCESS_KEY_ID", "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL_RDS_DATA", "AWS_REGION",
-                  "AWS_SECRET_ACCESS_KEY" }, sorted_keys(s.env))
+                  "AWS_ACCESS_KEY_ID", "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL_RDS", "AWS_ENDPOINT_URL_RDS_DATA",
+                  "AWS_REGION", "AWS_SECRET_ACCESS_KEY" }, sorted_keys(s.env))
     assert.equal(s.dir .. "/journal", s.env.ALEX_JOURNAL_DIR)
     assert.equal("us-east-1", s.env.AWS_DEFAULT_REGION)
     assert.equal("http://127.0.0.1:" .. s.api_port, s.env.AWS_ENDPOINT_URL_RDS_DATA)
+    assert.equal(s.env.AWS_ENDPOINT_URL_RDS_DATA, s.env.AWS_ENDPOINT_URL_RDS)
     assert.equal("arn:aws:rds:us-east-1:000000000000:cluster:alex-local", s.env.AURORA_CLUSTER_ARN)
     assert.matches("^arn:aws:secretsmanager:us%-east%-1:000000000000:secret:alex%-local%-%w%w%w%w%w%w$",
                    s.env.AURORA_SECRET_ARN)

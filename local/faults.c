@@ -1,0 +1,62 @@
+/* Fault injection: a splitmix64 generator kept in the server, drawn six
+ * times per call whatever the outcome, so a seed reproduces a sequence. */
+#include "server.h"
+
+const char *const FAULT_NAMES[NFAULTS] = {"throttle", "resuming", "5xx", "drop", "drop_after"};
+
+static uint64_t splitmix64(uint64_t *state) {
+  uint64_t z = (*state += 0x9E3779B97F4A7C15ULL);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+  return z ^ (z >> 31);
+}
+
+static double unit(uint64_t *state) { return (double)(splitmix64(state) >> 11) * (1.0 / 9007199254740992.0); }
+
+void faults_draw(server *s, int may_resume, fault_draw *d) {
+  double u[6];
+  pthread_mutex_lock(&s->fault_mu);
+  fault_settings f = s->faults;
+  for (int i = 0; i < 6; i++) u[i] = unit(&s->prng);
+  pthread_mutex_unlock(&s->fault_mu);
+  d->latency_ms = f.latency_ms;
+  d->fault = -1;
+  d->drop_after = 0;
+  d->use_503 = u[5] < 0.5;
+  if (u[0] < f.drop_rate) d->fault = FAULT_DROP;
+  else if (u[1] < f.throttle_rate) d->fault = FAULT_THROTTLE;
+  else if (u[2] < f.resuming_rate && may_resume) d->fault = FAULT_RESUMING;
+  else if (u[3] < f.r5xx_rate) d->fault = FAULT_5XX;
+  else if (u[4] < f.drop_after_rate) d->drop_after = 1;
+}
+
+void faults_get(server *s, fault_settings *f) {
+  pthread_mutex_lock(&s->fault_mu);
+  *f = s->faults;
+  pthread_mutex_unlock(&s->fault_mu);
+}
+
+void faults_put(server *s, const fault_settings *f, int reseed) {
+  pthread_mutex_lock(&s->fault_mu);
+  s->faults = *f;
+  if (reseed) s->prng = f->seed;
+  pthread_mutex_unlock(&s->fault_mu);
+}
+
+void faults_json(server *s, sbuf *b) {
+  fault_settings f;
+  faults_get(s, &f);
+  sb_printf(b, "{\"seed\":%llu,\"latency_ms\":", (unsigned long long)f.seed);
+  sb_double(b, f.latency_ms);
+  sb_puts(b, ",\"throttle_rate\":");
+  sb_double(b, f.throttle_rate);
+  sb_puts(b, ",\"resuming_rate\":");
+  sb_double(b, f.resuming_rate);
+  sb_puts(b, ",\"5xx_rate\":");
+  sb_double(b, f.r5xx_rate);
+  sb_puts(b, ",\"drop_rate\":");
+  sb_double(b, f.drop_rate);
+  sb_puts(b, ",\"drop_after_rate\":");
+  sb_double(b, f.drop_after_rate);
+  sb_putc(b, '}');
+}
