@@ -15,6 +15,7 @@ local cli = require "alex.cli"
 local files = require "alex.files"
 local migrate = require "alex.migrate"
 local models = require "alex.models"
+local schema = require "alex.schema"
 local clock = require "alex.clock"
 local db = require "alex.db"
 
@@ -84,7 +85,7 @@ local function load_inputs()
 end
 
 local migrations, instruments, test_data = load_inputs()
-local owned = migrate.owned_objects(migrations)
+local owned = schema.owned() -- what the schema owns, from its declaration (alex.schema)
 
 local function drop_sql()
   local tables = {}
