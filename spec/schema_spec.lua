@@ -60,6 +60,13 @@ local FUNCTIONS_SQL = [[
 SELECT p.proname AS name FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
 WHERE n.nspname = current_schema()]]
 
+local function keys(t)
+  local out = {}
+  for k in pairs(t) do out[#out + 1] = k end
+  table.sort(out)
+  return out
+end
+
 local ON_DELETE = { a = "no action", r = "restrict", c = "cascade", n = "set null", d = "set default" }
 local KIND = { r = "table", p = "table", S = "sequence", v = "view", m = "materialized view",
   c = "composite type", f = "foreign table" }
@@ -199,6 +206,72 @@ local function drift(conn)
   return problems
 end
 
+describe("alex.schema", function()
+  -- A declaration of table t with `over` merged in (a false value removes).
+  local function declared(over)
+    local t = { name = "t", primary_key = { "id" }, fields = {
+      { id = { sql_type = "uuid", sql_default = "gen_random_uuid()", auto = true } },
+      { label = { sql_type = "character varying(30)", not_null = true, required = true } },
+    } }
+    for k, v in pairs(over or {}) do t[k] = v or nil end
+    return t
+  end
+
+  it("derives each column's rules from its SQL type, its references and its own", function()
+    assert.same({ type = "string", required = true, len_min = 1, len_max = 20, match = "^[A-Z0-9.%-]+$",
+      match_message = "must contain only upper-case letters, digits, '.' and '-'" },
+      schema.rules("positions", "symbol")) -- instruments.symbol's rules, and required of its own
+    local inherited = schema.rules("price_history", "symbol") -- not required: price_history has no records
+    assert.same({ "len_max", "len_min", "match", "match_message", "type" }, keys(inherited))
+    assert.same({ type = "string", len_min = 1, len_max = 255 }, schema.rules("users", "display_name"))
+    assert.same({ type = "decimal", min = 0, max = 1, precision = 5, places = 4 },
+      schema.rules("accounts", "cash_interest"))
+    -- one_of bounds a string already: no length rule besides it
+    assert.is_nil(schema.rules("jobs", "status").len_max)
+    assert.same({ type = "uuid", required = true }, schema.rules("positions", "account_id"))
+    assert.equal("::numeric", schema.cast("positions", "quantity"))
+    assert.equal("::jsonb", schema.cast("jobs", "report_payload"))
+    assert.equal("", schema.cast("users", "clerk_user_id"))
+    assert.has_error(function() schema.table("nope") end, 'alex.schema: no table "nope"')
+  end)
+
+  it("owns the tables in creation order, with their indexes, triggers and the trigger function", function()
+    local owned = schema.owned()
+    assert.same({ "users", "instruments", "accounts", "positions", "jobs", "price_history", "agent_logs" },
+      owned.tables)
+    assert.equal(8, #owned.indexes)
+    assert.equal(5, #owned.triggers)
+    assert.same({ "update_updated_at_column" }, owned.functions)
+  end)
+
+  it("refuses a declaration with a mistake, naming the table and the mistake", function()
+    local cases = {
+      { { colour = "red" }, "alex.schema: t: unknown attribute colour" },
+      { { name = false }, "alex.schema: ?: a table needs a name" },
+      { { primary_key = { "nope" } }, "alex.schema: t: primary_key names unknown column nope" },
+      { { fields = { { id = { sql_type = "varchar" } } } },
+        'alex.schema: t: id: sql_type "varchar" is not one this declaration knows' },
+      { { fields = { { id = { sql_type = "uuid", references = "users.nope" } } } },
+        "alex.schema: t: id references users.nope, not a column of a table declared before" },
+      { { fields = { { id = { sql_type = "uuid", references = "users.clerk_user_id", on_delete = "explode" } } } },
+        "alex.schema: t: id: on_delete needs references and one of cascade, restrict, set null, set default" },
+      { { indexes = { { name = "idx_t", columns = { "lable" } } } },
+        "alex.schema: t: index idx_t names unknown column lable" },
+      { { records = { { name = "TCreate", fields = { "id", "label" } } } },
+        "alex.schema: t: record TCreate: column id is auto, never written from a record" },
+      { { fields = { { id = { sql_type = "uuid" } }, { label = { sql_type = "text", not_null = true } } },
+          records = { { name = "TCreate" } } },
+        "alex.schema: t: label is NOT NULL with no default: record TCreate must require it" },
+    }
+    for _, c in ipairs(cases) do
+      assert.has_error(function() schema.check(declared(c[1])) end, c[2])
+    end
+    local t = schema.check(declared { records = { { name = "TCreate" } } })
+    assert.same({ "label" }, t.writable)
+    assert.same({ "label" }, t.records[1].fields)
+  end)
+end)
+
 describe("alex.schema against the migrated database", function()
   local s, conn, dirs
 
@@ -214,14 +287,14 @@ describe("alex.schema against the migrated database", function()
     if s then s:stop() end
   end)
 
-  -- A fresh database migrated with schema/*.sql plus `extra` as 003.
+  -- A fresh database migrated with schema/*.sql plus `extra` as a last migration.
   local function migrated(extra)
     ops.wipe(s)
     local dir = "schema"
     if extra then
       dir = ops.schema_copy()
       dirs[#dirs + 1] = dir
-      ops.write(dir .. "/003_drift.sql", extra)
+      ops.write(dir .. "/999_drift.sql", extra) -- after any real migration
     end
     migrate.run(conn, assert(migrate.load(dir)))
   end
@@ -240,7 +313,8 @@ describe("alex.schema against the migrated database", function()
 
   -- Each migration drifts in one way; drift() must name exactly that.
   local CASES = {
-    { "ALTER TABLE accounts ADD COLUMN nickname text;", { "accounts.nickname: in the database, not declared" } },
+    { "ALTER TABLE accounts ADD COLUMN undeclared_note text;",
+      { "accounts.undeclared_note: in the database, not declared" } },
     { "ALTER TABLE jobs DROP COLUMN error_message;", { "jobs.error_message: declared, not in the database" } },
     { "ALTER TABLE positions ALTER COLUMN quantity TYPE numeric(24,8);",
       { "positions.quantity: type is numeric(24,8) in the database, declared numeric(20,8)" } },

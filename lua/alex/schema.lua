@@ -80,10 +80,12 @@ local function column_names(t, list, what)
   end
 end
 
--- Reads, checks and indexes one declaration (bugs in it raise).
-local function load(name)
-  local t = require("alex.schema." .. name)
-  if t.name ~= name then bad(t, "declared in alex.schema.%s", name) end
+-- check(t) -> t, checked and indexed (column_list, columns, writable), or
+-- raises naming the table and the problem: a declaration's mistakes are bugs.
+-- References may name the tables declared before it.
+function schema.check(t)
+  if type(t) ~= "table" then error("alex.schema: a declaration must be a table", 0) end
+  if type(t.name) ~= "string" then bad(t, "a table needs a name") end
   for k, v in pairs(t) do
     local want = TABLE_ATTRIBUTES[k]
     if not want then bad(t, "unknown attribute %s", tostring(k)) end
@@ -153,7 +155,9 @@ local function load(name)
 end
 
 for _, name in ipairs(TABLE_NAMES) do
-  local t = load(name)
+  local t = require("alex.schema." .. name)
+  if t.name ~= name then bad(t, "declared in alex.schema.%s", name) end
+  schema.check(t)
   by_name[name] = t
   schema.TABLES[#schema.TABLES + 1] = t
 end
