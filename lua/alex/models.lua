@@ -34,9 +34,7 @@ local COLUMNS = {}
 for _, t in ipairs(schema.TABLES) do COLUMNS[t.name] = t.writable end
 
 -- The SQL cast of a parameter, so strings land in typed columns.
-local function cast(table_name, column)
-  return schema.cast(table_name, column)
-end
+local cast = schema.cast
 
 -- A record's value as a parameter: JSON columns as JSON, exact decimals as
 -- DECIMAL, the rest as is.
