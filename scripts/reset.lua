@@ -9,12 +9,14 @@
 --
 -- Round trips are what a reset costs against Aurora, so each step is one Data
 -- API call: the drop is one DO block, each migration one DO block, the seed one
--- BatchExecuteStatement, the test user one data-modifying CTE.  Eight calls in
--- all, where the Python package made about 65.
+-- BatchExecuteStatement, the test user one data-modifying CTE.  Nine calls in
+-- all, the transaction's Begin, lock timeout and Commit included, where the
+-- Python package makes 64 (bench/README.md).
 local cli = require "alex.cli"
 local files = require "alex.files"
 local migrate = require "alex.migrate"
 local models = require "alex.models"
+local schema = require "alex.schema"
 local clock = require "alex.clock"
 local db = require "alex.db"
 
@@ -84,7 +86,7 @@ local function load_inputs()
 end
 
 local migrations, instruments, test_data = load_inputs()
-local owned = migrate.owned_objects(migrations)
+local owned = schema.owned() -- what the schema owns, from its declaration (alex.schema)
 
 local function drop_sql()
   local tables = {}

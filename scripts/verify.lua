@@ -6,6 +6,7 @@
 local cli = require "alex.cli"
 local migrate = require "alex.migrate"
 local models = require "alex.models"
+local schema = require "alex.schema"
 local records = require "alex.records"
 
 local parser = cli.parser("verify.lua", "Check the Alex database and report; exit non-zero when a check fails.",
@@ -17,7 +18,7 @@ local args = cli.parse(parser)
 
 local migrations, merr = migrate.load(args.schema_dir)
 if not migrations then cli.fail("cannot check: " .. merr, cli.EXIT.UNAVAILABLE) end
-local owned = migrate.owned_objects(migrations)
+local owned = schema.owned() -- what the schema owns, from its declaration (alex.schema)
 
 cli.run(function()
   local conn = cli.connect()
@@ -39,7 +40,7 @@ cli.run(function()
   local missing = {}
   for _, t in ipairs(owned.tables) do
     if present[t] then
-      local n = conn:query_one(("SELECT count(*) AS n FROM %s"):format(t)).n -- names from our own migrations
+      local n = conn:query_one(("SELECT count(*) AS n FROM %s"):format(t)).n -- names from the declaration, not input
       report.tables[#report.tables + 1] = { name = t, rows = n, bytes = present[t].bytes }
       report.counts[t] = n
     else

@@ -458,12 +458,17 @@ describe("records.define and records.extend", function()
   end)
 
   it("raises on bad definitions and unknown schema names (programming errors)", function()
-    assert.has_error(function() records.define { fields = { { x = { type = "strnig" } } } } end)
-    assert.has_error(function() records.define { fields = { { x = { type = "string", lenght = 3 } } } } end)
-    assert.has_error(function() records.define { fields = { { x = { type = "allocation", kind = "planets" } } } } end)
-    assert.has_error(function() records.define { fields = { { x = {}, y = {} } } } end)
-    assert.has_error(function() records.check("NoSuchSchema", {}) end)
-    assert.has_error(function() records.extend("UserCreate", { remove = { "nope" } }) end)
+    assert.has_error(function() records.define { fields = { { x = { type = "strnig" } } } } end,
+      'records: field x: unknown type "strnig"')
+    assert.has_error(function() records.define { fields = { { x = { type = "string", lenght = 3 } } } } end,
+      'records: field x: unknown attribute "lenght"')
+    assert.has_error(function() records.define { fields = { { x = { type = "allocation", kind = "planets" } } } } end,
+      "records: field x: allocation kind must be regions, sectors or asset_class")
+    assert.has_error(function() records.define { fields = { { x = {}, y = {} } } } end,
+      "records.define: fields[1] must be a table with exactly one field name")
+    assert.has_error(function() records.check("NoSuchSchema", {}) end, 'records: unknown schema "NoSuchSchema"')
+    assert.has_error(function() records.extend("UserCreate", { remove = { "nope" } }) end,
+      "records.extend: no field nope to remove")
   end)
 
   it("extends a schema: remove, override, add", function()

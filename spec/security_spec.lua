@@ -278,8 +278,10 @@ describe("security", function()
 
     it("the scan finds a planted secret, whole or in part (control)", function()
       for kind, value in pairs(secrets) do
-        assert.has_error(function() assert_no_secret("..." .. value .. "...", { [kind] = value }, "a text") end)
-        assert.has_error(function() assert_no_secret(value:sub(-16) .. "!", { [kind] = value }, "a text") end)
+        assert.has_error(function() assert_no_secret("..." .. value .. "...", { [kind] = value }, "a text") end,
+          kind .. " appears (in whole or part) in a text")
+        assert.has_error(function() assert_no_secret(value:sub(-16) .. "!", { [kind] = value }, "a text") end,
+          kind .. " appears (in whole or part) in a text")
         assert_no_secret(value:sub(2, 16), { [kind] = value }, "a text")
       end
     end)

@@ -142,8 +142,8 @@ SELECT 'begin'; BEGIN; SELECT 1; END;]])
   end)
 
   it("raises on a non-string argument (a programming error)", function()
-    assert.has_error(function() sql.split(nil) end)
-    assert.has_error(function() sql.first_line(42) end)
+    assert.has_error(function() sql.split(nil) end, "sql.split: text must be a string")
+    assert.has_error(function() sql.first_line(42) end, "sql.first_line: text must be a string")
   end)
 
   it("splits the schema files into their statements", function()

@@ -42,8 +42,10 @@ describe("alex.validate sets", function()
   end)
 
   it("is_member raises on an unknown set name (programming error)", function()
-    assert.has_error(function() validate.is_member("planets", "mars") end)
-    assert.has_error(function() validate.is_member(nil, "mars") end)
+    assert.has_error(function() validate.is_member("planets", "mars") end, "bad argument #1 to 'is_member' "
+      .. "(unknown set 'planets' (expected 'regions', 'sectors', 'asset_classes' or 'instrument_types'))")
+    assert.has_error(function() validate.is_member(nil, "mars") end,
+      "bad argument #1 to 'is_member' (string expected, got nil)")
   end)
 
   it("editing the exposed arrays changes nothing in the checks", function()
@@ -186,8 +188,10 @@ describe("alex.validate.allocation", function()
     assert.is_false(ok)
     has(err, "bad argument #2 to ")
     has(err, "(unknown allocation kind 'planets' (expected 'regions', 'sectors' or 'asset_class'))")
-    assert.has_error(function() validate.allocation({ europe = 100 }) end)
-    assert.has_error(function() validate.allocation("not a table", "asset_classes") end)
+    assert.has_error(function() validate.allocation({ europe = 100 }) end,
+      "bad argument #2 to 'allocation' (string expected, got no value)")
+    assert.has_error(function() validate.allocation("not a table", "asset_classes") end, "bad argument #2 to "
+      .. "'allocation' (unknown allocation kind 'asset_classes' (expected 'regions', 'sectors' or 'asset_class'))")
   end)
 
   it("reports every problem together, keys sorted, the sum last", function()

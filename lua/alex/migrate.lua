@@ -163,32 +163,6 @@ function migrate.lock_sql()
     tag, migrate.LOCK_KEY, literal(CREATE_TABLE), tag)
 end
 
--- What the migrations create, read from their statements: tables, indexes,
--- triggers and functions, in creation order.  reset drops these; verify
--- checks they exist.
-function migrate.owned_objects(list)
-  local owned = { tables = {}, indexes = {}, triggers = {}, functions = {} }
-  local function ident(s) return (s:gsub('"', ""):lower():gsub("^public%.", "")) end
-  for _, m in ipairs(list) do
-    for _, st in ipairs(m.statements) do
-      local text = st.sql:gsub("%-%-[^\n]*", "")
-      local lower = text:lower()
-      local name = lower:match("^%s*create%s+table%s+if%s+not%s+exists%s+([%w_%.\"]+)")
-                   or lower:match("^%s*create%s+table%s+([%w_%.\"]+)")
-      if name then owned.tables[#owned.tables + 1] = ident(name) end
-      name = lower:match("^%s*create%s+unique%s+index%s+([%w_\"]+)") or lower:match("^%s*create%s+index%s+([%w_\"]+)")
-      if name and name ~= "if" then owned.indexes[#owned.indexes + 1] = ident(name) end
-      name = lower:match("^%s*create%s+trigger%s+([%w_\"]+)")
-             or lower:match("^%s*create%s+or%s+replace%s+trigger%s+([%w_\"]+)")
-      if name then owned.triggers[#owned.triggers + 1] = ident(name) end
-      name = lower:match("^%s*create%s+or%s+replace%s+function%s+([%w_%.\"]+)")
-             or lower:match("^%s*create%s+function%s+([%w_%.\"]+)")
-      if name then owned.functions[#owned.functions + 1] = ident(name) end
-    end
-  end
-  return owned
-end
-
 local function applied_map(conn)
   local rows = conn:query(("SELECT version, name, checksum, applied_at, duration_ms FROM %s ORDER BY version")
     :format(migrate.TABLE))

@@ -1,26 +1,27 @@
 -- The five tables as models, with the operations the agents and ad-hoc fixes
 -- need.  Every record is checked (alex.records) before anything is sent; every
--- value is a bound parameter; column names come from this file, never from
--- input.  Methods raise alex.errors values (ValidationError carries `errors`,
--- the list of { field, message }).
+-- value is a bound parameter; table and column names come from the tables'
+-- declarations (alex.schema), never from input.  Methods raise alex.errors
+-- values (ValidationError carries `errors`, the list of { field, message }).
 --
 --   local m = require("alex.models").bind(conn_or_tx)
 --   m.instruments:upsert{ symbol = "SPY", ... }
 --   conn:transaction(function(tx) local mt = models.bind(tx) ... end)
 local records = require "alex.records"
+local schema = require "alex.schema"
 local errors = require "alex.errors"
 local db = require "alex.db"
 
 local models = {}
 
-local function validation_error(schema, errs, what)
+local function validation_error(record, errs, what)
   return errors.new { name = "ValidationError", errors = errs,
-                      message = records.format_errors(errs, what or schema) }
+                      message = records.format_errors(errs, what or record) }
 end
 
-local function check(schema, record, what)
-  local clean, errs = records.check(schema, record)
-  if not clean then error(validation_error(schema, errs, what), 0) end
+local function check(record, value, what)
+  local clean, errs = records.check(record, value)
+  if not clean then error(validation_error(record, errs, what), 0) end
   return clean
 end
 
@@ -28,34 +29,19 @@ local function not_found(what, key)
   return errors.new { name = "NotFound", message = ("%s %s does not exist"):format(what, tostring(key)) }
 end
 
--- Column lists per table (what a cleaned record may set).
-local COLUMNS = {
-  instruments = { "symbol", "name", "instrument_type", "current_price", "allocation_regions",
-                  "allocation_sectors", "allocation_asset_class" },
-  users = { "clerk_user_id", "display_name", "years_until_retirement", "target_retirement_income",
-            "asset_class_targets", "region_targets" },
-  accounts = { "clerk_user_id", "account_name", "account_purpose", "cash_balance", "cash_interest" },
-  positions = { "account_id", "symbol", "quantity", "as_of_date" },
-  jobs = { "clerk_user_id", "job_type", "status", "request_payload", "report_payload", "charts_payload",
-           "retirement_payload", "summary_payload", "error_message" },
-}
+-- The columns of each table a cleaned record may set (all but the auto ones).
+local COLUMNS = {}
+for _, t in ipairs(schema.TABLES) do COLUMNS[t.name] = t.writable end
 
--- SQL casts for parameters, so strings land in typed columns.
-local CASTS = {
-  current_price = "::numeric", target_retirement_income = "::numeric", cash_balance = "::numeric",
-  cash_interest = "::numeric", quantity = "::numeric", account_id = "::uuid", id = "::uuid",
-  as_of_date = "::date",
-  allocation_regions = "::jsonb", allocation_sectors = "::jsonb", allocation_asset_class = "::jsonb",
-  asset_class_targets = "::jsonb", region_targets = "::jsonb", request_payload = "::jsonb",
-  report_payload = "::jsonb", charts_payload = "::jsonb", retirement_payload = "::jsonb",
-  summary_payload = "::jsonb",
-}
+-- The SQL cast of a parameter, so strings land in typed columns.
+local cast = schema.cast
 
--- A record's value as a parameter: JSON columns as JSON, the rest as is.
-local function param(column, v)
+-- A record's value as a parameter: JSON columns as JSON, exact decimals as
+-- DECIMAL, the rest as is.
+local function param(table_name, column, v)
   if v == nil then return db.null end
   if type(v) == "table" and getmetatable(v) == nil then return db.json(v) end
-  if column and (CASTS[column] == "::numeric") and type(v) == "number" then return db.decimal(v) end
+  if column and type(v) == "number" and cast(table_name, column) == "::numeric" then return db.decimal(v) end
   return v
 end
 
@@ -65,8 +51,8 @@ local function columns_of(table_name, clean)
   for _, c in ipairs(COLUMNS[table_name]) do
     if clean[c] ~= nil then
       cols[#cols + 1] = c
-      holes[#holes + 1] = ":" .. c .. (CASTS[c] or "")
-      params[c] = param(c, clean[c])
+      holes[#holes + 1] = ":" .. c .. cast(table_name, c)
+      params[c] = param(table_name, c, clean[c])
     end
   end
   return cols, holes, params
@@ -77,13 +63,17 @@ models.COLUMNS = COLUMNS
 local Model = {}
 Model.__index = Model
 
-local function model(conn, table_name, key, schema, what)
-  return setmetatable({ conn = conn, table_name = table_name, key = key, schema = schema, what = what }, Model)
+-- A model of the declared table: its key is the primary key, its record the
+-- one a row is created from (the declaration's records[1]).
+local function model(conn, table_name, class)
+  local t = schema.table(table_name)
+  return setmetatable({ conn = conn, table_name = table_name, key = t.primary_key[1], schema = t.records[1].name,
+                        fields = t.records[1].fields, what = t.what }, class)
 end
 
 function Model:find(key)
   return self.conn:query_one(("SELECT * FROM %s WHERE %s = :key%s"):format(
-    self.table_name, self.key, CASTS[self.key] or ""), { key = key })
+    self.table_name, self.key, cast(self.table_name, self.key)), { key = key })
 end
 
 function Model:all(order)
@@ -99,41 +89,41 @@ function Model:create(record)
   return rows[1]
 end
 
--- update(key, fields) -> the updated row.  The merged record is checked as a
--- whole, so an update can never leave a row that a create would refuse.
+-- update(key, fields) -> the updated row.  The merged record (the row's
+-- values of the record's fields, then `fields`) is checked as a whole, so an
+-- update can never leave a row that a create would refuse.  A column outside
+-- the record (a job's status, which moves only through transitions) is
+-- neither carried over nor accepted.
 function Model:update(key, fields)
   local current = self:find(key)
   if not current then error(not_found(self.what, key), 0) end
   local merged = {}
-  -- the key is part of the record only where it is a column of it (users,
-  -- instruments); accounts, positions and jobs have a generated id
-  for _, c in ipairs(COLUMNS[self.table_name]) do merged[c] = current[c] end
+  for _, c in ipairs(self.fields) do merged[c] = current[c] end
   for k, v in pairs(fields) do
     if v == db.null then merged[k] = nil else merged[k] = v end
   end
-  if self.table_name == "jobs" then merged.status = nil end -- status moves only through transitions
   local clean = check(self.schema, merged, self.what)
   local sets, params = {}, { key = key }
   for k in pairs(fields) do
     local known = false
-    for _, c in ipairs(COLUMNS[self.table_name]) do if c == k then known = true end end
+    for _, c in ipairs(self.fields) do if c == k then known = true end end
     if not known or k == self.key then
       error(validation_error(self.schema, { { field = k, message = "cannot be updated" } }, self.what), 0)
     end
-    sets[#sets + 1] = ("%s = :%s%s"):format(k, k, CASTS[k] or "")
-    params[k] = param(k, clean[k])
+    sets[#sets + 1] = ("%s = :%s%s"):format(k, k, cast(self.table_name, k))
+    params[k] = param(self.table_name, k, clean[k])
   end
   if #sets == 0 then return current end
   table.sort(sets)
   local _, rows = self.conn:execute(("UPDATE %s SET %s WHERE %s = :key%s RETURNING *"):format(
-    self.table_name, table.concat(sets, ", "), self.key, CASTS[self.key] or ""), params)
+    self.table_name, table.concat(sets, ", "), self.key, cast(self.table_name, self.key)), params)
   return rows[1]
 end
 
 -- delete(key) -> true when a row was deleted.
 function Model:delete(key)
   local n = self.conn:execute(("DELETE FROM %s WHERE %s = :key%s"):format(
-    self.table_name, self.key, CASTS[self.key] or ""), { key = key })
+    self.table_name, self.key, cast(self.table_name, self.key)), { key = key })
   return n > 0
 end
 
@@ -153,20 +143,20 @@ models.UPSERT_INSTRUMENT = UPSERT_INSTRUMENT
 
 local function instrument_params(clean)
   return {
-    symbol = clean.symbol, name = clean.name, instrument_type = param(nil, clean.instrument_type),
-    current_price = param("current_price", clean.current_price),
+    symbol = clean.symbol, name = clean.name, instrument_type = param("instruments", nil, clean.instrument_type),
+    current_price = param("instruments", "current_price", clean.current_price),
     allocation_regions = db.json(clean.allocation_regions),
     allocation_sectors = db.json(clean.allocation_sectors),
     allocation_asset_class = db.json(clean.allocation_asset_class),
   }
 end
 
--- check_instruments(list [, schema]) -> cleaned list, or nil, one message and
+-- check_instruments(list [, record]) -> cleaned list, or nil, one message and
 -- the list of problems { field = "[3].current_price", message = ... }, every
 -- problem of every record (paths from the top of the list, as in the file).
--- The default schema, InstrumentSeed, wants a price and all three allocations.
-function models.check_instruments(list, schema)
-  schema = schema or "InstrumentSeed"
+-- The default record, InstrumentSeed, wants a price and all three allocations.
+function models.check_instruments(list, record)
+  record = record or "InstrumentSeed"
   if type(list) ~= "table" or (next(list) ~= nil and #list == 0) then
     local errs = { { field = "", message = "expected an array of instrument records" } }
     return nil, records.format_errors(errs, "instruments"), errs
@@ -180,7 +170,7 @@ function models.check_instruments(list, schema)
   end
   for i, rec in ipairs(list) do
     local at = ("[%d]"):format(i)
-    local c, rerrs = records.check(schema, rec)
+    local c, rerrs = records.check(record, rec)
     local symbol = type(rec) == "table" and rec.symbol
     if type(symbol) == "string" then
       if seen[symbol] then
@@ -416,9 +406,9 @@ function Jobs:transition(id, status, fields)
   local clean = check("JobUpdate", update, "job")
   local sets, params = { "status = :status", rule.stamp .. " = now()" }, { id = id, status = status }
   for _, c in ipairs(COLUMNS.jobs) do
-    if c ~= "status" and clean[c] ~= nil and c ~= "clerk_user_id" and c ~= "job_type" then
-      sets[#sets + 1] = ("%s = :%s%s"):format(c, c, CASTS[c] or "")
-      params[c] = param(c, clean[c])
+    if c ~= "status" and clean[c] ~= nil then
+      sets[#sets + 1] = ("%s = :%s%s"):format(c, c, cast("jobs", c))
+      params[c] = param("jobs", c, clean[c])
     end
   end
   local froms = {}
@@ -446,8 +436,8 @@ function Jobs:update(id, fields)
   local sets, params = {}, { id = id }
   for _, c in ipairs(COLUMNS.jobs) do
     if clean[c] ~= nil then
-      sets[#sets + 1] = ("%s = :%s%s"):format(c, c, CASTS[c] or "")
-      params[c] = param(c, clean[c])
+      sets[#sets + 1] = ("%s = :%s%s"):format(c, c, cast("jobs", c))
+      params[c] = param("jobs", c, clean[c])
     end
   end
   local _, rows = self.conn:execute(("UPDATE jobs SET %s WHERE id = :id::uuid RETURNING *"):format(
@@ -464,11 +454,11 @@ function Jobs:fail(id, message) return self:transition(id, "failed", { error_mes
 
 function models.bind(conn)
   return {
-    instruments = setmetatable(model(conn, "instruments", "symbol", "InstrumentCreate", "instrument"), Instruments),
-    users = setmetatable(model(conn, "users", "clerk_user_id", "UserCreate", "user"), Users),
-    accounts = setmetatable(model(conn, "accounts", "id", "AccountCreate", "account"), Accounts),
-    positions = setmetatable(model(conn, "positions", "id", "PositionCreate", "position"), Positions),
-    jobs = setmetatable(model(conn, "jobs", "id", "JobCreate", "job"), Jobs),
+    instruments = model(conn, "instruments", Instruments),
+    users = model(conn, "users", Users),
+    accounts = model(conn, "accounts", Accounts),
+    positions = model(conn, "positions", Positions),
+    jobs = model(conn, "jobs", Jobs),
   }
 end
 

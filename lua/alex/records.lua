@@ -52,11 +52,13 @@
 -- refused: validate.allocation, which scripts/verify.lua applies to every
 -- stored instrument, refuses it too.
 --
+-- The planner's records (InstrumentCreate, UserCreate, AccountCreate,
+-- PositionCreate, JobCreate, JobUpdate) are built from the table declarations
+-- (alex.schema, lua/alex/schema/<table>.lua), where their rules are; the seed
+-- files' records (InstrumentSeed, PositionSeed, AccountSeed, UserSeed) are
+-- built from those at the end of this file.
+--
 -- Decisions:
---   * InstrumentCreate: all three allocations required and complete, because
---     verify.lua requires them of every stored instrument (the DB default {}
---     would fail it); the price is optional.  InstrumentSeed (seed files)
---     also requires current_price.
 --   * Strings may not contain NUL: PostgreSQL text cannot hold it.
 --   * Decimal strings must be plain notation ("100000", "-0.5", "+1.", ".5");
 --     exponent forms ("1e5") are refused with a hint, since they usually come
@@ -757,102 +759,31 @@ function records.format_errors(errs, prefix)
 end
 
 ---------------------------------------------------------------------------
--- the planner's records
+-- the planner's records: each table's, from its declaration (alex.schema),
+-- then the seed files' records built from those
 
-local SYMBOL = { type = "string", len_min = 1, len_max = 20, match = "^[A-Z0-9.%-]+$",
-  match_message = "must contain only upper-case letters, digits, '.' and '-'" }
-local CLERK_ID = { type = "string", len_min = 1, len_max = 255 }
+local schema = require "alex.schema"
 
-records.JOB_TYPES = { "portfolio_analysis", "rebalance_recommendation", "retirement_projection",
-  "risk_assessment", "tax_optimization", "instrument_research" }
-records.JOB_STATUSES = { "pending", "running", "completed", "failed" }
-
-local function with(def, extra)
-  local t = {}
-  for k, v in pairs(def) do t[k] = v end
-  for k, v in pairs(extra or {}) do t[k] = v end
-  return t
+for _, t in ipairs(schema.TABLES) do
+  -- every column's rules, checked even where no record uses the column yet
+  local all = {}
+  for i, c in ipairs(t.writable) do all[i] = { [c] = schema.rules(t.name, c) } end
+  records.define { fields = all }
 end
+for _, spec in ipairs(schema.record_specs()) do records.define(spec) end
 
-records.define {
-  name = "InstrumentCreate",
-  fields = {
-    { symbol = with(SYMBOL, { required = true }) },
-    { name = { type = "string", required = true, len_min = 1, len_max = 255 } },
-    { instrument_type = { type = "string", required = true, one_of = validate.INSTRUMENT_TYPES } },
-    { current_price = { type = "decimal", min = 0, max = 999999, places = 4, precision = 12 } },
-    { allocation_regions = { type = "allocation", required = true, kind = "regions" } },
-    { allocation_sectors = { type = "allocation", required = true, kind = "sectors" } },
-    { allocation_asset_class = { type = "allocation", required = true, kind = "asset_class" } },
-  },
-}
+records.JOB_TYPES = schema.table("jobs").columns.job_type.one_of
+records.JOB_STATUSES = schema.table("jobs").columns.status.one_of
 
+-- Seed files: every instrument of seed/instruments.json has a price; the test
+-- data (seed/test_user.json) is a user with accounts, each with positions, and
+-- the ids linking them are made when the rows are inserted.
 records.extend("InstrumentCreate", {
   name = "InstrumentSeed",
   fields = {
     { current_price = { required = true } },
   },
 })
-
-records.define {
-  name = "UserCreate",
-  fields = {
-    { clerk_user_id = with(CLERK_ID, { required = true }) },
-    { display_name = { type = "string", len_min = 1, len_max = 255 } },
-    { years_until_retirement = { type = "integer", min = 0, max = 100 } },
-    { target_retirement_income = { type = "decimal", min = 0, places = 2, precision = 12 } },
-    { asset_class_targets = { type = "allocation", kind = "asset_class" } },
-    { region_targets = { type = "allocation", kind = "regions" } },
-  },
-}
-
-records.define {
-  name = "AccountCreate",
-  fields = {
-    { clerk_user_id = with(CLERK_ID, { required = true }) },
-    { account_name = { type = "string", required = true, len_min = 1, len_max = 255 } },
-    { account_purpose = { type = "string" } },
-    { cash_balance = { type = "decimal", min = 0, places = 2, precision = 12 } },
-    { cash_interest = { type = "decimal", min = 0, max = 1, places = 4, precision = 5 } },
-  },
-}
-
-records.define {
-  name = "PositionCreate",
-  fields = {
-    { account_id = { type = "uuid", required = true } },
-    { symbol = with(SYMBOL, { required = true }) },
-    { quantity = { type = "decimal", required = true, gt = 0, places = 8, precision = 20 } },
-    { as_of_date = { type = "date" } },
-  },
-}
-
-records.define {
-  name = "JobCreate",
-  fields = {
-    { clerk_user_id = with(CLERK_ID, { required = true }) },
-    { job_type = { type = "string", required = true, one_of = records.JOB_TYPES } },
-    { request_payload = { type = "json" } },
-  },
-}
-
-local JOB_UPDATE_FIELDS = { "status", "report_payload", "charts_payload", "retirement_payload",
-  "summary_payload", "error_message" }
-records.define {
-  name = "JobUpdate",
-  fields = {
-    { status = { type = "string", one_of = records.JOB_STATUSES } },
-    { report_payload = { type = "json" } },
-    { charts_payload = { type = "json" } },
-    { retirement_payload = { type = "json" } },
-    { summary_payload = { type = "json" } },
-    { error_message = { type = "string" } },
-  },
-  entity_checks = { { at_least_one_of = JOB_UPDATE_FIELDS } },
-}
-
--- Seed files (seed/test_user.json): a user with accounts, each with positions;
--- the ids linking them are made when the rows are inserted.
 records.extend("PositionCreate", { name = "PositionSeed", remove = { "account_id" } })
 records.extend("AccountCreate", {
   name = "AccountSeed",
