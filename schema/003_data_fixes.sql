@@ -1,6 +1,8 @@
 -- 003: the record of data fixes (alex.fix): one row per run, and every row
 -- change a run made, captured by triggers so that SQL written by hand is
--- recorded as well as changes made through the models.
+-- recorded as well as changes made through the models.  The values a status
+-- or an operation may take are declared in lua/alex/schema/, as every
+-- table's rules are.
 --
 -- The triggers record only inside a transaction that names its run in the
 -- setting alex.fix_run (set with set_config(..., true), so it ends with the
@@ -13,8 +15,7 @@ CREATE TABLE data_fix_runs (
     checksum       CHAR(64) NOT NULL,
     arguments      JSONB NOT NULL DEFAULT '{}',
     arguments_key  TEXT NOT NULL,
-    status         VARCHAR(20) NOT NULL DEFAULT 'running'
-                   CHECK (status IN ('running', 'applied', 'interrupted', 'failed')),
+    status         VARCHAR(20) NOT NULL DEFAULT 'running',
     run_by         VARCHAR(255) NOT NULL,
     host           VARCHAR(255),
     pid            INTEGER,
@@ -38,7 +39,7 @@ CREATE TABLE data_fix_changes (
     id          BIGSERIAL PRIMARY KEY,
     run_id      BIGINT NOT NULL REFERENCES data_fix_runs(id) ON DELETE CASCADE,
     table_name  VARCHAR(63) NOT NULL,
-    operation   CHAR(1) NOT NULL CHECK (operation IN ('I', 'U', 'D')),
+    operation   CHAR(1) NOT NULL,
     old_row     JSONB,
     new_row     JSONB,
     changed_at  TIMESTAMP NOT NULL DEFAULT clock_timestamp()

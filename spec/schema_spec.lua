@@ -89,11 +89,20 @@ local function drift(conn)
   local problems = {}
   local ledger = migrate.TABLE
 
-  -- relations: tables both ways, and nothing else (sequences, views...)
-  local db_tables, declared_tables = {}, {}
+  -- relations: tables both ways, and nothing else (views...) but the
+  -- sequences behind declared column defaults (a bigserial's nextval)
+  local db_tables, declared_tables, declared_sequences = {}, {}, {}
+  for _, t in ipairs(schema.TABLES) do
+    for _, c in ipairs(t.column_list) do
+      local seq = (t.columns[c].sql_default or ""):match("^nextval%('([%w_]+)'::regclass%)$")
+      if seq then declared_sequences[seq] = true end
+    end
+  end
   for _, r in ipairs(conn:query(RELATIONS_SQL)) do
     if KIND[r.kind] == "table" then
       if r.name ~= ledger then db_tables["table " .. r.name] = true end
+    elseif KIND[r.kind] == "sequence" and declared_sequences[r.name] then
+      db_tables["table " .. r.name] = nil -- a column's own sequence: declared with its default
     elseif r.name ~= ledger then
       problems[#problems + 1] = ("%s %s: in the database, not declared"):format(KIND[r.kind] or r.kind, r.name)
     end
@@ -237,11 +246,12 @@ describe("alex.schema", function()
 
   it("owns the tables in creation order, with their indexes, triggers and the trigger function", function()
     local owned = schema.owned()
-    assert.same({ "users", "instruments", "accounts", "positions", "jobs", "price_history", "agent_logs" },
+    assert.same({ "users", "instruments", "accounts", "positions", "jobs", "price_history", "agent_logs",
+                  "data_fix_runs", "data_fix_changes" },
       owned.tables)
-    assert.equal(8, #owned.indexes)
-    assert.equal(5, #owned.triggers)
-    assert.same({ "update_updated_at_column" }, owned.functions)
+    assert.equal(10, #owned.indexes)
+    assert.equal(13, #owned.triggers) -- 6 keeping updated_at, 7 capturing a data fix's changes
+    assert.same({ "update_updated_at_column", "data_fix_capture" }, owned.functions)
   end)
 
   it("refuses a declaration with a mistake, naming the table and the mistake", function()
@@ -303,7 +313,7 @@ describe("alex.schema against the migrated database", function()
     migrated()
     assert.same({}, drift(conn))
     -- the comparison saw the whole schema: every declared table, with columns
-    assert.equal(7, #schema.TABLES)
+    assert.equal(9, #schema.TABLES)
     local n = tonumber(assert(s:psql([[SELECT count(*) FROM information_schema.columns
       WHERE table_schema = 'public' AND table_name <> 'schema_migrations']])))
     local declared = 0

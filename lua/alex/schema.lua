@@ -40,10 +40,11 @@
 local schema = {}
 
 -- Creation order, as the migrations create them (reset drops them in reverse).
-local TABLE_NAMES = { "users", "instruments", "accounts", "positions", "jobs", "price_history", "agent_logs" }
+local TABLE_NAMES = { "users", "instruments", "accounts", "positions", "jobs", "price_history", "agent_logs",
+  "data_fix_runs", "data_fix_changes" }
 
 -- Functions the schema owns besides its tables (the triggers' function).
-schema.FUNCTIONS = { "update_updated_at_column" }
+schema.FUNCTIONS = { "update_updated_at_column", "data_fix_capture" }
 
 local SQL_ATTRIBUTES = { sql_type = "string", not_null = "boolean", sql_default = "string", references = "string",
   on_delete = "string", auto = "boolean" }
@@ -58,8 +59,11 @@ local function sql_kind(sql_type)
   if n then return { type = "string", len_max = tonumber(n) } end
   local p, s = sql_type:match("^numeric%((%d+),(%d+)%)$")
   if p then return { type = "decimal", cast = "::numeric", precision = tonumber(p), places = tonumber(s) } end
+  n = sql_type:match("^character%((%d+)%)$")
+  if n then return { type = "string", len_max = tonumber(n) } end
   local simple = {
-    text = { type = "string" }, integer = { type = "integer" }, uuid = { type = "uuid", cast = "::uuid" },
+    text = { type = "string" }, integer = { type = "integer" }, bigint = { type = "integer" },
+    uuid = { type = "uuid", cast = "::uuid" },
     date = { type = "date", cast = "::date" }, jsonb = { type = "json", cast = "::jsonb", json = true },
     ["timestamp without time zone"] = {},
   }

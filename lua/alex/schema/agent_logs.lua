@@ -17,4 +17,7 @@ return {
     { name = "idx_agent_logs_job", columns = { "job_id", "created_at" } },
     { name = "idx_agent_logs_created", columns = { "created_at" } },
   },
+  triggers = {
+    { name = "data_fix_capture_agent_logs", event = "AFTER INSERT OR DELETE OR UPDATE", execute = "data_fix_capture" },
+  },
 }

@@ -16,4 +16,8 @@ return {
   indexes = {
     { name = "idx_price_history_date", columns = { "price_date" } },
   },
+  triggers = {
+    { name = "data_fix_capture_price_history", event = "AFTER INSERT OR DELETE OR UPDATE",
+      execute = "data_fix_capture" },
+  },
 }
