@@ -16,7 +16,7 @@
 --             mid-reset; the database must be exactly as before
 --   migrate   a fresh database, three migrate.lua at once (light faults): every
 --             migration applied once, in order, the schema the canonical one
---   prices    3-4 update_price.lua at once on one instrument: the final price is
+--   prices    3-4 reprice.lua at once on one instrument: the final price is
 --             one a successful child wrote (a serial outcome), nothing else changed
 --   moves     3-4 move_position.lua at once on one symbol of the test user: total
 --             quantity conserved, the final holdings a serial outcome of the moves
@@ -695,7 +695,8 @@ local function scenario_prices()
   local prices, jobs = {}, {}
   for i = 1, k do
     prices[i] = ("%d.%04d"):format(math.random(1, 9999), math.random(0, 9999))
-    jobs[i] = { script = "scripts/examples/update_price.lua", args = { symbol, prices[i] } }
+    -- --again: two children may set the same price, each a run of its own
+    jobs[i] = { script = "scripts/fixes/reprice.lua", args = { symbol, prices[i], "--apply", "--again" } }
   end
   local faults = fault_mix(math.random() * 0.15)
   assert(s:set_faults(faults))
@@ -828,7 +829,9 @@ local function scenario_moves()
     moves[i] = m
     local args = { TEST_USER, symbol, m.from, m.to }
     if m.quantity then args[#args + 1] = "--quantity"; args[#args + 1] = tostring(m.quantity) end
-    jobs[i] = { script = "scripts/examples/move_position.lua", args = args }
+    args[#args + 1] = "--apply"
+    args[#args + 1] = "--again"
+    jobs[i] = { script = "scripts/fixes/move_position.lua", args = args }
   end
   local faults = fault_mix(math.random() * 0.15)
   assert(s:set_faults(faults))
@@ -995,7 +998,7 @@ local function report(elapsed, total_faults)
   w("- **migrate**: three migrate.lua at once on an empty database under 0-12%% faults; no run may meet an")
   w("  \"already exists\" error, the applied versions are a prefix of the files, and once all are applied the")
   w("  schema fingerprint is the canonical one (a last run without faults completes a partial result).")
-  w("- **prices**: 3-4 update_price.lua at once on one instrument (0-15%% faults): the final price is one a")
+  w("- **prices**: 3-4 reprice.lua at once on one instrument (0-15%% faults): the final price is one a")
   w("  successful (or commit-unknown) child wrote, the original only when none succeeded; restoring the price")
   w("  must give back the canonical fingerprint.")
   w("- **moves**: the test user's holding of one symbol is spread over the three accounts, then 3-4")

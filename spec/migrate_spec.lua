@@ -9,7 +9,7 @@ local MIGRATE = "scripts/migrate.lua"
 
 -- A third migration whose third statement fails (on line 7).
 local BAD = [[
--- 003: fails on purpose
+-- 009: fails on purpose
 CREATE TABLE t_one (id int PRIMARY KEY);
 CREATE TABLE t_two (id int PRIMARY KEY,
                     note text);
@@ -21,7 +21,7 @@ CREATE TABLE t_three (id int);
 ]]
 
 local EXTRA = [[
--- 003: one more table, so a run has three migrations to share out
+-- 009: one more table, so a run has four migrations to share out
 CREATE TABLE extra_notes (id serial PRIMARY KEY, body text NOT NULL);
 CREATE INDEX idx_extra_notes_body ON extra_notes(body);
 ]]
@@ -67,8 +67,8 @@ describe("migrations", function()
 
   it("loads the numbered files in order, with the SHA-256 of each as its checksum", function()
     local list = assert(migrate.load("schema"))
-    assert.equal(2, #list)
-    assert.same({ "001", "002" }, { list[1].version, list[2].version })
+    assert.equal(3, #list)
+    assert.same({ "001", "002", "003" }, { list[1].version, list[2].version, list[3].version })
     local p = io.popen("sha256sum schema/001_schema.sql")
     local sum = p:read("a"):match("^(%x+)")
     p:close()
@@ -83,16 +83,20 @@ describe("migrations", function()
 
   it("reports applied, pending, changed and missing migrations", function()
     -- only 001 applied
-    local first = dir_with { ["002_history_and_logs.sql"] = false }
+    local first = dir_with { ["002_history_and_logs.sql"] = false, ["003_data_fixes.sql"] = false }
     assert.equal(1, #migrate.run(conn, assert(migrate.load(first))))
-    assert.same({ ["001_schema.sql"] = "applied", ["002_history_and_logs.sql"] = "pending" }, states("schema"))
+    assert.same({ ["001_schema.sql"] = "applied", ["002_history_and_logs.sql"] = "pending",
+                  ["003_data_fixes.sql"] = "pending" }, states("schema"))
     -- 001 edited after it was applied
     local edited = dir_with { ["001_schema.sql"] = ops.read("schema/001_schema.sql") .. "\n-- a late comment\n" }
-    assert.same({ ["001_schema.sql"] = "changed", ["002_history_and_logs.sql"] = "pending" }, states(edited))
+    assert.same({ ["001_schema.sql"] = "changed", ["002_history_and_logs.sql"] = "pending",
+                  ["003_data_fixes.sql"] = "pending" }, states(edited))
     -- both applied, then a folder without 002
     migrate.run(conn, assert(migrate.load("schema")))
-    assert.same({ ["001_schema.sql"] = "applied", ["002_history_and_logs.sql"] = "applied" }, states("schema"))
-    assert.same({ ["001_schema.sql"] = "applied", ["002_history_and_logs.sql"] = "missing" }, states(first))
+    assert.same({ ["001_schema.sql"] = "applied", ["002_history_and_logs.sql"] = "applied",
+                  ["003_data_fixes.sql"] = "applied" }, states("schema"))
+    assert.same({ ["001_schema.sql"] = "applied", ["002_history_and_logs.sql"] = "missing",
+                  ["003_data_fixes.sql"] = "missing" }, states(first))
     local list = migrate.status(conn, assert(migrate.load("schema")))
     assert.truthy(list[1].applied_at:find("^%d%d%d%d%-%d%d%-%d%d "))
   end)
@@ -115,7 +119,7 @@ describe("migrations", function()
     assert.equal(1, r.code, r.all)
     assert.matches("changed%s+001_schema.sql", r.out)
 
-    local without = dir_with { ["002_history_and_logs.sql"] = false }
+    local without = dir_with { ["002_history_and_logs.sql"] = false, ["003_data_fixes.sql"] = false }
     r = ops.run(s, MIGRATE, { "--status", "--dir", without })
     assert.equal(1, r.code, r.all)
     assert.matches("missing%s+002_history_and_logs.sql", r.out)
@@ -124,14 +128,14 @@ describe("migrations", function()
   it("refuses to run when an applied file changed, naming the file, and applies nothing", function()
     migrate.run(conn, assert(migrate.load("schema")))
     local edited = dir_with { ["001_schema.sql"] = ops.read("schema/001_schema.sql"):gsub("INTEGER", "BIGINT", 1),
-                              ["003_extra.sql"] = EXTRA }
+                              ["009_extra.sql"] = EXTRA }
     local before = ops.fingerprint(s)
     local r = ops.run(s, MIGRATE, { "--dir", edited })
     assert.equal(1, r.code, r.all)
     assert.matches(edited .. "/001_schema.sql", r.err, 1, true)
     assert.matches("was changed after it was applied", r.err)
-    assert.equal(before, ops.fingerprint(s)) -- 003 was not applied either
-    assert.equal("001,002", recorded())
+    assert.equal(before, ops.fingerprint(s)) -- 009 was not applied either
+    assert.equal("001,002,003", recorded())
     -- the library raises the same error
     local ok, err = pcall(migrate.run, conn, assert(migrate.load(edited)))
     assert.is_false(ok)
@@ -144,14 +148,15 @@ describe("migrations", function()
   end)
 
   it("rolls a failing migration back completely and names file, statement and line", function()
-    local dir = dir_with { ["003_bad.sql"] = BAD }
+    local dir = dir_with { ["009_bad.sql"] = BAD }
     local r = ops.run(s, MIGRATE, { "--dir", dir })
     assert.equal(1, r.code, r.all)
-    assert.matches("003_bad.sql, statement 3 (line 7): relation \"no_such_table\" does not exist", r.err, 1, true)
+    assert.matches("009_bad.sql, statement 3 (line 7): relation \"no_such_table\" does not exist", r.err, 1, true)
     assert.matches("SQLState: 42P01", r.err, 1, true)
-    -- 001 and 002 ran before it and stay; nothing of 003 remains
-    assert.equal("001,002", recorded())
-    assert.equal("accounts,agent_logs,instruments,jobs,positions,price_history,schema_migrations,users",
+    -- 001 to 003 ran before it and stay; nothing of 009 remains
+    assert.equal("001,002,003", recorded())
+    assert.equal("accounts,agent_logs,data_fix_changes,data_fix_runs,instruments,jobs,positions,price_history," ..
+      "schema_migrations,users",
       ops.tables(s))
     assert.equal("f|f|f", (s:psql("SELECT to_regclass('t_one') IS NOT NULL, to_regclass('t_two') IS NOT NULL, " ..
       "to_regclass('t_three') IS NOT NULL"):gsub("\n", "|")))
@@ -161,13 +166,13 @@ describe("migrations", function()
     assert.is_false(ok)
     assert.equal("42P01", err.sqlstate)
     assert.equal("DatabaseErrorException", err.name)
-    assert.matches("003_bad.sql, statement 3 (line 7)", err.message, 1, true)
+    assert.matches("009_bad.sql, statement 3 (line 7)", err.message, 1, true)
     assert.equal(before, ops.fingerprint(s))
     assert.equal(0, s:stats().open_transactions)
   end)
 
   it("two runners at once apply each migration exactly once", function()
-    local dir = dir_with { ["003_extra.sql"] = EXTRA }
+    local dir = dir_with { ["009_extra.sql"] = EXTRA }
     -- 25 ms per call: a run takes a few hundred ms, so the two overlap
     assert(s:set_faults { latency_ms = 25 })
     s:reset_stats()
@@ -180,11 +185,11 @@ describe("migrations", function()
     local function applied(r)
       return tonumber(r.out:match("applied (%d+) migration")) or (r.out:find("nothing to apply") and 0)
     end
-    assert.equal(3, applied(a) + applied(b), a.out .. b.out)
-    assert.equal("001,002,003", recorded())
+    assert.equal(4, applied(a) + applied(b), a.out .. b.out)
+    assert.equal("001,002,003,009", recorded())
     assert.equal("1", s:psql("SELECT max(n) FROM (SELECT count(*) AS n FROM schema_migrations GROUP BY version) c"))
     assert.equal("0", s:psql("SELECT count(*) FROM extra_notes"))
-    assert.equal(6, s:stats().operations.BeginTransaction) -- three per runner
+    assert.equal(8, s:stats().operations.BeginTransaction) -- four per runner
     -- again: both find nothing to do
     results = ops.run_parallel(s, { { MIGRATE, { "--dir", dir } }, { MIGRATE, { "--dir", dir } } })
     for _, r in ipairs(results) do
@@ -203,7 +208,7 @@ describe("migrations", function()
     assert.matches("CREATE TABLE users", r.out, 1, true)
     assert.equal(before, ops.fingerprint(s))
     -- with 001 applied only 002 is pending
-    migrate.run(conn, assert(migrate.load(dir_with { ["002_history_and_logs.sql"] = false })))
+    migrate.run(conn, assert(migrate.load(dir_with { ["002_history_and_logs.sql"] = false, ["003_data_fixes.sql"] = false })))
     before = ops.fingerprint(s)
     r = ops.run(s, MIGRATE, { "--dry-run" })
     assert.equal(0, r.code, r.all)
@@ -258,38 +263,39 @@ describe("migrations", function()
     end)
 
     it("a .sql file not named as a migration, or two files of one version", function()
-      local dir = dir_with { ["003-extra.sql"] = EXTRA, ["004_more.SQL"] = EXTRA }
-      refused(dir, 1, "003%-extra%.sql: not a migration name %(expected NNN_name%.sql", "refused")
+      local dir = dir_with { ["009-extra.sql"] = EXTRA, ["010_more.SQL"] = EXTRA }
+      refused(dir, 1, "009%-extra%.sql: not a migration name %(expected NNN_name%.sql", "refused")
       local _, err = migrate.load(dir)
-      assert.matches("004_more%.SQL: not a migration name", err) -- both named at once
+      assert.matches("010_more%.SQL: not a migration name", err) -- both named at once
       refused(dir_with { ["2_again.sql"] = EXTRA }, 1, "two migrations share version 2: 002_history_and_logs.sql"
         .. " and 2_again.sql", "refused")
-      refused(dir_with { ["003_empty.sql"] = "-- nothing here\n" }, 1, "003_empty.sql: no SQL statements", "refused")
+      refused(dir_with { ["009_empty.sql"] = "-- nothing here\n" }, 1, "009_empty.sql: no SQL statements", "refused")
     end)
 
     it("a migration that is not a regular file, not UTF-8, or too large", function()
       local dir = dir_with {}
-      assert(os.execute("mkdir " .. ops.q(dir .. "/003_folder.sql")))
-      refused(dir, 2, "003_folder%.sql: is a directory, not a regular file", "unavailable")
-      os.remove(dir .. "/003_folder.sql")
-      assert(os.execute("mkfifo " .. ops.q(dir .. "/003_fifo.sql"))) -- opening it would wait for ever
-      refused(dir, 2, "003_fifo%.sql: is a FIFO %(named pipe%), not a regular file", "unavailable")
-      os.remove(dir .. "/003_fifo.sql")
-      ops.write(dir .. "/003_latin1.sql", "-- caf\233\nSELECT 1;\n")
-      refused(dir, 2, "003_latin1%.sql:1:7: not valid UTF%-8", "unavailable")
-      os.remove(dir .. "/003_latin1.sql")
-      assert(os.execute("truncate -s 17M " .. ops.q(dir .. "/003_huge.sql")))
-      refused(dir, 2, "003_huge%.sql: is 17%.0 MiB, over the 16%.0 MiB limit", "unavailable")
+      assert(os.execute("mkdir " .. ops.q(dir .. "/009_folder.sql")))
+      refused(dir, 2, "009_folder%.sql: is a directory, not a regular file", "unavailable")
+      os.remove(dir .. "/009_folder.sql")
+      assert(os.execute("mkfifo " .. ops.q(dir .. "/009_fifo.sql"))) -- opening it would wait for ever
+      refused(dir, 2, "009_fifo%.sql: is a FIFO %(named pipe%), not a regular file", "unavailable")
+      os.remove(dir .. "/009_fifo.sql")
+      ops.write(dir .. "/009_latin1.sql", "-- caf\233\nSELECT 1;\n")
+      refused(dir, 2, "009_latin1%.sql:1:7: not valid UTF%-8", "unavailable")
+      os.remove(dir .. "/009_latin1.sql")
+      assert(os.execute("truncate -s 17M " .. ops.q(dir .. "/009_huge.sql")))
+      refused(dir, 2, "009_huge%.sql: is 17%.0 MiB, over the 16%.0 MiB limit", "unavailable")
     end)
   end)
 
   it("orders versions as numbers and ignores files that are not migrations", function()
     local dir = dir_with { ["9_nine.sql"] = "CREATE TABLE t_nine (id int);",
                            ["10_ten.sql"] = "CREATE TABLE t_ten (id int);",
-                           ["README.md"] = "not SQL", ["003_old.sql.bak"] = "not SQL either" }
+                           ["README.md"] = "not SQL", ["009_old.sql.bak"] = "not SQL either" }
     local list = assert(migrate.load(dir))
     local names = {}
     for i, m in ipairs(list) do names[i] = m.name end
-    assert.same({ "001_schema.sql", "002_history_and_logs.sql", "9_nine.sql", "10_ten.sql" }, names)
+    assert.same({ "001_schema.sql", "002_history_and_logs.sql", "003_data_fixes.sql", "9_nine.sql", "10_ten.sql" },
+      names)
   end)
 end)

@@ -1,4 +1,4 @@
--- The scripts users run (scripts/*.lua, scripts/examples/*.lua), as child
+-- The scripts users run (scripts/*.lua, scripts/fixes/*.lua), as child
 -- processes of alexlua against a private local stack: usage, reset (counts,
 -- calls, idempotence, atomicity under a failure half-way), verify, seed,
 -- the connection check and the example fixes.
@@ -9,8 +9,9 @@ local ops = require "dbops"
 local INJ = ops.INJECTIONS
 
 local SCRIPTS = { "scripts/aurora.lua", "scripts/migrate.lua", "scripts/reset.lua", "scripts/seed.lua",
-  "scripts/test_data_api.lua", "scripts/verify.lua", "scripts/examples/move_position.lua",
-  "scripts/examples/retag_allocations.lua", "scripts/examples/update_price.lua" }
+  "scripts/test_data_api.lua", "scripts/verify.lua", "scripts/console.lua", "scripts/fixes.lua",
+  "scripts/fixes/move_position.lua", "scripts/fixes/retag_allocations.lua", "scripts/fixes/reprice.lua",
+  "scripts/fixes/split_adjust.lua" }
 
 local GOOD_SEED = {
   { symbol = "NEWA", name = INJ[1], instrument_type = "etf", current_price = "10.5",
@@ -24,7 +25,14 @@ local GOOD_SEED = {
 describe("scripts", function()
   local s, tmp
 
-  local function run(script, args, extra) return ops.run(s, script, args, extra) end
+  -- a fix is a dry run unless told to apply: these runs apply
+  local function run(script, args, extra)
+    if script:find("^scripts/fixes/") then
+      args = table.move(args or {}, 1, #(args or {}), 1, {})
+      table.insert(args, 1, "--apply")
+    end
+    return ops.run(s, script, args, extra)
+  end
 
   local function reset(args, extra)
     local list = { "--with-test-data" }
@@ -95,9 +103,9 @@ describe("scripts", function()
       { "scripts/verify.lua" }, { "scripts/verify.lua", "--json" },
       { "scripts/migrate.lua", "--status" }, { "scripts/migrate.lua" }, { "scripts/migrate.lua", "--dry-run" },
       { "scripts/seed.lua" }, { "scripts/reset.lua", "--with-test-data" }, { "scripts/reset.lua", "--skip-drop" },
-      { "scripts/examples/update_price.lua", "SPY", "1" },
-      { "scripts/examples/move_position.lua", "test_user_001", "GLD", "401(k)", "Roth IRA" },
-      { "scripts/examples/retag_allocations.lua", "VEA", "--regions", '{"europe":100}' },
+      { "scripts/fixes/reprice.lua", "SPY", "1" },
+      { "scripts/fixes/move_position.lua", "test_user_001", "GLD", "401(k)", "Roth IRA" },
+      { "scripts/fixes/retag_allocations.lua", "VEA", "--regions", '{"europe":100}' },
     }
 
     -- Each call fails with code 2 and one line on stderr matching `pattern`
@@ -220,13 +228,13 @@ describe("scripts", function()
 
     it("leaves the database exactly as before when a statement fails half-way", function()
       assert.equal(0, reset().code)
-      assert.equal(0, run("scripts/examples/update_price.lua", { "SPY", "1.5" }).code) -- differs from a fresh reset
+      assert.equal(0, run("scripts/fixes/reprice.lua", { "SPY", "1.5" }).code) -- differs from a fresh reset
       local before = ops.fingerprint(s)
-      -- a third migration adds a rule the test data breaks (200 BND): the
-      -- last call fails after the drop, three migrations and the seed ran in
+      -- a last migration adds a rule the test data breaks (200 BND): the
+      -- last call fails after the drop, every migration and the seed ran in
       -- the transaction
       local schema = ops.schema_copy()
-      ops.write(schema .. "/003_small.sql", "ALTER TABLE positions ADD CONSTRAINT small CHECK (quantity < 150);\n")
+      ops.write(schema .. "/009_small.sql", "ALTER TABLE positions ADD CONSTRAINT small CHECK (quantity < 150);\n")
       s:reset_stats()
       local r = reset { "--schema-dir", schema }
       ops.rmdir(schema)
@@ -326,7 +334,7 @@ describe("scripts", function()
 
     before_each(function()
       assert.equal(0, reset().code)
-      assert.equal(0, run("scripts/examples/update_price.lua", { "SPY", "1.5" }).code) -- differs from a fresh reset
+      assert.equal(0, run("scripts/fixes/reprice.lua", { "SPY", "1.5" }).code) -- differs from a fresh reset
       before = ops.fingerprint(s)
     end)
 
@@ -413,10 +421,10 @@ describe("scripts", function()
         .. "/none: cannot read: No such file or directory; nothing was changed\n")
       refused({ "--schema-dir", empty .. "/README.md" }, 2, "error: migrations folder " .. empty
         .. "/README.md: is not a folder (it is a file); nothing was changed\n")
-      ops.write(schema .. "/003-extra.sql", "CREATE TABLE extra (id int);\n")
-      refused({ "--schema-dir", schema }, 1, "error: " .. schema .. "/003-extra.sql: not a migration name (expected"
+      ops.write(schema .. "/009-extra.sql", "CREATE TABLE extra (id int);\n")
+      refused({ "--schema-dir", schema }, 1, "error: " .. schema .. "/009-extra.sql: not a migration name (expected"
         .. " NNN_name.sql: digits, '_', then letters, digits, '_' or '-'); nothing was changed\n")
-      assert.equal("2", value("SELECT count(*) FROM schema_migrations"))
+      assert.equal("3", value("SELECT count(*) FROM schema_migrations"))
       assert.same(EXPECTED, counts())
     end)
 
@@ -477,7 +485,7 @@ describe("scripts", function()
       assert.equal(0, report.failed)
       assert.equal(22, report.counts.instruments)
       assert.equal(5, report.counts.positions)
-      assert.equal(7, #report.tables)
+      assert.equal(9, #report.tables)
       for _, c in ipairs(report.checks) do assert.is_true(c.ok, c.name) end
       assert.equal("applied", report.migrations[1].state)
     end)
@@ -510,7 +518,7 @@ describe("scripts", function()
       assert(s:psql("DROP TABLE agent_logs"))
       local r = run("scripts/verify.lua")
       assert.equal(1, r.code, r.all)
-      assert.matches("FAIL tables present %(6 of 7%)\n%s+agent_logs", r.out)
+      assert.matches("FAIL tables present %(8 of 9%)\n%s+agent_logs", r.out)
     end)
   end)
 
@@ -616,12 +624,12 @@ describe("scripts", function()
     end
 
     it("update_price.lua sets a price and refuses bad ones", function()
-      local r = run("scripts/examples/update_price.lua", { "SPY", "601.15" })
+      local r = run("scripts/fixes/reprice.lua", { "SPY", "601.15" })
       assert.equal(0, r.code, r.all)
-      assert.matches("SPY: 590.2500 %-> 601.1500", r.out)
+      assert.matches("current_price  590.25 \u{2192} 601.15", r.out, 1, true)
       assert.equal("601.1500", value("SELECT current_price FROM instruments WHERE symbol = 'SPY'"))
       before = ops.fingerprint(s)
-      local U = "scripts/examples/update_price.lua"
+      local U = "scripts/fixes/reprice.lua"
       refused(U, { "SPY", "--", "-5" }, "between 0 and 999999")
       refused(U, { "SPY", "abc" }, "not a decimal number")
       refused(U, { "SPY", "1.23456" }, "more than 4 decimal places")
@@ -635,10 +643,10 @@ describe("scripts", function()
     end)
 
     it("move_position.lua moves part or all of a holding and refuses bad moves", function()
-      local M = "scripts/examples/move_position.lua"
+      local M = "scripts/fixes/move_position.lua"
       local r = run(M, { "test_user_001", "GLD", "401(k)", "Roth IRA", "--quantity", "10" })
       assert.equal(0, r.code, r.all)
-      assert.matches("moved 10 GLD from 401%(k%) to Roth IRA %(now 10.00000000 there%)", r.out)
+      assert.matches("Applied move_position as run %d+: changed 2 rows in positions", r.out)
       assert.equal("15.00000000", held("401(k)", "GLD"))
       assert.equal("10.00000000", held("Roth IRA", "GLD"))
       r = run(M, { "test_user_001", "GLD", "401(k)", "Roth IRA" })
@@ -673,7 +681,7 @@ describe("scripts", function()
           SELECT id, 'SPY', 8 FROM accounts WHERE account_name = '%s';]]):format(
         INJ[2]:gsub("'", "''"), INJ[2]:gsub("'", "''"), INJ[1]:gsub("'", "''"), INJ[2]:gsub("'", "''"),
         INJ[2]:gsub("'", "''"), INJ[1]:gsub("'", "''"))))
-      local r = run("scripts/examples/move_position.lua", { INJ[2], "SPY", INJ[1], INJ[2], "--quantity", "3" })
+      local r = run("scripts/fixes/move_position.lua", { INJ[2], "SPY", INJ[1], INJ[2], "--quantity", "3" })
       assert.equal(0, r.code, r.all)
       assert.equal("5.00000000", held(INJ[1], "SPY"))
       assert.equal("3.00000000", held(INJ[2], "SPY"))
@@ -682,11 +690,11 @@ describe("scripts", function()
     end)
 
     it("retag_allocations.lua replaces allocations and refuses bad ones", function()
-      local T = "scripts/examples/retag_allocations.lua"
+      local T = "scripts/fixes/retag_allocations.lua"
       local r = run(T, { "VEA", "--regions", '{"europe":60,"asia":30,"oceania":10}', "--asset-class",
         '{"equity":95,"cash":5}' })
       assert.equal(0, r.code, r.all)
-      assert.matches("VEA re%-tagged", r.out)
+      assert.matches("Applied retag_allocations as run %d+: changed 1 row in instruments", r.out)
       assert.same({ europe = 60, asia = 30, oceania = 10 },
         cjson.decode(value("SELECT allocation_regions FROM instruments WHERE symbol = 'VEA'")))
       assert.same({ equity = 95, cash = 5 },

@@ -486,14 +486,14 @@ io.write("result: ", rows and "rows" or tostring(err and err.message or err), "\
       local before = fingerprint()
       for _, evil in ipairs(EVIL) do
         local runs = {
-          { "scripts/examples/update_price.lua", evil, "1.00" },
-          { "scripts/examples/update_price.lua", "SPY", evil },
-          { "scripts/examples/move_position.lua", evil, "GLD", "401(k)", "Roth IRA" },
-          { "scripts/examples/move_position.lua", "test_user_001", evil, "401(k)", "Roth IRA" },
-          { "scripts/examples/move_position.lua", "test_user_001", "GLD", evil, "Roth IRA" },
-          { "scripts/examples/move_position.lua", "test_user_001", "GLD", "401(k)", "Roth IRA", "--quantity", evil },
-          { "scripts/examples/retag_allocations.lua", evil, "--regions", '{"europe":100}' },
-          { "scripts/examples/retag_allocations.lua", "VEA", "--regions", cjson.encode { [evil] = 100 } },
+          { "scripts/fixes/reprice.lua", evil, "1.00" },
+          { "scripts/fixes/reprice.lua", "SPY", evil },
+          { "scripts/fixes/move_position.lua", evil, "GLD", "401(k)", "Roth IRA" },
+          { "scripts/fixes/move_position.lua", "test_user_001", evil, "401(k)", "Roth IRA" },
+          { "scripts/fixes/move_position.lua", "test_user_001", "GLD", evil, "Roth IRA" },
+          { "scripts/fixes/move_position.lua", "test_user_001", "GLD", "401(k)", "Roth IRA", "--quantity", evil },
+          { "scripts/fixes/retag_allocations.lua", evil, "--regions", '{"europe":100}' },
+          { "scripts/fixes/retag_allocations.lua", "VEA", "--regions", cjson.encode { [evil] = 100 } },
         }
         for _, args in ipairs(runs) do
           local ok, out = alexlua(plain_vars, home, args)

@@ -268,8 +268,8 @@ describe("schema files on PostgreSQL 15 #pg", function()
     servers.rmtree(pg.dir)
   end)
 
-  it("each split statement of 001 and 002 runs alone, giving what psql -f gives", function()
-    for _, name in ipairs { "001_schema.sql", "002_history_and_logs.sql" } do
+  it("each split statement of every migration runs alone, giving what psql -f gives", function()
+    for _, name in ipairs { "001_schema.sql", "002_history_and_logs.sql", "003_data_fixes.sql" } do
       local path = root .. "/schema/" .. name
       run_each("viasplit", split_ok(read(path)))
       local ok, out = psql("viafile", "-f " .. servers.q(path))
@@ -287,10 +287,12 @@ describe("schema files on PostgreSQL 15 #pg", function()
 
   -- (on the database the test above built)
   it("creates the tables, keys, defaults, indexes and triggers", function()
-    assert.equal("accounts,agent_logs,instruments,jobs,positions,price_history,users", query("viasplit",
+    assert.equal("accounts,agent_logs,data_fix_changes,data_fix_runs,instruments,jobs,positions,price_history,users",
+      query("viasplit",
       "SELECT string_agg(tablename, ',' ORDER BY tablename COLLATE \"C\") FROM pg_tables WHERE schemaname = 'public'"))
-    assert.equal("5", query("viasplit", "SELECT count(*) FROM pg_trigger WHERE NOT tgisinternal"))
-    assert.equal("idx_accounts_user,idx_agent_logs_created,idx_agent_logs_job,idx_jobs_status,idx_jobs_user,"
+    assert.equal("13", query("viasplit", "SELECT count(*) FROM pg_trigger WHERE NOT tgisinternal"))
+    assert.equal("idx_accounts_user,idx_agent_logs_created,idx_agent_logs_job,idx_data_fix_changes_run,"
+      .. "idx_data_fix_runs_name,idx_jobs_status,idx_jobs_user,"
       .. "idx_positions_account,idx_positions_symbol,idx_price_history_date", query("viasplit",
       "SELECT string_agg(indexname, ',' ORDER BY indexname COLLATE \"C\") FROM pg_indexes"
       .. " WHERE indexname LIKE 'idx_%'"))

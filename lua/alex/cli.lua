@@ -63,7 +63,7 @@ end
 
 function cli.project_path(rel)
   local dir = cli.script_dir()
-  if dir:match("/examples$") then dir = dir:gsub("/examples$", "") end
+  if dir:match("/fixes$") then dir = dir:gsub("/fixes$", "") end
   return dir .. "/../" .. rel
 end
 

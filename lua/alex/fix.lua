@@ -9,6 +9,7 @@
 --     description = "Set an instrument's current price.",
 --     arguments = function(parser) parser:argument("symbol") parser:argument("price") end,
 --     change = function(tx, args) ... end,          -- one transaction
+--     check_arguments = function(args) return true end, -- optional: or nil, why (exit 2)
 --   }
 --   fix.run {
 --     description = "...",
@@ -351,13 +352,7 @@ local function run_change(conn, def, args, opts)
       io.stderr:write("not applied: nothing was changed\n")
       return
     end
-    if opts.apply and run and cli.exit_code(err) ~= cli.EXIT.UNKNOWN and not cli.stop_signal(err) then
-      -- the failure is recorded too (its transaction rolled back the run row)
-      pcall(function()
-        local failed = insert_run(conn, def, "failed")
-        mark(conn, failed.id, "failed", cli.message(err))
-      end)
-    end
+    -- nothing was written, the run's record included: bad input writes nothing
     error(err, 0)
   end
   if opts.json then
@@ -635,6 +630,11 @@ function fix.run(def)
     end)
   end
   local args = cli.parse(parser)
+  if def.check_arguments then
+    -- arguments that cannot be right whatever the database holds: before connecting
+    local ok, why = def.check_arguments(args)
+    if not ok then cli.fail(why, cli.EXIT.UNAVAILABLE) end
+  end
   local source = path and files.read(path)
   def.checksum = sigv4.sha256_hex(source or def.name)
   def.arguments = fix_arguments(args)
@@ -643,8 +643,8 @@ function fix.run(def)
   local opts = { apply = args.apply, yes = args.yes, again = args.again, json = args.json, resume = args.resume,
                  batch_size = args.batch_size, pause = args.pause,
                  interactive = host.isatty(0) and host.isatty(2) }
-  if opts.resume and not opts.apply then cli.refuse("--resume continues a run: give --apply with it") end
   cli.run(function()
+    if opts.resume and not opts.apply then cli.refuse("--resume continues a run: give --apply with it") end
     local conn = cli.connect()
     if collection then run_collection(conn, def, args, opts) else run_change(conn, def, args, opts) end
   end)

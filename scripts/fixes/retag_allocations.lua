@@ -3,7 +3,6 @@
 -- The model checks every allocation it writes (known keys, percentages
 -- summing to 100) exactly as verify.lua checks stored ones.
 local fix = require "alex.fix"
-local cli = require "alex.cli"
 local models = require "alex.models"
 local cjson = require "cjson.safe"
 
@@ -17,20 +16,26 @@ fix.run {
     parser:option("--sectors", "JSON object of sector percentages.")
     parser:option("--asset-class", "JSON object of asset-class percentages.")
   end,
-  change = function(tx, args)
-    local alloc = {}
+  check_arguments = function(args)
+    local given = false
     for key, option in pairs(KINDS) do
       local text = args[key]
       if text then
-        local value = cjson.decode(text)
-        if type(value) ~= "table" then
+        given = true
+        if type(cjson.decode(text)) ~= "table" then
           local shown = #text > 80 and text:sub(1, 80) .. "..." or text
-          cli.refuse(("--%s: not a JSON object: %s"):format(option, shown))
+          return nil, ("--%s: not a JSON object: %s"):format(option, shown)
         end
-        alloc[key] = value
       end
     end
-    if next(alloc) == nil then cli.refuse("give at least one of --regions, --sectors, --asset-class") end
+    if not given then return nil, "give at least one of --regions, --sectors, --asset-class" end
+    return true
+  end,
+  change = function(tx, args)
+    local alloc = {}
+    for key in pairs(KINDS) do
+      if args[key] then alloc[key] = cjson.decode(args[key]) end
+    end
     models.bind(tx).instruments:set_allocations(args.symbol, alloc)
   end,
 }
