@@ -409,6 +409,9 @@ ensure_db() {
     say "setting a new password for role $ROLE"
     printf "ALTER ROLE %s PASSWORD '%s';\n" "$ROLE" "$PG_PASSWORD" | admin_psql >/dev/null
   fi
+  # CREATEDB: alex.testing clones throwaway test databases from a template
+  # (a development stack only; Aurora's application role never has it)
+  echo "ALTER ROLE $ROLE CREATEDB;" | admin_psql >/dev/null
   has_db=$(echo "SELECT 1 FROM pg_database WHERE datname = '$DB'" | admin_psql)
   if [ -z "$has_db" ]; then
     echo "CREATE DATABASE $DB OWNER $ROLE;" | admin_psql >/dev/null

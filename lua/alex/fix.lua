@@ -599,14 +599,22 @@ local function script_path()
   return arg and arg[0] or nil
 end
 
+-- Set while fix.load runs a script: fix.run then hands the definition back
+-- instead of running it.
+local loading = nil
+
 -- run(def): the whole command line of a fix script.  Exits through cli.run.
 function fix.run(def)
   if type(def) ~= "table" then error("fix.run needs a table", 2) end
   local collection = def.collection ~= nil
   if collection and type(def.each_batch) ~= "function" then error("fix.run: a collection needs each_batch", 2) end
   if not collection and type(def.change) ~= "function" then error("fix.run: change or collection is needed", 2) end
-  local path = script_path()
+  local path = loading or script_path()
   def.name = def.name or (path and path:match("([^/]+)%.lua$")) or "fix"
+  if loading then
+    loading = def
+    return def
+  end
   local parser = cli.parser(def.name .. ".lua", def.description or "A data fix.",
     "Without --apply this is a dry run: the change is made in a transaction, its diff printed, and rolled back." ..
     " An applied run is recorded in data_fix_runs (see: alexlua scripts/fixes.lua list).")
@@ -648,6 +656,54 @@ function fix.run(def)
     local conn = cli.connect()
     if collection then run_collection(conn, def, args, opts) else run_change(conn, def, args, opts) end
   end)
+end
+
+-- ---------------------------------------------------------------- testing fixes
+
+-- load(path) -> the definition of the fix script at path, without running it
+-- (for specs: see fix.try and alex.testing).
+function fix.load(path)
+  local chunk, err = loadfile(path)
+  if not chunk then error(err, 2) end
+  loading = path
+  local ok, lerr = pcall(chunk)
+  local def = loading
+  loading = nil
+  if not ok then error(lerr, 0) end
+  if type(def) ~= "table" then error(path .. " does not call fix.run", 2) end
+  return def
+end
+
+-- try(tx, def, args) -> the changes the fix makes (as fix.changes gives
+-- them), made inside the caller's transaction tx and recorded there like a
+-- dry run's: inside testing.sandbox nothing of it stays.  args: the fix's own
+-- arguments, as its parser would give them.
+function fix.try(tx, def, args)
+  args = args or {}
+  def.checksum = def.checksum or ("0"):rep(64)
+  def.arguments = fix_arguments(args)
+  def.arguments_key = canonical(def.arguments)
+  def.arguments_json = def.arguments_key
+  if def.check_arguments then
+    local ok, why = def.check_arguments(args)
+    if not ok then error(cli.problem(why, "refused"), 0) end
+  end
+  local run = insert_run(tx, def, "running")
+  tx:query("SELECT set_config('alex.fix_run', :id, true) AS run", { id = tostring(run.id) })
+  if def.collection then
+    def.key_type = key_type(tx, def, args)
+    if not def.key_type:find("^[%w_ ]+$") then def.key_type = "text" end
+    local after
+    while true do
+      local rows = fetch_batch(tx, def, args, after, def.batch_size or fix.DEFAULT_BATCH_SIZE)
+      if #rows == 0 then break end
+      def.each_batch(tx, rows, args)
+      after = json.encode(rows[#rows][def.collection.key])
+    end
+  else
+    def.change(tx, args)
+  end
+  return fix.changes(tx, run.id)
 end
 
 -- ---------------------------------------------------------------- reading runs

@@ -61,12 +61,18 @@ local function me()
   return self_stat
 end
 
--- Whether the process that wrote entry e still runs (a zombie does not).
+-- Whether process pid, started at start (clock ticks since boot), still runs
+-- on this machine (a zombie does not).
+function journal.process_alive(pid, start)
+  local st = process_stat(tostring(math.tointeger(tonumber(pid)) or 0))
+  return st ~= nil and st.start == tostring(start) and st.state ~= "Z"
+end
+
+-- Whether the process that wrote entry e still runs.
 local function owner_alive(e)
   if e.host ~= me().host then return true end -- another machine's: not ours to judge
   if e.boot ~= me().boot then return false end
-  local st = process_stat(tostring(math.tointeger(e.pid) or 0))
-  return st ~= nil and st.start == e.start and st.state ~= "Z"
+  return journal.process_alive(e.pid, e.start)
 end
 journal.owner_alive = owner_alive
 
