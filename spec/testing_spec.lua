@@ -87,7 +87,8 @@ describe("alex.testing", function()
     assert.truthy(name, out)
     assert.is_nil(databases():find(name, 1, true))
     -- killed: its exit status is the shell's, its output what it printed first
-    out = select(2, child("io.stdout:flush() os.execute('kill -9 ' .. require('alex.journal').process_stat('self').pid)"))
+    local suicide = "io.stdout:flush() os.execute('kill -9 ' .. require('alex.journal').process_stat('self').pid)"
+    out = select(2, child(suicide))
     name = out:match("(alex_test_[%d_]+)")
     assert.truthy(name, out)
     assert.truthy(databases():find(name, 1, true), "the killed process's database is gone already")
