@@ -313,7 +313,35 @@ describe("alex.db", function()
       assert.equal(6000, n)
     end)
 
-    it("pages with LIMIT/OFFSET in one snapshot", function()
+    it("gives through its cursor's JSON pages the same values as a query: integers, JSON, decimals, bytes, NULL",
+      function()
+        local sql = [[SELECT g AS n, (g * 10000000000)::bigint AS big, g::numeric(10,2) / 3 AS d,
+          jsonb_build_object('k', g, 'a', jsonb_build_array(1, 2)) AS doc, decode(lpad(to_hex(g), 2, '0'), 'hex') AS b,
+          CASE WHEN g % 2 = 0 THEN NULL ELSE 'odd' END AS maybe, g % 3 = 0 AS flag
+          FROM generate_series(1, 25) g ORDER BY g]]
+        local expected = conn:query(sql)
+        local got = {}
+        for row in conn:each(sql, nil, { page_size = 4 }) do got[#got + 1] = row end -- 7 pages
+        assert.equal(25, #got)
+        for i = 1, 25 do assert.same(expected[i], got[i]) end
+        assert.equal(250000000000, got[25].big)
+        assert.is_nil(got[2].maybe)
+      end)
+
+    it("inside a transaction pages through that transaction's own rows, and closes its cursor", function()
+      local ok, err = pcall(conn.transaction, conn, function(tx)
+        tx:execute("INSERT INTO big SELECT g, 'new' FROM generate_series(6001, 6010) g")
+        local n = 0
+        for _ in tx:each("SELECT id FROM big WHERE body = 'new'", nil, { page_size = 3 }) do n = n + 1 end
+        assert.equal(10, n)
+        assert.equal(0, tx:query_one("SELECT count(*) AS n FROM pg_cursors WHERE name LIKE 'alex_each%'").n)
+        error("roll back", 0)
+      end)
+      assert.is_false(ok)
+      assert.equal("roll back", err)
+    end)
+
+    it("pages through one cursor in one snapshot", function()
       local n, sum = 0, 0
       for row in conn:each("SELECT id, body FROM big ORDER BY id", nil, { page_size = 5000 }) do
         n = n + 1

@@ -661,14 +661,46 @@ local PAGE_TARGET_BYTES = 512 * 1024
 local SERIAL_TYPES = { serial = "integer", bigserial = "bigint", smallserial = "smallint", serial4 = "integer",
                        serial8 = "bigint", serial2 = "smallint" }
 
+-- A page of a cursor as formattedRecords (one JSON document: far less to
+-- read than the typed records), converted as the typed first page showed the
+-- columns to be: integers and JSON arrive as strings, bytes as base64.
+local function formatted_rows(text, columns, types)
+  local list = json.decode(text)
+  if type(list) ~= "table" then
+    raise(errors.new { name = "InvalidResponse", message = "formattedRecords is not a JSON array" })
+  end
+  local conv = {}
+  for i, name in ipairs(columns) do
+    local t = types[i]
+    if INT_TYPES[t] then conv[name] = to_integer
+    elseif JSON_TYPES[t] then conv[name] = to_json
+    elseif t == "bytea" then conv[name] = function(v) return (base64.decode(v)) end end
+  end
+  local null = json.null
+  for r = 1, #list do
+    local row = list[r]
+    for k, v in pairs(row) do
+      if v == null then row[k] = nil
+      elseif conv[k] and type(v) == "string" then row[k] = conv[k](v) end
+    end
+  end
+  list.columns, list.types = columns, types
+  return list
+end
+
+local cursor_counter = 0
+
 -- each(sql, params, opts) -> iterator over rows, paging under the 1 MiB
 -- response limit so a script never meets it.  Two modes:
 --   opts.key = "column": keyset paging, `WHERE key > last ORDER BY key`; the
 --     column must be unique and in the select list.  Works across calls
 --     without a transaction and stays fast on large tables.
---   default: LIMIT/OFFSET inside one read-only REPEATABLE READ transaction
---     (a consistent snapshot); the SQL should have an ORDER BY.  The snapshot
---     transaction expires after 3 minutes without a page fetch.
+--   default: a server-side cursor (DECLARE, then FETCH page by page, as
+--     Python's DB-API driver for the Data API pages) in one transaction: a
+--     consistent snapshot, each row read once whatever the table's size.
+--     Pages after the first come as one JSON document (formatRecordsAs).
+--     The transaction expires after 3 minutes without a page fetch; inside a
+--     caller's transaction the cursor lives in that one.
 -- opts.page_size: first page size (default 1000); later pages adapt to the
 -- bytes per row seen, and a page over the limit is fetched again smaller.
 function Connection:each(sql, params, opts)
@@ -688,6 +720,32 @@ function Connection:each(sql, params, opts)
   local conn, owned_tx = self, nil
   local buffer, pos, done, offset, last, key_type = {}, 1, false, 0, nil, nil
   local count = 0
+  local cursor, columns, types -- snapshot mode: the cursor and its columns
+
+  -- The next page through the cursor, declared at the first call.
+  local function fetch_cursor()
+    if not cursor then
+      if not conn._tx then
+        owned_tx = self:_begin() -- one transaction, one snapshot, for every page
+        conn = owned_tx
+      end
+      cursor_counter = cursor_counter + 1
+      cursor = "alex_each_" .. cursor_counter
+      -- SCROLL: a page refused as too large is fetched again, smaller, from
+      -- where the last good one ended
+      conn:execute(("DECLARE %s SCROLL CURSOR FOR %s"):format(cursor, inner), params)
+    end
+    if not columns then
+      local rows = conn:query(("FETCH FORWARD %d FROM %s"):format(page_size, cursor), nil, { idempotent = true })
+      columns, types = rows.columns, rows.types
+      return rows
+    end
+    local req = conn:_base_request(("FETCH FORWARD %d FROM %s"):format(page_size, cursor))
+    req.formatRecordsAs = "JSON"
+    req.resultSetOptions = RESULT_OPTIONS
+    local resp = conn:_call("ExecuteStatement", req, { sql = req.sql }, { idempotent = true })
+    return formatted_rows(resp.formattedRecords or "[]", columns, types)
+  end
 
   local function fetch()
     local p = {}
@@ -702,22 +760,17 @@ function Connection:each(sql, params, opts)
              " ORDER BY alex_page.%s LIMIT :alex_limit"):format(inner, key, key_type, key)
         p.alex_after = type(last) == "table" and db.json(last) or last
       end
-    else
-      if not conn._tx then
-        -- one snapshot for every page
-        owned_tx = self:_begin("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-        conn = owned_tx
-      end
-      q = ("SELECT * FROM (%s) AS alex_page LIMIT :alex_limit OFFSET :alex_offset"):format(inner)
-      p.alex_offset = offset
     end
-    local before = conn._client.stats.bytes_in
-    local ok, rows = pcall(conn.query, conn, q, p, { idempotent = true })
+    local before = (conn._client.stats.bytes_in)
+    local ok, rows
+    if key then ok, rows = pcall(conn.query, conn, q, p, { idempotent = true })
+    else ok, rows = pcall(fetch_cursor) end
     if not ok then
       local err = rows
       if errors.is_error(err) and err.name == "UnsupportedResultException" and err.message:find("size limit")
          and page_size > 1 then
         page_size = math.max(1, page_size // 4)
+        if cursor then conn:execute(("MOVE ABSOLUTE %d IN %s"):format(offset, cursor)) end
         return fetch()
       end
       raise(err)
@@ -751,6 +804,9 @@ function Connection:each(sql, params, opts)
       -- read only: rolling back ends it as a commit would, and is repeatable
       local rolled, rerr = rollback(owned_tx)
       self:_ended(owned_tx, rolled or rerr.name == "TransactionNotFoundException")
+    elseif cursor and not owned_tx and conn._tx and not conn._tx.finished then
+      pcall(conn.execute, conn, "CLOSE " .. cursor) -- in the caller's transaction
+      cursor = nil
     end
   end
 
