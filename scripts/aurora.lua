@@ -132,9 +132,7 @@ local client, cerr = rds.new {
 if not client then cli.die(cerr, 2) end
 local settings = client.settings
 if cli.verbose then
-  io.stderr:write(("aurora.lua: cluster %s, region %s (%s), endpoint %s (%s)\n"):format(client.cluster_id,
-    settings.region, settings.source_detail.region or settings.source.region, settings.endpoint,
-    settings.source_detail.endpoint or settings.source.endpoint))
+  io.stderr:write(("aurora.lua: cluster %s, %s\n"):format(client.cluster_id, require("alex.aws").describe(settings)))
 end
 
 local function acu(n)

@@ -107,8 +107,8 @@ describe("alex.aws.settings", function()
     it("accepts legacy and adaptive from AWS_RETRY_MODE or the profile, runs standard and says so", function()
       local s = assert(aws.settings("rds-data", { env = env { AWS_REGION = "us-east-1", AWS_RETRY_MODE = "Legacy" } }))
       assert.are.same({ "standard", "AWS_RETRY_MODE" }, { s.retry_mode, s.source_detail.retry_mode })
-      assert.are.same({ "AWS_RETRY_MODE is legacy: alexlua retries in the standard mode (up to 3 attempts,"
-        .. " full-jitter backoff)" }, s.notes)
+      assert.are.same({ "AWS_RETRY_MODE is legacy: alexlua retries in the standard mode (full-jitter backoff,"
+        .. " max_attempts 3)" }, s.notes)
       aws_config("[default]\nretry_mode = adaptive\n")
       s = assert(aws.settings("rds", { env = env { AWS_REGION = "us-east-1" } }))
       assert.are.equal("standard", s.retry_mode)

@@ -424,7 +424,10 @@ describe("alex.db", function()
 
     it("logs every call with debug = true, without ALEX_DEBUG; debug = false silences ALEX_DEBUG", function()
       local lines, log = recorder()
-      local c = connect(s, { debug = true, log = log, env = env_with { ALEX_DEBUG = false } })
+      local c = connect(s, { debug = true, log = log,
+                             env = env_with { ALEX_DEBUG = false, AWS_RETRY_MODE = "legacy" } })
+      assert.equal("AWS_RETRY_MODE is legacy: alexlua retries in the standard mode (full-jitter backoff,"
+        .. " max_attempts 3)", lines[1])
       c:query("SELECT 1 AS one WHERE 1 = :x", { x = 1 })
       assert.matches('^ExecuteStatement "SELECT 1 AS one WHERE 1 = :x" params=x %-> 200 attempt 1 [%d.]+ ms$',
         lines[#lines])

@@ -84,6 +84,7 @@
 -- many attempts, whatever max_attempts says).
 local alex_env = require "alex.env"
 local ini = require "alex.ini"
+local credentials = require "alex.credentials"
 local errors = require "alex.errors"
 local http = require "alex.http"
 local sigv4 = require "alex.sigv4"
@@ -307,8 +308,8 @@ function aws.settings(service, opts)
   end
   set("retry_mode", "standard", msource, mdetail)
   if mode:lower() ~= "standard" then
-    s.notes[#s.notes + 1] = ("%s is %s: alexlua retries in the standard mode (up to %d attempts, full-jitter"
-      .. " backoff)"):format(mname, mode:lower(), n)
+    s.notes[#s.notes + 1] = ("%s is %s: alexlua retries in the standard mode (full-jitter backoff, max_attempts"
+      .. " %d)"):format(mname, mode:lower(), n)
   end
 
   -- the backoff's base
@@ -356,7 +357,7 @@ function aws.client(opts)
     settings = s,
     debug = debug and true or false,
     stats = { calls = {}, retries = 0, seconds = 0, bytes_out = 0, bytes_in = 0 },
-    _credentials = opts.credentials or require("alex.credentials").chain { env = s.env, files = s.files },
+    _credentials = opts.credentials or credentials.chain { env = s.env, files = s.files },
     _http = http.new { connect_timeout = opts.connect_timeout or 10, timeout = opts.timeout or 60 },
     _content_type = opts.content_type or "application/octet-stream",
     _log = opts.log or function(line) io.stderr:write("alexlua: ", line, "\n") end,
