@@ -104,6 +104,9 @@ if ran.sigv4 and ran.sigv4.ok then
   local log = ran.sigv4.log
   local s = {}
   s.lua_best, s.lua_median = log:match("alexlua alex%.sigv4%.sign%s+(%d+)%s+(%d+)")
+  -- the signer a client keeps per credential set: the path every request takes
+  local sb, sm = log:match("alexlua signer:sign%s+(%d+)%s+(%d+)")
+  s.signer_best, s.signer_median = tonumber(sb), tonumber(sm)
   local v, b1, m1 = log:match("botocore (%S+) add_auth, new SigV4Auth each%s+(%d+)%s+(%d+)")
   local _, b2, m2 = log:match("botocore (%S+) add_auth, one SigV4Auth%s+(%d+)%s+(%d+)")
   if s.lua_median and m1 and m2 then
@@ -286,6 +289,11 @@ if s then
   local r = s.lua_median / s.boto_median
   add("| SigV4 signing (median round, issue 2) | %d sig/s | botocore %s `add_auth` %d sig/s | %.1fx | >= 20x | %s |",
     s.lua_median, s.version or "?", s.boto_median, r, met(r >= 20))
+  if s.signer_median then
+    r = s.signer_median / s.boto_median
+    add("| SigV4 `signer:sign`, one signer per credentials (median round) | %d sig/s | botocore %s `add_auth`"
+      .. " %d sig/s | %.1fx | >= 25x | %s |", s.signer_median, s.version or "?", s.boto_median, r, met(r >= 25))
+  end
 end
 s = fig.decode
 if s then

@@ -127,12 +127,12 @@ end
 local env = os.getenv
 local client, cerr = rds.new {
   cluster = args.cluster, region = args.region, endpoint = args.endpoint,
-  log = cli.verbose and function(line) io.stderr:write("aurora.lua: ", line, "\n") end or nil,
+  debug = cli.verbose or nil, log = function(line) io.stderr:write("aurora.lua: ", line, "\n") end,
 }
 if not client then cli.die(cerr, 2) end
+local settings = client.settings
 if cli.verbose then
-  io.stderr:write(("aurora.lua: cluster %s, region %s (%s), endpoint %s (%s)\n"):format(client.cluster_id,
-    client.region, client.source.region, client.endpoint, client.source.endpoint))
+  io.stderr:write(("aurora.lua: cluster %s, %s\n"):format(client.cluster_id, require("alex.aws").describe(settings)))
 end
 
 local function acu(n)
@@ -186,7 +186,7 @@ if not cluster then fail(err) end
 
 if args.command == "status" then
   if args.json then
-    cluster.region = client.region
+    cluster.region = settings.region
     print(require("cjson").encode(cluster))
     os.exit(0)
   end
@@ -208,7 +208,7 @@ if args.command == "status" then
   print(("writer    %s"):format(writer or paint("red", "none") .. " (the Data API needs an instance)"))
   print(("database  %s"):format(tostring(cluster.database_name)))
   print(("endpoint  %s"):format(tostring(cluster.endpoint)))
-  print(("region    %s  (RDS API %s)"):format(client.region, client.endpoint))
+  print(("region    %s  (RDS API %s)"):format(settings.region, settings.endpoint))
   os.exit(0)
 end
 

@@ -146,14 +146,14 @@ describe("alex.config.load", function()
       local cfg = load_ok { env = base(t) }
       return cfg.region, cfg.source_detail.region
     end
-    it("takes AWS_REGION, then AWS_DEFAULT_REGION, then DEFAULT_AWS_REGION", function()
+    it("takes AWS_REGION, then AWS_DEFAULT_REGION; not DEFAULT_AWS_REGION, which no AWS SDK reads", function()
       local all = { AWS_REGION = "us-east-1", AWS_DEFAULT_REGION = "eu-west-1", DEFAULT_AWS_REGION = "ap-south-1",
         AWS_ENDPOINT_URL = "http://127.0.0.1:9" }
       assert.are.same({ "us-east-1", "AWS_REGION" }, { region_of(all) })
       all.AWS_REGION = nil
       assert.are.same({ "eu-west-1", "AWS_DEFAULT_REGION" }, { region_of(all) })
       all.AWS_DEFAULT_REGION = ""
-      assert.are.same({ "ap-south-1", "DEFAULT_AWS_REGION" }, { region_of(all) })
+      assert.are.same({ "us-east-1", "the region of AURORA_CLUSTER_ARN" }, { region_of(all) })
     end)
     it("then the profile's region in the config file, [default] or [profile x]", function()
       aws_config("[default]\nregion = us-east-1\n[profile dev]\nregion = eu-west-1\n")
@@ -379,8 +379,8 @@ describe("alex.config.load", function()
       assert.are.equal("us-east-1", load_ok { env = base { AWS_CONFIG_FILE = home .. "/nope" } }.region)
     end)
     it("rejects a non-table opts and a non-function env as programming errors", function()
-      assert.has_error(function() config.load("x") end)
-      assert.has_error(function() config.load { env = {} } end)
+      assert.has_error(function() config.load("x") end, "alex.config.load: opts must be a table")
+      assert.has_error(function() config.load { env = {} } end, "alex.config: env must be a function(name) -> value")
     end)
   end)
 end)

@@ -1,8 +1,11 @@
 -- alex.db against the local stack: a real PostgreSQL behind the local Data API
 -- service, reached through the same signing and HTTP code as Aurora.
 local stack = require "stack"
+local servers = require "servers"
 local db = require "alex.db"
 local errors = require "alex.errors"
+local ini = require "alex.ini"
+local sigv4 = require "alex.sigv4"
 
 local function connect(s, extra)
   local opts = { env = function(k) return s.env[k] end, retry_base = 0.01, resume_base = 0.01,
@@ -430,6 +433,153 @@ describe("alex.db", function()
       assert.equal("ThrottlingException", err.name)
       assert.equal(2, err.attempts)
       assert.equal(2, count_calls(s, "ExecuteStatement"))
+    end)
+  end)
+
+  describe("transport (alex.aws)", function()
+    -- The stack's settings with some changed (false: unset), as an env function.
+    local function env_with(changes)
+      local vars = {}
+      for k, v in pairs(s.env) do vars[k] = v end
+      for k, v in pairs(changes or {}) do vars[k] = v or nil end
+      return function(k) return vars[k] end
+    end
+
+    local function recorder()
+      local list = {}
+      return list, function(x) list[#list + 1] = x end
+    end
+
+    it("logs every call with debug = true, without ALEX_DEBUG; debug = false silences ALEX_DEBUG", function()
+      local lines, log = recorder()
+      local c = connect(s, { debug = true, log = log,
+                             env = env_with { ALEX_DEBUG = false, AWS_RETRY_MODE = "legacy" } })
+      assert.equal("AWS_RETRY_MODE is legacy: alexlua retries in the standard mode (full-jitter backoff,"
+        .. " max_attempts 3)", lines[1])
+      c:query("SELECT 1 AS one WHERE 1 = :x", { x = 1 })
+      assert.matches('^ExecuteStatement "SELECT 1 AS one WHERE 1 = :x" params=x %-> 200 attempt 1 [%d.]+ ms$',
+        lines[#lines])
+      local quiet = {}
+      c = connect(s, { debug = false, log = function(l) quiet[#quiet + 1] = l end,
+                       env = env_with { ALEX_DEBUG = "1" } })
+      c:query("SELECT 1")
+      assert.same({}, quiet)
+      c = connect(s, { log = function(l) quiet[#quiet + 1] = l end, env = env_with { ALEX_DEBUG = "1" } })
+      c:query("SELECT 1")
+      assert.equal(1, #quiet)
+    end)
+
+    it("backs off through the sleep it was given: full jitter, doubling, capped at 20 s", function()
+      s:set_faults { seed = 2, throttle_rate = 1 }
+      local slept, sleep = recorder()
+      local c = connect(s, { max_attempts = 5, retry_base = 6, random = function() return 0.5 end, sleep = sleep })
+      local ok, err = pcall(c.query, c, "SELECT 1")
+      s:set_faults { throttle_rate = 0 }
+      assert.is_false(ok)
+      assert.equal("ThrottlingException", err.name)
+      assert.same({ 3, 6, 10, 10 }, slept) -- 0.5 * min(20, 6 * 2^(n-1))
+    end)
+
+    it("backs off through the same sleep before running a whole transaction again", function()
+      local slept, sleep = recorder()
+      local c = connect(s, { retry_base = 0.4, random = function() return 0.5 end, sleep = sleep })
+      local runs = 0
+      c:transaction(function(tx)
+        runs = runs + 1
+        tx:execute("INSERT INTO items (id, name) VALUES (:id, 'tx')", { id = runs })
+        if runs < 3 then
+          error(errors.new { name = "ThrottlingException", message = "Rate exceeded", retryable = true }, 0)
+        end
+      end, { retries = 2 })
+      assert.equal(3, runs)
+      assert.same({ 0.2, 0.4 }, slept)
+      assert.same({ { id = 3 } }, { table.unpack(conn:query("SELECT id FROM items")) })
+    end)
+
+    it("signs again at the server's time when the local clock is an hour slow", function()
+      local c = connect(s, { now = function() return os.time() - 3600 end })
+      assert.equal(1, c:query_one("SELECT 1 AS one").one)
+      assert.equal(1, c:stats().retries)
+      assert.equal(1, c:query_one("SELECT 1 AS one").one) -- the correction stays
+      assert.equal(1, c:stats().retries)
+    end)
+
+    it("keeps one signer per credential set, and makes a new one when the keys change", function()
+      local made, real = 0, sigv4.signer
+      sigv4.signer = function(...) made = made + 1 return real(...) end
+      local keys = { access_key = "AKIDOTHERKEY0000", secret_key = "otherSecretKey0000", source = "spec" }
+      local ok, err = pcall(function()
+        local c = connect(s, { credentials = { get = function() return keys end } })
+        local first_ok, first = pcall(c.query, c, "SELECT 1")
+        assert.is_false(first_ok)
+        assert.equal("UnrecognizedClientException", first.name)
+        keys = { access_key = s.env.AWS_ACCESS_KEY_ID, secret_key = s.env.AWS_SECRET_ACCESS_KEY, source = "spec" }
+        for _ = 1, 3 do c:query("SELECT 1") end
+        -- the same keys in a new table: the same signer
+        keys = { access_key = keys.access_key, secret_key = keys.secret_key, source = "spec" }
+        c:query("SELECT 1")
+      end)
+      sigv4.signer = real
+      assert(ok, err)
+      assert.equal(2, made)
+    end)
+
+    it("sends no token once the credentials have none, after ones that had", function()
+      local keys = { access_key = s.env.AWS_ACCESS_KEY_ID, secret_key = s.env.AWS_SECRET_ACCESS_KEY,
+                     session_token = "a-token-this-stack-does-not-expect", source = "spec" }
+      local c = connect(s, { credentials = { get = function() return keys end } })
+      local ok, err = pcall(c.query, c, "SELECT 1")
+      assert.is_false(ok)
+      assert.equal("UnrecognizedClientException", err.name)
+      keys = { access_key = keys.access_key, secret_key = keys.secret_key, source = "spec" }
+      assert.equal(1, c:query_one("SELECT 1 AS one").one)
+    end)
+
+    it("reports keys it cannot sign with as a CredentialsError, without the secret", function()
+      local c = connect(s, { credentials = { get = function()
+        return { access_key = "AKID WITH BLANKS", secret_key = "neverShownSecret", source = "spec" }
+      end } })
+      local ok, err = pcall(c.query, c, "SELECT 1")
+      assert.is_false(ok)
+      assert.equal("CredentialsError", err.name)
+      assert.matches("the credentials from spec cannot sign a request: access_key: empty, or has blanks",
+        err.message, 1, true)
+      assert.is_nil(tostring(err):find("neverShownSecret", 1, true))
+    end)
+
+    it("refuses a bad ALEX_RETRY_BASE or ALEX_RESUME_TIMEOUT at connect, as a ConfigError", function()
+      for name, value in pairs { ALEX_RETRY_BASE = "-1", ALEX_RESUME_TIMEOUT = "later" } do
+        local c, err = db.connect { env = env_with { [name] = value }, quiet = true, journal = false }
+        assert.is_nil(c)
+        assert.equal("ConfigError", err.name)
+        assert.equal(("%s must be a non-negative number of seconds (the default is %d), got %q"):format(name,
+          name == "ALEX_RETRY_BASE" and 1 or 120, value), err.message)
+      end
+    end)
+
+    it("reads ~/.aws/config once for a connection's settings and its credentials", function()
+      local home = servers.tmpdir()
+      os.execute("mkdir -p " .. servers.q(home .. "/.aws"))
+      servers.write_file(home .. "/.aws/config", ("[default]\nregion = %s\naws_access_key_id = %s\n"
+        .. "aws_secret_access_key = %s\n"):format(s.env.AWS_REGION, s.env.AWS_ACCESS_KEY_ID,
+        s.env.AWS_SECRET_ACCESS_KEY))
+      local reads, real = {}, ini.read
+      ini.read = function(path)
+        reads[path] = (reads[path] or 0) + 1
+        return real(path)
+      end
+      local ok, c = pcall(function()
+        local c = assert(db.connect { quiet = true, journal = false, env = env_with { HOME = home,
+          AWS_REGION = false, AWS_DEFAULT_REGION = false, AWS_ACCESS_KEY_ID = false, AWS_SECRET_ACCESS_KEY = false,
+          AWS_SESSION_TOKEN = false } })
+        c:query("SELECT 1")
+        return c
+      end)
+      ini.read = real
+      servers.rmtree(home)
+      assert(ok, c)
+      assert.equal("config-file", c.config.source.region)
+      assert.equal(1, reads[home .. "/.aws/config"])
     end)
   end)
 

@@ -1,33 +1,30 @@
--- Where the Data API calls go: cluster and secret ARNs, database, region,
--- endpoint and retry budget, from options, the environment (the host has already
--- merged .env into it; the environment wins) and the AWS shared config file.
--- Holds no credentials: alex.credentials finds those.
+-- Where the Data API calls go: cluster and secret ARNs, database and lock
+-- timeout, from options and the environment (the host has already merged .env
+-- into it; the environment wins); the rest -- profile, region, endpoint,
+-- attempts, retry mode -- are alex.aws's settings for service rds-data,
+-- resolved here with the cluster ARN.  Holds no credentials: alex.credentials
+-- finds those.
 --
---   local cfg, err = require("alex.config").load(opts)
+--   local cfg, err, settings = require("alex.config").load(opts)
 --
 -- opts (all optional): cluster_arn, secret_arn, database, region, endpoint, profile,
--- max_attempts, lock_timeout (each overrides everything else), env (function(name) -> value used
--- instead of os.getenv), home (instead of $HOME, for ~/.aws/config).
+-- max_attempts, retry_mode, retry_base, lock_timeout (each overrides everything
+-- else), env (function(name) -> value used instead of os.getenv), home (instead
+-- of $HOME, for ~/.aws/config).
 -- Returns { cluster_arn, secret_arn, database, region, endpoint, profile,
--- max_attempts, lock_timeout, source = { <field> = "option" | "environment" | "config-file" |
--- "default" | "cluster-arn" }, source_detail = { <field> = variable or file } }.
+-- max_attempts, lock_timeout, source = { <field> = "option" | "environment" |
+-- "config-file" | "default" | "cluster-arn" }, source_detail = { <field> = variable
+-- or file } }, and the alex.aws settings the client is built from (with the
+-- shared files, read once, for the credentials chain).
 --
 -- Precedence for every setting: opts > environment > shared config profile > default.
 --   cluster_arn   AURORA_CLUSTER_ARN (required)
 --   secret_arn    AURORA_SECRET_ARN (required)
 --   database      AURORA_DATABASE, default "alex"
---   profile       AWS_PROFILE, AWS_DEFAULT_PROFILE, "default"
---   region        AWS_REGION, AWS_DEFAULT_REGION, DEFAULT_AWS_REGION, the profile's
---                 `region`; when none is set, the cluster ARN's own region.
---   endpoint      AWS_ENDPOINT_URL_RDS_DATA, AWS_ENDPOINT_URL, the profile's
---                 `[services x]` section `rds_data = / endpoint_url = ...`, the
---                 profile's `endpoint_url`; AWS_IGNORE_CONFIGURED_ENDPOINT_URLS=true
---                 (or `ignore_configured_endpoint_urls = true` in the profile)
---                 switches all of these off but not opts.endpoint; default
---                 https://rds-data.<region>.amazonaws.com (.com.cn in China).
---   max_attempts  AWS_MAX_ATTEMPTS, the profile's `max_attempts`, default 3.
 --   lock_timeout  ALEX_LOCK_TIMEOUT (milliseconds), default 5000; 0 waits until
 --                 the Data API's 45 s statement limit.
+--   profile, region, endpoint (AWS_ENDPOINT_URL_RDS_DATA, ...), max_attempts,
+--   retry_mode    see alex.aws; when no region is set, the cluster ARN's own.
 --
 -- Region and cluster ARN must agree: a Data API request is signed for a region
 -- and sent to that region's endpoint, and the cluster exists in one region only,
@@ -36,14 +33,14 @@
 -- accepts any ARN and the user's region may legitimately differ from the
 -- fake ARN's.  The region configured is then used for signing.
 local alex_env = require "alex.env"
-local trim, is_true = alex_env.trim, alex_env.is_true
+local trim = alex_env.trim
 local function env_wrap(fn) return alex_env.wrap(fn, "alex.config") end
 local ini = require "alex.ini"
+local aws = require "alex.aws"
 
 local config = {}
 
 config.DEFAULT_DATABASE = "alex"
-config.DEFAULT_MAX_ATTEMPTS = 3
 -- Milliseconds a statement in a transaction waits for a lock before failing:
 -- long enough for ordinary contention, far shorter than the 45 s call limit.
 config.DEFAULT_LOCK_TIMEOUT = 5000
@@ -59,24 +56,6 @@ local HOW_TO = {
   secret_arn = "the Terraform output aurora_secret_arn holds it (terraform output -raw aurora_secret_arn)",
 }
 
--- Region names: two letters, one or more letter groups, a number (us-east-1, us-gov-west-1).
-function config.valid_region(r)
-  if type(r) ~= "string" then return false end
-  local parts = {}
-  for p in (r .. "-"):gmatch("([^-]*)%-") do parts[#parts + 1] = p end
-  if #parts < 3 or not parts[1]:match("^%l%l$") or not parts[#parts]:match("^%d+$") then return false end
-  for i = 2, #parts - 1 do
-    if not parts[i]:match("^%l+$") then return false end
-  end
-  return true
-end
-
-local PARTITION_OF_REGION = function(region)
-  if region:match("^cn%-") then return "aws-cn" end
-  if region:match("^us%-gov%-") then return "aws-us-gov" end
-  return "aws"
-end
-
 -- Splits an ARN into its six fields; nil when it has fewer colons.
 local function split_arn(s)
   local partition, service, region, account, resource = s:match("^arn:([^:]*):([^:]*):([^:]*):([^:]*):(.*)$")
@@ -91,10 +70,10 @@ local function check_common(arn, service)
   if arn.service ~= service then
     return ("it is an ARN of service %q, not %q"):format(arn.service, service)
   end
-  if not config.valid_region(arn.region) then
+  if not aws.valid_region(arn.region) then
     return ("its region %q is not a region name like us-east-1"):format(arn.region)
   end
-  if PARTITION_OF_REGION(arn.region) ~= arn.partition then
+  if aws.partition(arn.region) ~= arn.partition then
     return ("region %s does not belong to partition %s"):format(arn.region, arn.partition)
   end
   if not arn.account:match("^%d%d%d%d%d%d%d%d%d%d%d%d$") then
@@ -157,43 +136,8 @@ function config.parse_secret_arn(s)
   return arn
 end
 
--- true for http(s)://host[:port] with an optional trailing "/"; returns the
--- normalized URL (no trailing slash, scheme lower-cased) or nil and why not.
-function config.parse_endpoint(url)
-  local scheme, rest = url:match("^(%a+)://(.*)$")
-  if not scheme then return nil, "it does not start with http:// or https://" end
-  scheme = scheme:lower()
-  if scheme ~= "http" and scheme ~= "https" then
-    return nil, ("its scheme %q is not http or https"):format(scheme)
-  end
-  rest = rest:gsub("/$", "")
-  local host, port
-  if rest:sub(1, 1) == "[" then
-    host, port = rest:match("^(%[[%x:%.]+%])(.*)$")
-  else
-    host, port = rest:match("^([%w%.%-]+)(.*)$")
-  end
-  if not host or host:match("^[%.%-]") or host:match("%.%.") then
-    return nil, "its host is missing or not a host name or IP address"
-  end
-  if port ~= "" then
-    local digits = port:match("^:(%d+)$")
-    if not digits then
-      return nil, "only http(s)://host[:port] is accepted: no path, query, user or password"
-    end
-    local n = tonumber(digits)
-    if n < 1 or n > 65535 then return nil, ("port %s is out of range"):format(digits) end
-  end
-  return scheme .. "://" .. host .. port
-end
-
 function config.valid_database(name)
   return type(name) == "string" and #name >= 1 and #name <= 63 and name:match("^[%a_][%w_%$]*$") ~= nil
-end
-
-function config.default_endpoint(region)
-  local suffix = region:match("^cn%-") and "amazonaws.com.cn" or "amazonaws.com"
-  return ("https://rds-data.%s.%s"):format(region, suffix)
 end
 
 -- true when no AURORA_CLUSTER_ARN is configured: the caller then runs against
@@ -221,13 +165,12 @@ local function opt(opts, k)
   return v
 end
 
--- Returns the resolved settings, or nil and one message saying what is wrong
--- and how to fix it.
+-- Returns the resolved settings and the alex.aws settings, or nil and one
+-- message saying what is wrong and how to fix it.
 function config.load(opts)
   opts = opts or {}
   if type(opts) ~= "table" then error("alex.config.load: opts must be a table", 2) end
   local getenv = env_wrap(opts.env)
-  local home = opts.home or getenv("HOME")
   local cfg = { source = {}, source_detail = {} }
 
   local function set(field, value, source, detail)
@@ -242,33 +185,11 @@ function config.load(opts)
     return cfg.source_detail[field] or VARS[field] or field
   end
 
-  -- profile and the shared config file
-  set("profile", pick {
-    { opt(opts, "profile"), "option", "option profile" },
-    { getenv("AWS_PROFILE"), "environment", "AWS_PROFILE" },
-    { getenv("AWS_DEFAULT_PROFILE"), "environment", "AWS_DEFAULT_PROFILE" },
-    { "default", "default", "default profile" },
-  })
-  local config_path = ini.aws_paths(getenv, home)
-  local profile = {}
-  local profile_where
-  local sections
-  if config_path then
-    local s, err, kind = ini.read(config_path)
-    if s then
-      sections = s
-      profile = ini.config_profile(s, cfg.profile) or {}
-      profile_where = ("%s [%s]"):format(config_path,
-        cfg.profile == "default" and "default" or "profile " .. cfg.profile)
-    elseif kind ~= "missing" then
-      return nil, ("cannot use the AWS config file: %s (AWS_CONFIG_FILE names another file)"):format(err)
-    end
-  end
-  local function prof(key)
-    local v = profile[key]
-    if type(v) ~= "string" or v == "" then return nil end
-    return v
-  end
+  -- the shared files of the profile, read once for the settings and the
+  -- credentials chain; a config file that cannot be used is reported first
+  local files = ini.files { getenv = getenv, home = opts.home, profile = opt(opts, "profile") }
+  local _, ferr = aws.config_profile(files)
+  if ferr then return nil, ferr end
 
   -- cluster and secret
   set("cluster_arn", pick {
@@ -315,72 +236,16 @@ function config.load(opts)
       .. " or _ (the Terraform stack creates %q)"):format(called("database"), cfg.database, config.DEFAULT_DATABASE)
   end
 
-  -- endpoint (before region: an override relaxes the region check)
-  local ignore_configured = is_true(getenv("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS"))
-    or is_true(prof("ignore_configured_endpoint_urls"))
-  local candidates = { { opt(opts, "endpoint"), "option" } }
-  if not ignore_configured then
-    local services_name = prof("services")
-    local services = services_name and ini.services(sections, services_name)
-    local service_cfg = services and services.rds_data
-    local service_url = type(service_cfg) == "table" and service_cfg.endpoint_url or nil
-    candidates[#candidates + 1] = { getenv("AWS_ENDPOINT_URL_RDS_DATA"), "environment", "AWS_ENDPOINT_URL_RDS_DATA" }
-    candidates[#candidates + 1] = { getenv("AWS_ENDPOINT_URL"), "environment", "AWS_ENDPOINT_URL" }
-    if service_url and service_url ~= "" then
-      candidates[#candidates + 1] = { service_url, "config-file",
-        ("endpoint_url under rds_data in [services %s] of %s"):format(services_name, config_path) }
-    end
-    candidates[#candidates + 1] = { prof("endpoint_url"), "config-file", "endpoint_url in " .. tostring(profile_where) }
-  end
-  local endpoint, endpoint_source, endpoint_detail = pick(candidates)
-  if endpoint then
-    local normalized, ewhy = config.parse_endpoint(endpoint)
-    if not normalized then
-      return nil, ("%s %q is not an endpoint URL: %s; expected http(s)://host[:port], e.g. http://127.0.0.1:8080"
-        .. " for the local stack or https://rds-data.us-east-1.amazonaws.com"):format(
-        endpoint_source == "option" and "option endpoint" or endpoint_detail, endpoint, ewhy)
-    end
-    set("endpoint", normalized, endpoint_source, endpoint_detail)
-  end
-
-  -- region
-  set("region", pick {
-    { opt(opts, "region"), "option" },
-    { getenv("AWS_REGION"), "environment", "AWS_REGION" },
-    { getenv("AWS_DEFAULT_REGION"), "environment", "AWS_DEFAULT_REGION" },
-    { getenv("DEFAULT_AWS_REGION"), "environment", "DEFAULT_AWS_REGION" },
-    { prof("region"), "config-file", "region in " .. tostring(profile_where) },
-    { cluster.region, "cluster-arn", "the region of " .. called("cluster_arn") },
+  -- profile, endpoint, region, attempts, retry mode: the service's settings
+  local settings, serr = aws.settings("rds-data", {
+    env = getenv, files = files, region = opts.region, endpoint = opts.endpoint, max_attempts = opts.max_attempts,
+    retry_mode = opts.retry_mode, retry_base = opts.retry_base,
+    arn = { region = cluster.region, called = called("cluster_arn"), source = "cluster-arn" },
   })
-  if not config.valid_region(cfg.region) then
-    return nil, ("%s %q is not an AWS region name like us-east-1 or eu-west-2; set AWS_REGION in .env to the"
-      .. " cluster's region (%s)"):format(called("region"), cfg.region, cluster.region)
+  if not settings then return nil, serr end
+  for _, field in ipairs { "profile", "endpoint", "region", "max_attempts" } do
+    set(field, settings[field], settings.source[field], settings.source_detail[field])
   end
-  if cfg.region ~= cluster.region and not cfg.endpoint then
-    return nil, ("%s is %s but %s is in %s: requests would be signed for and sent to %s, where the cluster does"
-      .. " not exist; %s, or set AWS_ENDPOINT_URL_RDS_DATA when an emulator or proxy is meant"):format(
-      called("region"), cfg.region, called("cluster_arn"), cluster.region, cfg.region,
-      cfg.source.region == "option" and ("pass region = %q"):format(cluster.region)
-        or ("set AWS_REGION=%s in .env (or in the environment, which wins over .env and the config file)")
-          :format(cluster.region))
-  end
-  if not cfg.endpoint then
-    set("endpoint", config.default_endpoint(cfg.region), "default")
-  end
-
-  -- retry budget
-  local attempts, asource, adetail = pick {
-    { opts.max_attempts, "option" },
-    { getenv("AWS_MAX_ATTEMPTS"), "environment", "AWS_MAX_ATTEMPTS" },
-    { prof("max_attempts"), "config-file", "max_attempts in " .. tostring(profile_where) },
-    { config.DEFAULT_MAX_ATTEMPTS, "default" },
-  }
-  local n = math.tointeger(tonumber(attempts))
-  if not n or n < 1 or n > 100 then
-    return nil, ("%s must be a whole number from 1 to 100 (the default is %d), got %q"):format(
-      asource == "option" and "option max_attempts" or adetail, config.DEFAULT_MAX_ATTEMPTS, tostring(attempts))
-  end
-  set("max_attempts", n, asource, adetail)
 
   -- how long a statement in a transaction waits for a lock another one holds
   local lt, lsource, ldetail = pick {
@@ -396,7 +261,7 @@ function config.load(opts)
   end
   set("lock_timeout", ms, lsource, ldetail)
 
-  return cfg
+  return cfg, nil, settings
 end
 
 -- One line for logs and `--verbose` output (no secrets: there are none here).

@@ -21,6 +21,9 @@
 --   local provider = require("alex.credentials").chain(opts)
 --   local creds, err = provider:get()
 -- opts: env (function(name) -> value, default os.getenv), home, profile,
+--   files (an alex.ini.files for the profile, shared with the settings that
+--   were resolved from it, so that the files are read once; it then decides
+--   the profile and the files; default: made from env, home and profile),
 --   container_base (replaces http://169.254.170.2, for tests), imds_endpoint,
 --   now (function() -> epoch seconds, default os.time), refresh_window (seconds
 --   before expiration when get() refreshes, default 300), retry_interval (how long
@@ -180,8 +183,7 @@ function credentials.chain(opts)
   local getenv = env_wrap(opts.env)
   return setmetatable({
     getenv = getenv,
-    home = opts.home,
-    profile = opts.profile,
+    files = opts.files or ini.files { getenv = getenv, home = opts.home, profile = opts.profile },
     container_base = (opts.container_base or credentials.CONTAINER_BASE):gsub("/$", ""),
     imds_endpoint = opts.imds_endpoint,
     now = opts.now or os.time,
@@ -190,34 +192,23 @@ function credentials.chain(opts)
   }, Chain)
 end
 
--- The profile, with both files read.  Returns a context table or false, err.
+-- The profile, with both files read (once per chain: alex.ini.files keeps
+-- what it read).  Returns a context table or false, err.
 function Chain:load_profile()
-  local getenv = self.getenv
-  local name, from
-  if self.profile and self.profile ~= "" then
-    name, from = self.profile, "option profile"
-  elseif getenv("AWS_PROFILE") then
-    name, from = getenv("AWS_PROFILE"), "AWS_PROFILE"
-  elseif getenv("AWS_DEFAULT_PROFILE") then
-    name, from = getenv("AWS_DEFAULT_PROFILE"), "AWS_DEFAULT_PROFILE"
-  else
-    name = "default"
-  end
-  local home = self.home or getenv("HOME")
-  local config_path, creds_path = ini.aws_paths(getenv, home)
+  local files = self.files
+  local name, from = files.profile, files.profile_from
+  local config_path, creds_path = files.config_path, files.creds_path
   local ctx = { name = name, from = from, config_path = config_path, creds_path = creds_path }
-  local function read(path)
-    if not path then return nil, "not found (HOME is not set)" end
-    local sections, err, kind = ini.read(path)
+  local function read(sections, err, kind)
     if sections then return sections end
-    if kind == "missing" then return nil, "not found" end
+    if kind == "missing" then return nil, err end
     return false, err
   end
   local err
-  ctx.creds_sections, err = read(creds_path)
+  ctx.creds_sections, err = read(files:credentials())
   if ctx.creds_sections == false then return false, "cannot use the shared credentials file: " .. err end
   ctx.creds_missing = err
-  ctx.config_sections, err = read(config_path)
+  ctx.config_sections, err = read(files:config())
   if ctx.config_sections == false then return false, "cannot use the AWS config file: " .. err end
   ctx.config_missing = err
   ctx.creds = ini.credentials_profile(ctx.creds_sections, name)

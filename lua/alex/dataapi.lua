@@ -1,12 +1,23 @@
--- One Data API operation = one signed HTTPS POST, with the AWS standard retry
--- mode, a separate wait for Aurora's auto-pause resume, logging and counters.
--- alex.db builds requests and reads results; this module only moves them.
-local http = require "alex.http"
-local sigv4 = require "alex.sigv4"
+-- The Data API's protocol over alex.aws: one operation = one JSON POST to its
+-- path, answered with JSON or a JSON error; plus its own policy, the wait for
+-- Aurora's auto-pause resume (DatabaseResumingException), and its counters.
+-- Signing, sending and the standard retry mode are alex.aws's; alex.db builds
+-- requests and reads results.
+--
+--   local client, err = dataapi.new(opts)   -- nil, message for a bad setting
+--   local decoded, err = client:call("ExecuteStatement", request_or_body, summary, policy)
+--
+-- opts: settings (alex.aws settings for rds-data, from alex.config.load),
+--   credentials (a provider with :get(); default the chain over the settings'
+--   shared files), env (function(name) -> value, default os.getenv), debug,
+--   log, random, sleep, now, connect_timeout, timeout (as alex.aws.client),
+--   resume_timeout (seconds, default ALEX_RESUME_TIMEOUT or 120), resume_base
+--   (seconds, default ALEX_RESUME_BASE or 1).
+local aws = require "alex.aws"
 local json = require "alex.json"
 local errors = require "alex.errors"
-local host = require "alex.host"
 local clock = require "alex.clock"
+local alex_env = require "alex.env"
 
 local dataapi = {}
 
@@ -21,79 +32,59 @@ dataapi.OPERATIONS = {
   "ExecuteStatement", "BatchExecuteStatement", "BeginTransaction", "CommitTransaction", "RollbackTransaction",
 }
 
-local USER_AGENT = "alexlua/" .. host.version .. " lua/" .. _VERSION:match("%d.*")
-
 local now = clock.monotonic
 
-local function sleep(seconds)
-  if seconds > 0 then clock.sleep(seconds) end
-end
-dataapi.sleep = sleep
-
-local function env_number(getenv, name, default)
-  local v = getenv(name)
-  if v == nil or v == "" then return default end
-  local n = tonumber(v)
-  if not n or n < 0 then error(("%s must be a non-negative number, got %q"):format(name, v), 0) end
+-- A non-negative number of seconds from the option or the variable; nil and
+-- the message when it is not one.
+local function seconds(value, getenv, name, default)
+  local source = "option " .. name:lower():gsub("^alex_", "")
+  if value == nil then
+    value, source = getenv(name), name
+    if value == nil then return default end
+  end
+  local n = tonumber(value)
+  if not n or n < 0 or n ~= n or n == math.huge then
+    return nil, ("%s must be a non-negative number of seconds (the default is %d), got %q"):format(source, default,
+      tostring(value))
+  end
   return n
 end
 
 local Client = {}
 Client.__index = Client
 
--- opts: config (from alex.config), credentials (a provider with :get()),
---   getenv, log (function(line)), random (function() -> [0,1)), sleep,
---   connect_timeout, timeout.
 function dataapi.new(opts)
-  local getenv = opts.getenv or os.getenv
+  local getenv = alex_env.wrap(opts.env, "alex.dataapi")
+  local resume_timeout, terr = seconds(opts.resume_timeout, getenv, "ALEX_RESUME_TIMEOUT", 120)
+  if not resume_timeout then return nil, terr end
+  local resume_base, berr = seconds(opts.resume_base, getenv, "ALEX_RESUME_BASE", 1)
+  if not resume_base then return nil, berr end
+  local transport = aws.client {
+    settings = opts.settings, credentials = opts.credentials, content_type = "application/json",
+    debug = opts.debug, log = opts.log, random = opts.random, sleep = opts.sleep, now = opts.now,
+    connect_timeout = opts.connect_timeout, timeout = opts.timeout,
+  }
   local self = setmetatable({
-    config = opts.config,
-    credentials = opts.credentials,
-    http = http.new { connect_timeout = opts.connect_timeout or 10, timeout = opts.timeout or 60 },
-    max_attempts = opts.max_attempts or opts.config.max_attempts or 3,
-    -- Standard mode: full jitter over base * 2^(attempt-1), capped at 20 s.
-    retry_base = opts.retry_base or env_number(getenv, "ALEX_RETRY_BASE", 1),
-    retry_cap = 20,
+    transport = transport,
+    stats = transport.stats,
     -- Aurora resuming from auto-pause takes 10-30 s, sometimes more.
-    resume_timeout = opts.resume_timeout or env_number(getenv, "ALEX_RESUME_TIMEOUT", 120),
-    resume_base = opts.resume_base or env_number(getenv, "ALEX_RESUME_BASE", 1),
-    debug = opts.debug or (getenv("ALEX_DEBUG") or "") ~= "" and getenv("ALEX_DEBUG") ~= "0",
-    log = opts.log or function(line) io.stderr:write("alexlua: ", line, "\n") end,
-    random = opts.random or math.random,
-    sleep = opts.sleep or sleep,
-    clock_skew = 0,
-    stats = { calls = {}, retries = 0, resume_waits = 0, seconds = 0, bytes_out = 0, bytes_in = 0 },
+    resume_timeout = resume_timeout,
+    resume_base = resume_base,
   }, Client)
+  self.stats.resume_waits = 0
   for _, op in ipairs(dataapi.OPERATIONS) do self.stats.calls[op] = 0 end
   return self
 end
 
 function Client:close()
-  self.http:close()
+  self.transport:close()
 end
 
-local function amz_date(skew)
-  return os.date("!%Y%m%dT%H%M%SZ", os.time() + skew)
-end
-
--- Parses an RFC 7231 Date header to epoch seconds (for clock-skew correction).
-local MONTHS = { Jan = 1, Feb = 2, Mar = 3, Apr = 4, May = 5, Jun = 6, Jul = 7, Aug = 8, Sep = 9, Oct = 10,
-                 Nov = 11, Dec = 12 }
-local function parse_http_date(s)
-  local d, mon, y, hh, mm, ss = (s or ""):match("%a+, (%d+) (%a+) (%d+) (%d+):(%d+):(%d+) GMT")
-  if not d or not MONTHS[mon] then return nil end
-  -- days from civil (proleptic Gregorian), no dependence on the local time zone
-  local yy, m = tonumber(y), MONTHS[mon]
-  if m <= 2 then yy = yy - 1 end
-  local era = yy // 400
-  local yoe = yy - era * 400
-  local mp = (m + 9) % 12
-  local doy = (153 * mp + 2) // 5 + tonumber(d) - 1
-  local doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
-  local days = era * 146097 + doe - 719468
-  return days * 86400 + tonumber(hh) * 3600 + tonumber(mm) * 60 + tonumber(ss)
-end
-dataapi.parse_http_date = parse_http_date
+-- What alex.db's whole-transaction retry and rollback wait use: the
+-- transport's backoff, sleep and debug log.
+function Client:backoff(n) return self.transport:backoff(n) end
+function Client:sleep(s) return self.transport:sleep(s) end
+function Client:debug_log(line) return self.transport:debug_log(line) end
 
 -- The request log line: operation, first SQL line, parameter names (never values).
 local function describe(op, summary)
@@ -111,122 +102,48 @@ local function describe(op, summary)
   return table.concat(parts, " ")
 end
 
--- One attempt: returns decoded body, or nil and an error value.
-function Client:attempt(op, body)
-  local creds, cerr = self.credentials:get()
-  if not creds then
-    return nil, errors.new { name = "CredentialsError", message = tostring(cerr), operation = op }
-  end
-  local cfg = self.config
-  local signed = sigv4.sign {
-    method = "POST",
-    url = cfg.endpoint .. PATHS[op],
-    headers = { { "Content-Type", "application/json" }, { "User-Agent", USER_AGENT } },
-    body = body,
-    access_key = creds.access_key,
-    secret_key = creds.secret_key,
-    session_token = creds.session_token,
-    region = cfg.region,
-    service = "rds-data",
-    amz_date = amz_date(self.clock_skew),
-  }
-  local res, msg, kind = self.http:request {
-    method = "POST", url = cfg.endpoint .. PATHS[op], headers = signed.headers, body = body,
-  }
-  if not res then return nil, errors.from_transport(op, msg, kind) end
-  self.stats.bytes_in = self.stats.bytes_in + #res.body
+-- An answer -> the decoded body, or nil and the error it carries.
+local function parse(res, req)
   if res.status == 200 then
     local decoded, derr = json.decode_response(res.body)
     if decoded == nil then
-      return nil, errors.new { name = "InvalidResponse", operation = op, status = 200,
+      return nil, errors.new { name = "InvalidResponse", operation = req.operation, status = 200,
                                message = "the service sent a body that is not JSON: " .. tostring(derr) }
     end
-    return decoded, nil, res
+    return decoded
   end
-  local decoded = json.decode(res.body)
-  local e = errors.from_response(op, res, decoded)
-  -- A wrong clock shows up as a signature error: correct the skew from the
-  -- server's Date and retry once, as the JS SDK does.
-  if e.name == "InvalidSignatureException" and e.message:find("Signature ", 1, true)
-     and (e.message:find("expired", 1, true) or e.message:find("not yet current", 1, true)) then
-    local server = parse_http_date(res.headers.date)
-    if server then
-      self.clock_skew = server - os.time()
-      e.retryable = true
-      e.clock_skew = true
-    end
-  end
-  return nil, e, res
+  return nil, errors.from_response(req.operation, res, json.decode(res.body))
 end
 
--- call(op, request_table_or_body_text, summary, policy) -> decoded response, or nil, err.
--- policy.in_transaction: never retry an outcome-unknown failure (the caller
--- must roll back); policy.idempotent: retry even those outside a transaction;
--- policy.repeatable: retry them even inside one (a rollback: running it twice
--- ends the transaction once); policy.min_attempts: at least this many
--- attempts whatever AWS_MAX_ATTEMPTS says.
-function Client:call(op, body, summary, policy)
-  assert(PATHS[op], "unknown Data API operation")
-  if type(body) == "table" then body = assert(json.encode(body)) end
-  policy = policy or {}
-  self.stats.calls[op] = self.stats.calls[op] + 1
-  self.stats.bytes_out = self.stats.bytes_out + #body
-  local started = now()
-  local attempt, resume_started = 0, nil
-  local skew_retried = false
-  local max_attempts = math.max(self.max_attempts, policy.min_attempts or 0)
-  while true do
-    attempt = attempt + 1
-    local t0 = now()
-    local result, err = self:attempt(op, body)
-    local ms = (now() - t0) * 1000
-    if self.debug then
-      self.log(("%s -> %s attempt %d %.1f ms"):format(describe(op, summary),
-        result and "200" or (err.status and (err.status .. " " .. err.name) or err.name), attempt, ms))
-    end
-    if result then
-      self.stats.seconds = self.stats.seconds + (now() - started)
-      return result
-    end
-    err.attempts = attempt
-    local retry, delay = false, 0
-    if err.resuming then
-      -- Not retried by the SDK; Aurora needs time to wake.  A separate budget.
-      resume_started = resume_started or now()
-      local waited = now() - resume_started
-      if waited < self.resume_timeout then
-        if self.stats.resume_waits == 0 or self.debug then
-          io.stderr:write(("alexlua: the Aurora cluster is resuming from auto-pause; waiting (up to %ds)...\n")
-            :format(math.floor(self.resume_timeout)))
-        end
-        self.stats.resume_waits = self.stats.resume_waits + 1
-        retry = true
-        delay = math.min(self.resume_base * 2 ^ math.min(self.stats.resume_waits - 1, 5), 10,
-                         self.resume_timeout - waited)
-        attempt = attempt - 1 -- resume waits do not use up ordinary attempts
-      end
-    elseif err.clock_skew and not skew_retried then
-      skew_retried, retry, attempt = true, true, attempt - 1
-    elseif err.retryable and attempt < max_attempts then
-      if err.outcome_unknown and not policy.repeatable and (policy.in_transaction or not policy.idempotent) then
-        retry = false -- it may have run: repeating it could apply it twice
-      else
-        retry = true
-        delay = self.random() * math.min(self.retry_cap, self.retry_base * 2 ^ (attempt - 1))
-      end
-    end
-    if not retry then
-      self.stats.seconds = self.stats.seconds + (now() - started)
-      if err.outcome_unknown and err.retryable then
-        err.message = err.message .. " (not retried: the request may have run, and running it again could" ..
-          " apply it twice)"
-      end
-      return nil, err
-    end
-    self.stats.retries = self.stats.retries + 1
-    if self.debug then self.log(("retrying %s in %.2f s"):format(op, delay)) end
-    self.sleep(delay)
+-- A cluster resuming from auto-pause: not retried by the SDKs, as Aurora needs
+-- time to wake; waited for on a budget of its own (resume_timeout), with waits
+-- that do not use up attempts.
+local function resume_wait(err, req)
+  if not err.resuming then return nil end
+  local self = req.client
+  local t = now()
+  req.resume_started = req.resume_started or t
+  local waited = t - req.resume_started
+  if waited >= self.resume_timeout then return false end
+  if self.stats.resume_waits == 0 or self.transport.debug then
+    io.stderr:write(("alexlua: the Aurora cluster is resuming from auto-pause; waiting (up to %ds)...\n")
+      :format(math.floor(self.resume_timeout)))
   end
+  self.stats.resume_waits = self.stats.resume_waits + 1
+  return math.min(self.resume_base * 2 ^ math.min(self.stats.resume_waits - 1, 5), 10, self.resume_timeout - waited)
+end
+
+-- call(op, request_table_or_body_text, summary, policy) -> decoded response, or
+-- nil, err.  policy: see alex.aws (in_transaction, idempotent, repeatable,
+-- min_attempts).
+function Client:call(op, body, summary, policy)
+  local path = PATHS[op]
+  assert(path, "unknown Data API operation")
+  if type(body) == "table" then body = assert(json.encode(body)) end
+  return self.transport:call {
+    operation = op, path = path, body = body, parse = parse, wait = resume_wait, policy = policy, client = self,
+    describe = self.transport.debug and describe(op, summary) or nil,
+  }
 end
 
 function Client:stats_report()

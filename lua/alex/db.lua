@@ -498,7 +498,7 @@ function Connection:transaction(fn, opts)
   if type(fn) ~= "function" then error("transaction needs a function", 2) end
   opts = opts or {}
   if self._tx then return self:_savepoint(fn) end
-  local retries = opts.retries or 0
+  local retries, tries = opts.retries or 0, 0
   while true do
     local ok, result = self:_transaction_once(fn)
     if ok then return table.unpack(result, 1, result.n) end
@@ -506,9 +506,9 @@ function Connection:transaction(fn, opts)
     local again = retries > 0 and errors.is_error(err) and (err.retryable or err.resuming)
                   and not err.commit_unknown and not err.left_open
     if not again then raise(err) end
-    retries = retries - 1
-    if self._client.debug then self._client.log("retrying the whole transaction after: " .. tostring(err)) end
-    dataapi.sleep(self._client.random() * self._client.retry_base)
+    retries, tries = retries - 1, tries + 1
+    self._client:debug_log("retrying the whole transaction after: " .. tostring(err))
+    self._client:backoff(tries)
   end
 end
 
@@ -547,7 +547,7 @@ local function rollback(tx)
       io.stderr:write("alexlua: waiting for the statement in flight to finish before rolling back",
         " (interrupt again to leave it: the next run rolls it back)\n")
     end
-    dataapi.sleep(0.2)
+    tx._client:sleep(0.2)
   end
 end
 
@@ -633,9 +633,7 @@ function Connection:_transaction_once(fn)
   local gone = not rolled and rerr.name == "TransactionNotFoundException"
   self:_ended(tx, rolled or gone)
   if not rolled then
-    if self._client.debug then
-      self._client.log("rollback failed (the transaction ends anyway when it expires): " .. tostring(rerr))
-    end
+    self._client:debug_log("rollback failed (the transaction ends anyway when it expires): " .. tostring(rerr))
     -- its locks stay until it expires: running the block again would wait on them
     if errors.is_error(err) and not gone then err.left_open = true end
   end
@@ -884,8 +882,11 @@ local function wrap_connection(client, cfg)
   return conn
 end
 
--- Process-level opts (getenv, credentials, ...) are documented in alex.dataapi.
 -- connect(opts) -> connection, or nil and an error value saying what to set.
+-- opts: the settings of alex.config.load (cluster_arn, region, endpoint,
+-- max_attempts, retry_base, ...), env, credentials, debug (true logs every call,
+-- as ALEX_DEBUG=1 does), log, sleep, random, now, timeouts and the resume wait
+-- (alex.dataapi, alex.aws), quiet, journal, use_local.
 function db.connect(opts)
   opts = opts or {}
   local config = require "alex.config"
@@ -907,17 +908,14 @@ function db.connect(opts)
   local load_opts = {}
   for k, v in pairs(opts) do load_opts[k] = v end
   load_opts.env = getenv
-  local cfg, cerr = config.load(load_opts)
+  local cfg, cerr, settings = config.load(load_opts)
   if not cfg then return nil, errors.new { name = "ConfigError", message = cerr } end
-  local provider = opts.credentials
-  if not provider then
-    provider = require("alex.credentials").chain { env = getenv, profile = cfg.profile }
-  end
-  local client = dataapi.new {
-    config = cfg, credentials = provider, getenv = getenv, retry_base = opts.retry_base,
-    resume_base = opts.resume_base, resume_timeout = opts.resume_timeout, max_attempts = opts.max_attempts,
-    timeout = opts.timeout, connect_timeout = opts.connect_timeout, sleep = opts.sleep,
+  local client, derr = dataapi.new {
+    settings = settings, credentials = opts.credentials, env = getenv, debug = opts.debug, log = opts.log,
+    random = opts.random, sleep = opts.sleep, now = opts.now, resume_base = opts.resume_base,
+    resume_timeout = opts.resume_timeout, timeout = opts.timeout, connect_timeout = opts.connect_timeout,
   }
+  if not client then return nil, errors.new { name = "ConfigError", message = derr } end
   local conn = wrap_connection(client, cfg)
   conn._quiet = opts.quiet
   if opts.journal ~= false then

@@ -161,4 +161,64 @@ function ini.aws_paths(getenv, home)
   return config and ini.expand_home(config, home), creds and ini.expand_home(creds, home)
 end
 
+-- The shared files of one profile, each read at most once, when first asked
+-- for: alex.aws resolves a service's settings from the config file and the
+-- credentials chain reads keys from both, so one connection parses
+-- ~/.aws/config once, and ~/.aws/credentials only when the chain gets there.
+--
+--   local files = ini.files { getenv = fn, home = dir, profile = name }
+--   files.profile       the profile: option, AWS_PROFILE, AWS_DEFAULT_PROFILE, "default"
+--   files.profile_from  "option profile" | "AWS_PROFILE" | "AWS_DEFAULT_PROFILE" | nil (the default)
+--   files.config_path, files.creds_path   nil when HOME is unset and no variable names the file
+--   files:config()      -> sections, or nil, why, kind ("missing": why is "not found" or
+--                          "not found (HOME is not set)"; "error": why names file and line)
+--   files:credentials() -> the same for the credentials file
+--   files:config_profile() / files:credentials_profile() -> the profile's section or nil
+-- getenv must read unset and empty variables as nil (alex.env.wrap).
+local Files = {}
+Files.__index = Files
+
+function ini.files(opts)
+  local getenv = opts.getenv
+  local name, from
+  if type(opts.profile) == "string" and opts.profile ~= "" then
+    name, from = opts.profile, "option profile"
+  elseif getenv("AWS_PROFILE") then
+    name, from = getenv("AWS_PROFILE"), "AWS_PROFILE"
+  elseif getenv("AWS_DEFAULT_PROFILE") then
+    name, from = getenv("AWS_DEFAULT_PROFILE"), "AWS_DEFAULT_PROFILE"
+  else
+    name = "default"
+  end
+  local home = opts.home or getenv("HOME")
+  local config_path, creds_path = ini.aws_paths(getenv, home)
+  return setmetatable({ profile = name, profile_from = from, config_path = config_path, creds_path = creds_path,
+                        _read = {} }, Files)
+end
+
+local function read_once(self, path)
+  local r = self._read[path or false]
+  if not r then
+    if not path then
+      r = { nil, "not found (HOME is not set)", "missing" }
+    else
+      r = table.pack(ini.read(path))
+      if r[3] == "missing" then r[2] = "not found" end
+    end
+    self._read[path or false] = r
+  end
+  return r[1], r[2], r[3]
+end
+
+function Files:config() return read_once(self, self.config_path) end
+function Files:credentials() return read_once(self, self.creds_path) end
+
+function Files:config_profile()
+  return ini.config_profile((self:config()), self.profile)
+end
+
+function Files:credentials_profile()
+  return ini.credentials_profile((self:credentials()), self.profile)
+end
+
 return ini

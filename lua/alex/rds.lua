@@ -14,44 +14,31 @@
 --   client:close()
 --
 -- opts (all optional): cluster (identifier or cluster ARN; default: the cluster of
--- AURORA_CLUSTER_ARN), region, endpoint, profile, env (function(name) -> value,
--- default os.getenv), home, credentials (a provider with :get(); default
--- alex.credentials.chain with the same env/home/profile), max_attempts,
--- retry_base (seconds, default ALEX_RETRY_BASE or 1), sleep (function(seconds)),
--- connect_timeout, timeout.
+-- AURORA_CLUSTER_ARN), and as alex.aws.settings: region, endpoint, profile,
+-- max_attempts, retry_mode, retry_base, env (function(name) -> value, default
+-- os.getenv), home; and as alex.aws.client: credentials (a provider with :get();
+-- default the alex.credentials chain over the same shared files), debug, log,
+-- sleep, random, now, connect_timeout, timeout.
 --
--- Settings, in order of precedence (the conventions of the Data API client):
---   cluster   opts.cluster, AURORA_CLUSTER_ARN
---   endpoint  opts.endpoint, AWS_ENDPOINT_URL_RDS, AWS_ENDPOINT_URL, the profile's
---             `[services x]` `rds = / endpoint_url = ...`, the profile's endpoint_url
---             (AWS_IGNORE_CONFIGURED_ENDPOINT_URLS=true turns off all but the option),
---             default https://rds.<region>.amazonaws.com (.com.cn in China)
---   region    opts.region, AWS_REGION, AWS_DEFAULT_REGION, the profile's region,
---             the cluster ARN's region; one that differs from the ARN's is an
---             error unless the endpoint is overridden
---   attempts  opts.max_attempts, AWS_MAX_ATTEMPTS, default 3 (throttling, 5xx and
---             network errors are retried with full-jitter backoff)
+-- Settings: the cluster is opts.cluster or AURORA_CLUSTER_ARN; the rest are
+-- alex.aws's for service rds (AWS_ENDPOINT_URL_RDS, the profile's `rds =` in
+-- its services section, default https://rds.<region>.amazonaws.com), with the
+-- cluster ARN's region as the last resort, and a region that differs from it
+-- refused unless the endpoint is overridden.  Throttling, 5xx and network
+-- errors are retried by alex.aws's standard mode.
 --
 -- Errors are alex.errors values: name = the AWS code (DBClusterNotFoundFault,
 -- InvalidDBClusterStateFault, AccessDenied, ...) or TransportError,
 -- CredentialsError, InvalidResponse, Timeout, ClusterStateError.
 local alex_env = require "alex.env"
-local is_true = alex_env.is_true
-local function env_wrap(fn) return alex_env.wrap(fn, "alex.rds") end
-local http = require "alex.http"
-local sigv4 = require "alex.sigv4"
+local aws = require "alex.aws"
 local errors = require "alex.errors"
 local config = require "alex.config"
-local ini = require "alex.ini"
 local clock = require "alex.clock"
-local host = require "alex.host"
 
 local rds = {}
 
 rds.API_VERSION = "2014-10-31"
-rds.DEFAULT_MAX_ATTEMPTS = 3
-
-local USER_AGENT = "alexlua/" .. host.version .. " lua/" .. _VERSION:match("%d.*")
 
 -- Cluster statuses that will not become "available" by waiting.
 rds.TERMINAL_STATUSES = {
@@ -226,37 +213,14 @@ end
 
 -- ---------- settings ----------
 
-function rds.default_endpoint(region)
-  local suffix = region:match("^cn%-") and "amazonaws.com.cn" or "amazonaws.com"
-  return ("https://rds.%s.%s"):format(region, suffix)
-end
-
 local pick = alex_env.pick
 
--- Resolves cluster, region and endpoint; returns settings or nil, message.
+-- Resolves the cluster and the service's settings: returns alex.aws settings
+-- with cluster_id (and cluster_arn when given as an ARN) added, and
+-- source.cluster, or nil and a message.
 function rds.settings(opts)
   opts = opts or {}
-  local getenv = env_wrap(opts.env)
-  local home = opts.home or getenv("HOME")
-  local s = { source = {} }
-
-  local profile_name = opts.profile or getenv("AWS_PROFILE") or getenv("AWS_DEFAULT_PROFILE") or "default"
-  s.profile = profile_name
-  local profile, sections, config_path = {}, nil, ini.aws_paths(getenv, home)
-  if config_path then
-    local parsed, err, kind = ini.read(config_path)
-    if parsed then
-      sections = parsed
-      profile = ini.config_profile(parsed, profile_name) or {}
-    elseif kind ~= "missing" then
-      return nil, ("cannot use the AWS config file: %s"):format(err)
-    end
-  end
-  local function prof(key)
-    local v = profile[key]
-    if type(v) ~= "string" or v == "" then return nil end
-    return v
-  end
+  local getenv = alex_env.wrap(opts.env, "alex.rds")
 
   -- the cluster: an identifier or a cluster ARN
   local cluster, csource = pick {
@@ -267,82 +231,31 @@ function rds.settings(opts)
     return nil, "no cluster: set AURORA_CLUSTER_ARN in .env (terraform output -raw aurora_cluster_arn) "
       .. "or pass --cluster <identifier or ARN>"
   end
-  local arn_region
+  local arn, cluster_id
   if cluster:match("^arn:") then
-    local arn, why = config.parse_cluster_arn(cluster)
+    local why
+    arn, why = config.parse_cluster_arn(cluster)
     if not arn then
       return nil, ("%s is not an Aurora cluster ARN (%q): %s"):format(csource, cluster, why)
     end
-    s.cluster_arn, s.cluster_id, arn_region = cluster, arn.cluster_id, arn.region
+    cluster_id = arn.cluster_id
   else
     if #cluster > 63 or not cluster:match("^%a[%w%-]*$") or cluster:match("%-%-") or cluster:match("%-$") then
       return nil, ("%s %q is neither a cluster ARN nor a cluster identifier (1-63 letters, digits and single"
         .. " hyphens, starting with a letter)"):format(csource, cluster)
     end
-    s.cluster_id = cluster
+    cluster_id = cluster
   end
+
+  local s, err = aws.settings("rds", {
+    env = getenv, home = opts.home, profile = opts.profile, region = opts.region, endpoint = opts.endpoint,
+    max_attempts = opts.max_attempts, retry_mode = opts.retry_mode, retry_base = opts.retry_base,
+    arn = arn and { region = arn.region, called = csource, source = "cluster-arn" },
+    no_region = ", or give the cluster as an ARN (AURORA_CLUSTER_ARN)",
+  })
+  if not s then return nil, err end
+  s.cluster_id, s.cluster_arn = cluster_id, arn and cluster or nil
   s.source.cluster = csource
-
-  -- endpoint
-  local candidates = { { opts.endpoint, "option", "option endpoint" } }
-  if not (is_true(getenv("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS")) or is_true(prof("ignore_configured_endpoint_urls")))
-  then
-    candidates[#candidates + 1] = { getenv("AWS_ENDPOINT_URL_RDS"), "environment", "AWS_ENDPOINT_URL_RDS" }
-    candidates[#candidates + 1] = { getenv("AWS_ENDPOINT_URL"), "environment", "AWS_ENDPOINT_URL" }
-    local services_name = prof("services")
-    local services = services_name and sections and ini.services(sections, services_name)
-    local svc = services and services.rds
-    if type(svc) == "table" and svc.endpoint_url then
-      candidates[#candidates + 1] = { svc.endpoint_url, "config-file",
-        ("endpoint_url under rds in [services %s] of %s"):format(services_name, config_path) }
-    end
-    candidates[#candidates + 1] = { prof("endpoint_url"), "config-file", "endpoint_url in " .. tostring(config_path) }
-  end
-  local endpoint, esource, edetail = pick(candidates)
-  if endpoint then
-    local normalized, why = config.parse_endpoint(endpoint)
-    if not normalized then
-      return nil, ("%s %q is not an endpoint URL: %s; expected http(s)://host[:port]"):format(edetail, endpoint, why)
-    end
-    s.endpoint, s.source.endpoint = normalized, edetail or esource
-  end
-
-  -- region
-  local region, rsource = pick {
-    { opts.region, "option region" },
-    { getenv("AWS_REGION"), "AWS_REGION" },
-    { getenv("AWS_DEFAULT_REGION"), "AWS_DEFAULT_REGION" },
-    { prof("region"), "region in " .. tostring(config_path) },
-    { arn_region, "the region of " .. csource },
-  }
-  if not region then
-    return nil, "no region: set AWS_REGION in .env, or give the cluster as an ARN (AURORA_CLUSTER_ARN)"
-  end
-  if not config.valid_region(region) then
-    return nil, ("%s %q is not an AWS region name like us-east-1"):format(rsource, region)
-  end
-  if arn_region and region ~= arn_region and not s.endpoint then
-    return nil, ("%s is %s but %s is in %s: the request would go to the wrong region; set AWS_REGION=%s"
-      .. " (or AWS_ENDPOINT_URL_RDS when an emulator is meant)"):format(rsource, region, csource, arn_region,
-      arn_region)
-  end
-  s.region, s.source.region = region, rsource
-  if not s.endpoint then
-    s.endpoint, s.source.endpoint = rds.default_endpoint(region), "default"
-  end
-
-  local attempts = opts.max_attempts or getenv("AWS_MAX_ATTEMPTS") or prof("max_attempts") or rds.DEFAULT_MAX_ATTEMPTS
-  local n = math.tointeger(tonumber(attempts))
-  if not n or n < 1 or n > 100 then
-    return nil, ("AWS_MAX_ATTEMPTS must be a whole number from 1 to 100, got %q"):format(tostring(attempts))
-  end
-  s.max_attempts = n
-
-  local base = opts.retry_base or getenv("ALEX_RETRY_BASE") or 1
-  s.retry_base = tonumber(base)
-  if not s.retry_base or s.retry_base < 0 then
-    return nil, ("ALEX_RETRY_BASE must be a non-negative number, got %q"):format(tostring(base))
-  end
   return s
 end
 
@@ -355,44 +268,24 @@ function rds.new(opts)
   opts = opts or {}
   local s, err = rds.settings(opts)
   if not s then return nil, err end
-  local self = setmetatable(s, Client)
-  self.credentials = opts.credentials or require("alex.credentials").chain {
-    env = opts.env, home = opts.home, profile = opts.profile,
-  }
-  self.http = http.new { connect_timeout = opts.connect_timeout or 10, timeout = opts.timeout or 60 }
-  self.sleep = opts.sleep or function(seconds) if seconds > 0 then clock.sleep(seconds) end end
-  self.random = opts.random or math.random
-  self.log = opts.log
-  return self
+  return setmetatable({
+    cluster_id = s.cluster_id,
+    settings = s,
+    transport = aws.client {
+      settings = s, credentials = opts.credentials, content_type = "application/x-www-form-urlencoded; charset=utf-8",
+      debug = opts.debug, log = opts.log, sleep = opts.sleep, random = opts.random, now = opts.now,
+      connect_timeout = opts.connect_timeout, timeout = opts.timeout,
+    },
+  }, Client)
 end
 
 function Client:close()
-  if self.http then self.http:close() end
+  self.transport:close()
 end
 
--- One attempt of one action: returns the parsed <...Result> element or nil, err.
-function Client:attempt(action, body)
-  local creds, cerr = self.credentials:get()
-  if not creds then
-    return nil, errors.new { name = "CredentialsError", message = tostring(cerr), operation = action }
-  end
-  local url = self.endpoint .. "/"
-  local signed = sigv4.sign {
-    method = "POST",
-    url = url,
-    headers = {
-      { "Content-Type", "application/x-www-form-urlencoded; charset=utf-8" },
-      { "User-Agent", USER_AGENT },
-    },
-    body = body,
-    access_key = creds.access_key,
-    secret_key = creds.secret_key,
-    session_token = creds.session_token,
-    region = self.region,
-    service = "rds",
-  }
-  local res, msg, kind = self.http:request { method = "POST", url = url, headers = signed.headers, body = body }
-  if not res then return nil, errors.from_transport(action, msg, kind) end
+-- A Query-protocol answer -> its <ActionResult> element, or nil and the error.
+local function parse(res, req)
+  local action = req.operation
   if res.status ~= 200 then
     local code, message, request_id = rds.error_from_xml(res.body)
     code = code or ("HTTP" .. res.status)
@@ -409,28 +302,24 @@ function Client:attempt(action, body)
   local result = doc and child(doc, action .. "Result")
   if not result then
     return nil, errors.new { name = "InvalidResponse", status = 200, operation = action,
-      message = ("the %s answer is not an RDS %sResponse: %s"):format(self.endpoint, action,
+      message = ("the %s answer is not an RDS %sResponse: %s"):format(req.endpoint, action,
         why or ("its root element is <" .. tostring(doc and doc.name) .. ">")) }
   end
   return result
 end
 
+local IDEMPOTENT = { idempotent = true }
+
 -- call(action, params) -> the <ActionResult> element, or nil and an error.
+-- Every RDS action alex.rds sends reads or sets a value: running one twice
+-- does what running it once does, so an unknown outcome is retried too.
 function Client:call(action, params)
   local all = { { "Action", action }, { "Version", rds.API_VERSION } }
   for _, p in ipairs(params or {}) do all[#all + 1] = p end
-  local body = rds.encode_query(all)
-  local attempt = 0
-  while true do
-    attempt = attempt + 1
-    local result, err = self:attempt(action, body)
-    if result then return result end
-    err.attempts = attempt
-    if self.log then self.log(("%s -> %s (attempt %d)"):format(action, tostring(err), attempt)) end
-    if not err.retryable or attempt >= self.max_attempts then return nil, err end
-    local cap = math.min(20, self.retry_base * 2 ^ (attempt - 1))
-    self.sleep(self.random() * cap)
-  end
+  return self.transport:call {
+    operation = action, path = "/", body = rds.encode_query(all), parse = parse, policy = IDEMPOTENT,
+    endpoint = self.settings.endpoint,
+  }
 end
 
 -- describe_cluster() -> cluster table (see rds.cluster_from_xml) or nil, err.
@@ -493,7 +382,7 @@ function Client:wait_available(opts)
         message = ("the cluster %s is still %s after %.0f s (--timeout %g)"):format(self.cluster_id,
           tostring(cluster.status), elapsed, timeout) }
     end
-    self.sleep(interval)
+    self.transport:sleep(interval)
   end
 end
 
