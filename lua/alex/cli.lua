@@ -235,13 +235,7 @@ end
 -- connect() -> a connection, or exits 2 with what to set.
 function cli.connect(opts)
   opts = opts or {}
-  if cli.verbose then
-    local base = opts.env or os.getenv
-    opts.env = function(k)
-      if k == "ALEX_DEBUG" then return "1" end
-      return base(k)
-    end
-  end
+  if cli.verbose then opts.debug = true end
   local conn, err = require("alex.db").connect(opts)
   if not conn then cli.fail(err, cli.EXIT.UNAVAILABLE) end
   return conn
