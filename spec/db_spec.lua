@@ -363,6 +363,89 @@ describe("alex.db", function()
     end)
   end)
 
+  describe("insert", function()
+    lazy_setup(function()
+      conn:execute([[CREATE TABLE ins (id bigint PRIMARY KEY, name text NOT NULL, price numeric(12,4),
+        doc jsonb, day date, flag boolean DEFAULT true, raw bytea)]])
+    end)
+    before_each(function() conn:execute("DELETE FROM ins") end)
+
+    it("writes rows of every type in one statement, the table's own types doing the casts", function()
+      s:reset_stats()
+      local n, calls = conn:insert("ins", {
+        { id = 9007199254740993, name = [[big "quoted" \ name]], price = db.decimal("601.1500"),
+          doc = { k = { 1, 2 }, s = "x" }, day = db.date("2024-02-29"), raw = db.blob("\0\1\255") },
+        { id = 2, name = "two", price = "0.0001", flag = false },
+      })
+      assert.equal(2, n)
+      assert.equal(1, calls)
+      assert.equal(1, s:stats().operations.ExecuteStatement)
+      local a = conn:query_one("SELECT id, name, price, doc, day, flag, encode(raw, 'hex') AS raw FROM ins" ..
+        " WHERE id = 9007199254740993")
+      -- flag is NULL, not its default: another row names the column, this one does not
+      assert.same({ id = 9007199254740993, name = [[big "quoted" \ name]], price = "601.1500",
+        doc = { k = { 1, 2 }, s = "x" }, day = "2024-02-29", raw = "0001ff" }, a)
+      assert.equal("9007199254740993", conn:query_one("SELECT id::text AS t FROM ins WHERE name LIKE 'big%'").t)
+      local b = conn:query_one("SELECT price, doc, flag FROM ins WHERE id = 2")
+      assert.same({ price = "0.0001", flag = false }, b) -- doc NULL: a column the row lacks
+    end)
+
+    it("on_conflict: nothing, or update the columns named", function()
+      conn:insert("ins", { { id = 1, name = "one", price = "1" } })
+      local n = conn:insert("ins", { { id = 1, name = "uno" }, { id = 3, name = "three" } },
+        { on_conflict = "nothing" })
+      assert.equal(1, n)
+      assert.equal("one", conn:query_one("SELECT name FROM ins WHERE id = 1").name)
+      n = conn:insert("ins", { { id = 1, name = "uno", price = "5" } },
+        { on_conflict = { columns = { "id" }, update = { "name" } } })
+      assert.equal(1, n)
+      assert.same({ name = "uno", price = "1.0000" }, conn:query_one("SELECT name, price FROM ins WHERE id = 1"))
+    end)
+
+    it("splits under the request cap, in one transaction: a bad row in the last chunk writes nothing", function()
+      local rows = {}
+      for i = 1, 3000 do rows[i] = { id = i, name = ("n"):rep(40) .. i } end
+      s:reset_stats()
+      local n, calls = conn:insert("ins", rows, { max_request_bytes = 64 * 1024 })
+      assert.equal(3000, n)
+      assert.is_true(calls > 1, tostring(calls))
+      assert.equal(1, s:stats().operations.CommitTransaction)
+      conn:execute("DELETE FROM ins")
+      rows[3000].name = db.null -- NOT NULL: the last statement fails
+      local ok, err = pcall(conn.insert, conn, "ins", rows, { max_request_bytes = 64 * 1024 })
+      assert.is_false(ok)
+      assert.equal("23502", err.sqlstate)
+      assert.equal(0, conn:query_one("SELECT count(*) AS n FROM ins").n)
+    end)
+
+    it("in a transaction it is part of it", function()
+      local ok = pcall(conn.transaction, conn, function(tx)
+        tx:insert("ins", { { id = 1, name = "one" } })
+        assert.equal(1, tx:query_one("SELECT count(*) AS n FROM ins").n)
+        error("undo", 0)
+      end)
+      assert.is_false(ok)
+      assert.equal(0, conn:query_one("SELECT count(*) AS n FROM ins").n)
+    end)
+
+    it("refuses bad names and values before anything is sent", function()
+      s:reset_stats()
+      local function refused(pattern, ...)
+        local ok, err = pcall(conn.insert, conn, ...)
+        assert.is_false(ok)
+        assert.equal("ParameterError", err.name)
+        assert.matches(pattern, err.message)
+      end
+      refused('table "ins; drop" is not a table name', "ins; drop", { { id = 1 } })
+      refused('columns: "na me" is not a column name', "ins", { { id = 1, ["na me"] = "x" } })
+      refused("row 2 is not a table", "ins", { { id = 1 }, 5 })
+      refused("parameter 'price': %-?nan is not a finite number", "ins", { { id = 1, name = "x", price = 0 / 0 } })
+      refused("on_conflict must be", "ins", { { id = 1 } }, { on_conflict = "ignore" })
+      assert.equal(0, s:stats().operations.ExecuteStatement)
+      assert.same({ 0, 0 }, { conn:insert("ins", {}) })
+    end)
+  end)
+
   describe("retries under fault injection", function()
     it("retries throttling, 5xx and dropped connections without losing or doubling rows", function()
       s:set_faults { seed = 7, throttle_rate = 0.15, ["5xx_rate"] = 0.1, drop_rate = 0.1 }

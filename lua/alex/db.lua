@@ -485,6 +485,143 @@ function Connection:batch(sql, param_sets, opts)
   return send(self), #chunks
 end
 
+-- ---------------------------------------------------------------- insert
+
+local IDENT = "^[%a_][%w_]*$"
+
+local function ident_list(list, what)
+  for _, name in ipairs(list) do
+    if type(name) ~= "string" or not name:find(IDENT) then
+      raise(errors.new { name = "ParameterError", message = ("%s: %q is not a column name"):format(what,
+        tostring(name)) })
+    end
+  end
+  return concat(list, ", ")
+end
+
+-- A value as JSON text that jsonb_populate_recordset reads into the column's
+-- own type.  Strings through cjson's C escaper, integers exactly; documents
+-- and floats through alex.json (exact where cjson would round).
+local encode_string = json.encode_string
+local function json_value(v, name)
+  local t = type(v)
+  if t == "string" then return encode_string(v) end
+  if t == "number" then
+    if math_type(v) == "integer" then return fmt("%d", v) end
+    if v ~= v or v == math.huge or v == -math.huge then
+      raise(param_error(name, tostring(v) .. " is not a finite number"))
+    end
+    return json.encode(v)
+  end
+  if t == "boolean" then return v and "true" or "false" end
+  if v == nil or v == db.null then return "null" end
+  if t == "table" and getmetatable(v) == Typed then
+    local inner = v.value
+    if inner == nil or inner == db.null then return "null" end
+    if v.kind == "blob" then -- bytea reads hex text
+      return encode_string("\\x" .. tostring(inner):gsub(".", function(c) return fmt("%02x", c:byte()) end))
+    end
+    if v.kind ~= "json" then return encode_string(tostring(inner)) end
+    v = inner
+  end
+  local text, err = json.encode(v, name)
+  if not text then raise(param_error(name, err)) end
+  return text
+end
+
+local function conflict_clause(oc)
+  if oc == nil then return "" end
+  if oc == "nothing" then return " ON CONFLICT DO NOTHING" end
+  if type(oc) ~= "table" or type(oc.columns) ~= "table" or #oc.columns == 0 then
+    raise(errors.new { name = "ParameterError",
+      message = 'on_conflict must be "nothing" or { columns = { ... }, update = { ... } }' })
+  end
+  local target = ident_list(oc.columns, "on_conflict.columns")
+  if not oc.update or #oc.update == 0 then return (" ON CONFLICT (%s) DO NOTHING"):format(target) end
+  ident_list(oc.update, "on_conflict.update")
+  local sets = {}
+  for i, c in ipairs(oc.update) do sets[i] = ("%s = EXCLUDED.%s"):format(c, c) end
+  return (" ON CONFLICT (%s) DO UPDATE SET %s"):format(target, concat(sets, ", "))
+end
+
+-- insert(table, rows [, opts]) -> rows written, calls made.  The rows (tables
+-- keyed by column) go as one JSON document per request, read by
+-- jsonb_populate_recordset into the table's own column types: one
+-- INSERT ... SELECT per chunk under the request cap, where db:batch sends
+-- one statement per row.  opts.columns: the columns written (default: every
+-- key of any row; a row without one of them writes NULL there, a column no
+-- row names gets its default).  opts.on_conflict: "nothing", or { columns =
+-- { target }, update = { columns set from the new row } }.  In a transaction
+-- when one is open; else, when it takes more than one request, in its own,
+-- so that it is all-or-nothing like a single call.
+function Connection:insert(tbl, rows, opts)
+  opts = opts or {}
+  if type(tbl) ~= "string" or not (tbl:find(IDENT) or tbl:find("^[%a_][%w_]*%.[%a_][%w_]*$")) then
+    raise(errors.new { name = "ParameterError", message = ("table %q is not a table name"):format(tostring(tbl)) })
+  end
+  if type(rows) ~= "table" then
+    raise(errors.new { name = "ParameterError", message = "rows must be an array of tables keyed by column" })
+  end
+  if #rows == 0 then return 0, 0 end
+  local columns = opts.columns
+  if not columns then
+    local seen = {}
+    columns = {}
+    for i, row in ipairs(rows) do
+      if type(row) ~= "table" then
+        raise(errors.new { name = "ParameterError", message = ("row %d is not a table"):format(i) })
+      end
+      for k in pairs(row) do
+        if not seen[k] then seen[k] = true columns[#columns + 1] = k end
+      end
+    end
+    table.sort(columns, function(a, b) return tostring(a) < tostring(b) end)
+  end
+  local list = ident_list(columns, "columns")
+  local picked = {}
+  for i, c in ipairs(columns) do picked[i] = "alex_r." .. c end
+  local sql = ("INSERT INTO %s (%s) SELECT %s FROM jsonb_populate_recordset(NULL::%s, CAST(:alex_rows AS jsonb))" ..
+    " AS alex_r%s"):format(tbl, list, concat(picked, ", "), tbl, conflict_clause(opts.on_conflict))
+
+  -- each row's JSON text, and what it costs once escaped into the request
+  local limit = (opts.max_request_bytes or MAX_REQUEST) - HEADER_ROOM - #sql - 1024
+  local chunks, current, size = {}, {}, 2
+  local prefix, parts, ncol = {}, {}, #columns
+  for c, name in ipairs(columns) do prefix[c] = (c == 1 and "{" or ",") .. encode_string(name) .. ":" end
+  for i = 1, #rows do
+    local row = rows[i]
+    if type(row) ~= "table" then
+      raise(errors.new { name = "ParameterError", message = ("row %d is not a table"):format(i) })
+    end
+    for c = 1, ncol do parts[c] = prefix[c] .. json_value(row[columns[c]], columns[c]) end
+    local text = concat(parts, "", 1, ncol) .. "}"
+    local cost = #encode_string(text) - 1 -- as the request's JSON escapes it, with a comma
+    if 2 + cost > limit then
+      raise(errors.new { name = "ParameterError",
+        message = ("row %d alone makes a request over the Data API limit"):format(i) })
+    end
+    if size + cost > limit and #current > 0 then
+      chunks[#chunks + 1] = current
+      current, size = {}, 2
+    end
+    current[#current + 1] = text
+    size = size + cost
+  end
+  chunks[#chunks + 1] = current
+
+  local function send(conn)
+    local total = 0
+    for _, chunk in ipairs(chunks) do
+      local n = conn:execute(sql, { alex_rows = "[" .. concat(chunk, ",") .. "]" },
+        { idempotent = opts.on_conflict ~= nil })
+      total = total + n
+    end
+    return total
+  end
+  if #chunks > 1 and not self._tx then return self:transaction(send), #chunks end
+  return send(self), #chunks
+end
+
 -- ---------------------------------------------------------------- transactions
 
 local savepoint_counter = 0
