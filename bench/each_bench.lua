@@ -1,8 +1,8 @@
--- Issue 7, reading at scale: db:each over 100,000 positions (rows/s, pages,
--- Data API calls), in both of its modes (keyset paging on the primary key, and
--- the default LIMIT/OFFSET pages inside one REPEATABLE READ snapshot), next
--- to `psql \copy (SELECT ...) TO /dev/null` of the same rows as the physical
--- floor.  A private stack; no latency is injected unless ALEX_BENCH_LATENCY_MS
+-- Reading at scale: db:each over 100,000 positions (rows/s, pages, Data API
+-- calls), in both of its modes (keyset paging on the primary key, and the
+-- default server-side cursor, its pages as JSON documents, in one
+-- transaction), next to `psql \copy (SELECT ...) TO /dev/null` of the same rows
+-- as the physical floor.  A private stack; no latency is injected unless ALEX_BENCH_LATENCY_MS
 -- says so.
 --
 --   make bench-each     (or: ALEXLUA=... ALEX_DATAAPI=... alexlua --no-env-file bench/each_bench.lua)
@@ -16,7 +16,7 @@ local LATENCY = bl.env_number("ALEX_BENCH_LATENCY_MS", 0)
 
 local MODES = {
   { name = "keyset", sql = "SELECT * FROM positions", opts = { key = "id" } },
-  { name = "snapshot", sql = "SELECT * FROM positions ORDER BY id", opts = nil },
+  { name = "cursor", sql = "SELECT * FROM positions ORDER BY id", opts = nil },
 }
 
 bl.with_stack({}, function(s)

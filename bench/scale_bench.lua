@@ -1,8 +1,10 @@
--- Issue 7, scale: seeding 1,000 / 10,000 / 100,000 positions through
--- db:batch (Data API calls, seconds, rows/s, and whether the time grows
--- linearly), next to `psql \copy` of the same rows into the same table on the
--- same PostgreSQL as the physical floor.  A private stack; no latency is
--- injected unless ALEX_BENCH_LATENCY_MS says so.
+-- Seeding at scale: 1,000 / 10,000 / 100,000 positions through db:insert (one
+-- INSERT ... SELECT from a JSON document per request) and through db:batch
+-- (a statement per row, as Aurora runs a BatchExecuteStatement): Data API
+-- calls, seconds, rows/s and whether the time grows linearly, next to `psql
+-- \copy` of the same rows into the same table on the same PostgreSQL as the
+-- physical floor.  A private stack; no latency is injected unless
+-- ALEX_BENCH_LATENCY_MS says so.
 --
 --   make bench-scale     (or: ALEXLUA=... ALEX_DATAAPI=... alexlua --no-env-file bench/scale_bench.lua)
 --   ALEX_BENCH_SIZES="1000,10000,100000" ALEX_BENCH_SCALE_RUNS=3 (runs per size)
@@ -85,8 +87,25 @@ bl.with_stack({}, function(s)
     for i = 1, n do f:write(rows[i][1], ",", rows[i][2], ",", rows[i][3], "\n") end
     f:close()
 
+    local inserted = {}
+    for i = 1, n do
+      local r = rows[i]
+      inserted[i] = { account_id = r[1], symbol = r[2], quantity = db.decimal(r[3]) }
+    end
     local batch, copy, calls, requests, call_seconds, expect = {}, {}, nil, nil, {}, nil
+    local insert, insert_calls = {}, nil
     for run = 1, runs do
+      bl.psql(s, "TRUNCATE positions")
+      assert(s:reset_stats())
+      t0 = bl.now()
+      local wrote = conn:insert("positions", inserted)
+      insert[run] = bl.now() - t0
+      assert(wrote == n)
+      insert_calls = bl.calls(s)
+      local di = digest(s)
+      assert(di:match("^%d+") == tostring(n), "insert inserted " .. di)
+      expect = expect or di
+
       bl.psql(s, "TRUNCATE positions")
       assert(s:reset_stats())
       local before = conn:stats().seconds
@@ -97,8 +116,7 @@ bl.with_stack({}, function(s)
       assert(done == n)
       calls, requests = bl.calls(s), chunks
       local d = digest(s)
-      assert(d:match("^%d+") == tostring(n), "batch inserted " .. d)
-      expect = expect or d
+      if d ~= expect then error(("db:batch and db:insert left different rows: %s vs %s"):format(d, expect), 0) end
 
       bl.psql(s, "TRUNCATE positions")
       t0 = bl.now()
@@ -109,10 +127,13 @@ bl.with_stack({}, function(s)
       if not ok then error("psql \\copy failed: " .. out, 0) end
       local d2 = digest(s)
       if d2 ~= expect then error(("\\copy and db:batch left different rows: %s vs %s"):format(d2, expect), 0) end
-      bl.say("%d rows, run %d: db:batch %.3f s (%d calls), psql \\copy %.3f s", n, run, batch[run], calls, copy[run])
+      bl.say("%d rows, run %d: db:insert %.3f s (%d calls), db:batch %.3f s (%d calls), psql \\copy %.3f s", n, run,
+        insert[run], insert_calls, batch[run], calls, copy[run])
     end
-    local b, c = bl.median(batch), bl.median(copy)
+    local b, c, ins = bl.median(batch), bl.median(copy), bl.median(insert)
     results[#results + 1] = {
+      insert_seconds = ins, insert_runs = insert, insert_calls = insert_calls,
+      insert_vs_batch = b / ins, insert_vs_copy = ins / c,
       rows = n, runs = runs, batch_seconds = b, batch_runs = batch,
       batch_best = math.min(table.unpack(batch)), calls = calls, requests = requests,
       rows_per_second = n / b, copy_seconds = c, copy_runs = copy, copy_rows_per_second = n / c, ratio = b / c,
@@ -141,13 +162,13 @@ bl.with_stack({}, function(s)
                 linear = exponent <= 1.15 and largest.per_row_vs_first <= 1.5 }
   bl.write_result("scale", out)
 
-  print(("seeding positions through db:batch vs psql \\copy (same rows, same table; %g ms injected latency)")
-    :format(LATENCY))
-  print(("  %8s %10s %6s %10s %8s %10s %10s %8s"):format("rows", "db:batch", "calls", "rows/s", "us/row",
-    "\\copy", "rows/s", "batch/copy"))
+  print(("seeding positions through db:insert and db:batch vs psql \\copy (same rows, same table; %g ms injected" ..
+    " latency)"):format(LATENCY))
+  print(("  %8s %10s %6s %10s %6s %10s %10s %12s"):format("rows", "db:insert", "calls", "db:batch", "calls",
+    "\\copy", "insert/copy", "batch/insert"))
   for _, r in ipairs(results) do
-    print(("  %8d %8.3f s %6d %10.0f %8.1f %8.3f s %10.0f %7.1fx"):format(r.rows, r.batch_seconds, r.calls,
-      r.rows_per_second, r.per_row_us, r.copy_seconds, r.copy_rows_per_second, r.ratio))
+    print(("  %8d %8.3f s %6d %8.3f s %6d %8.3f s %10.2fx %11.1fx"):format(r.rows, r.insert_seconds, r.insert_calls,
+      r.batch_seconds, r.calls, r.copy_seconds, r.insert_vs_copy, r.insert_vs_batch))
   end
   print(("  growth (best runs): seconds ~ rows^%.2f; per-row cost at %d rows is %.2fx that at %d rows: %s")
     :format(exponent, largest.rows, largest.per_row_vs_first, first.rows, out.linear and "linear" or "NOT linear"))

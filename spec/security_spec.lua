@@ -289,7 +289,7 @@ describe("security", function()
     it("the scripts work through the token service, logging every call, and print no secret", function()
       local out = run_script("reset.lua --with-test-data", { "scripts/reset.lua", "--with-test-data" }, true)
       -- ALEX_DEBUG really was on: one line per Data API call
-      assert.matches("BatchExecuteStatement", out, 1, true)
+      assert.matches('ExecuteStatement "INSERT INTO instruments', out, 1, true)
       assert.matches("-> 200 attempt 1", out, 1, true)
       out = run_script("verify.lua", { "scripts/verify.lua" }, true)
       assert.matches("ExecuteStatement", out, 1, true)
