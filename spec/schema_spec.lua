@@ -199,8 +199,8 @@ local function drift(conn)
   end
   for _, t in ipairs(schema.TABLES) do
     for _, tr in ipairs(t.triggers or {}) do
-      declared_triggers[("%s: trigger %s %s FOR EACH ROW EXECUTE FUNCTION %s()"):format(t.name, tr.name, tr.event,
-        tr.execute)] = true
+      declared_triggers[("%s: trigger %s %s FOR EACH ROW %sEXECUTE FUNCTION %s()"):format(t.name, tr.name, tr.event,
+        tr.when and ("WHEN (%s) "):format(tr.when) or "", tr.execute)] = true
     end
   end
   compare_sets(problems, db_triggers, declared_triggers)

@@ -586,16 +586,35 @@ function Connection:insert(tbl, rows, opts)
   -- each row's JSON text, and what it costs once escaped into the request
   local limit = (opts.max_request_bytes or MAX_REQUEST) - HEADER_ROOM - #sql - 1024
   local chunks, current, size = {}, {}, 2
-  local prefix, parts, ncol = {}, {}, #columns
-  for c, name in ipairs(columns) do prefix[c] = (c == 1 and "{" or ",") .. encode_string(name) .. ":" end
+  -- parts: key, value, key, value, ..., "}"; what each costs in the request,
+  -- where every '"' and '\' of the row's JSON is escaped once more
+  local parts, ncol, key_cost = {}, #columns, 0
+  for c, name in ipairs(columns) do
+    local key = (c == 1 and "{" or ",") .. encode_string(name) .. ":"
+    parts[2 * c - 1] = key
+    local _, n = key:gsub('["\\]', "")
+    key_cost = key_cost + #key + n
+  end
+  local last = 2 * ncol + 1
+  parts[last] = "}"
+  local find = string.find
   for i = 1, #rows do
     local row = rows[i]
     if type(row) ~= "table" then
       raise(errors.new { name = "ParameterError", message = ("row %d is not a table"):format(i) })
     end
-    for c = 1, ncol do parts[c] = prefix[c] .. json_value(row[columns[c]], columns[c]) end
-    local text = concat(parts, "", 1, ncol) .. "}"
-    local cost = #encode_string(text) - 1 -- as the request's JSON escapes it, with a comma
+    local cost = key_cost + 2 -- "}" and the comma between rows
+    for c = 1, ncol do
+      local v = json_value(row[columns[c]], columns[c])
+      parts[2 * c] = v
+      if find(v, '["\\]') then
+        local _, n = v:gsub('["\\]', "")
+        cost = cost + #v + n
+      else
+        cost = cost + #v
+      end
+    end
+    local text = concat(parts, "", 1, last)
     if 2 + cost > limit then
       raise(errors.new { name = "ParameterError",
         message = ("row %d alone makes a request over the Data API limit"):format(i) })

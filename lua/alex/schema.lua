@@ -17,7 +17,9 @@
 -- A table: { name, what = "one row's name in messages", primary_key = { cols },
 --   unique = { { cols }, ... }, fields = { { column = def }, ... },
 --   indexes = { { name, columns = { cols } }, ... },
---   triggers = { { name, event = "BEFORE UPDATE", execute = function_name }, ... },
+--   triggers = { { name, event = "BEFORE UPDATE", execute = function_name, when = condition as
+--                pg_get_triggerdef prints it (optional) }, or { name, capture = true }: the
+--                trigger that records a data fix's changes }, ... },
 --   records = { { name, fields = { cols } (default: every column but the auto
 --                 ones), entity_checks }, ... } }: records[1] is what a row is
 --   created from, and what alex.models' generic update checks the merged row
@@ -42,6 +44,10 @@ local schema = {}
 -- Creation order, as the migrations create them (reset drops them in reverse).
 local TABLE_NAMES = { "users", "instruments", "accounts", "positions", "jobs", "price_history", "agent_logs",
   "data_fix_runs", "data_fix_changes" }
+
+-- The condition of the triggers that capture a data fix's changes, as
+-- PostgreSQL prints it back.
+schema.CAPTURE_WHEN = "(current_setting('alex.fix_run'::text, true) <> ''::text)"
 
 -- Functions the schema owns besides its tables (the triggers' function).
 schema.FUNCTIONS = { "update_updated_at_column", "data_fix_capture" }
@@ -128,6 +134,10 @@ function schema.check(t)
     column_names(t, ix.columns, "index " .. ix.name)
   end
   for _, tr in ipairs(t.triggers or {}) do
+    if tr.capture then
+      -- a data fix's change capture (schema/003_data_fixes.sql): the same on every table
+      tr.event, tr.execute, tr.when = "AFTER INSERT OR DELETE OR UPDATE", "data_fix_capture", schema.CAPTURE_WHEN
+    end
     if type(tr.name) ~= "string" or type(tr.event) ~= "string" or type(tr.execute) ~= "string" then
       bad(t, "a trigger needs a name, an event and the function it executes")
     end

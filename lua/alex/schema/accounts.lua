@@ -20,7 +20,7 @@ return {
     { name = "idx_accounts_user", columns = { "clerk_user_id" } },
   },
   triggers = {
-    { name = "data_fix_capture_accounts", event = "AFTER INSERT OR DELETE OR UPDATE", execute = "data_fix_capture" },
+    { name = "data_fix_capture_accounts", capture = true },
     { name = "update_accounts_updated_at", event = "BEFORE UPDATE", execute = "update_updated_at_column" },
   },
   records = {

@@ -18,6 +18,6 @@ return {
     { name = "idx_agent_logs_created", columns = { "created_at" } },
   },
   triggers = {
-    { name = "data_fix_capture_agent_logs", event = "AFTER INSERT OR DELETE OR UPDATE", execute = "data_fix_capture" },
+    { name = "data_fix_capture_agent_logs", capture = true },
   },
 }

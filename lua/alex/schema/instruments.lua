@@ -26,7 +26,7 @@ return {
     { updated_at = { sql_type = "timestamp without time zone", sql_default = "now()", auto = true } },
   },
   triggers = {
-    { name = "data_fix_capture_instruments", event = "AFTER INSERT OR DELETE OR UPDATE", execute = "data_fix_capture" },
+    { name = "data_fix_capture_instruments", capture = true },
     { name = "update_instruments_updated_at", event = "BEFORE UPDATE", execute = "update_updated_at_column" },
   },
   records = {

@@ -39,7 +39,7 @@ return {
     { name = "idx_jobs_status", columns = { "status" } },
   },
   triggers = {
-    { name = "data_fix_capture_jobs", event = "AFTER INSERT OR DELETE OR UPDATE", execute = "data_fix_capture" },
+    { name = "data_fix_capture_jobs", capture = true },
     { name = "update_jobs_updated_at", event = "BEFORE UPDATE", execute = "update_updated_at_column" },
   },
   records = {

@@ -19,7 +19,7 @@ return {
     { name = "idx_positions_symbol", columns = { "symbol" } },
   },
   triggers = {
-    { name = "data_fix_capture_positions", event = "AFTER INSERT OR DELETE OR UPDATE", execute = "data_fix_capture" },
+    { name = "data_fix_capture_positions", capture = true },
     { name = "update_positions_updated_at", event = "BEFORE UPDATE", execute = "update_updated_at_column" },
   },
   records = {

@@ -17,7 +17,6 @@ return {
     { name = "idx_price_history_date", columns = { "price_date" } },
   },
   triggers = {
-    { name = "data_fix_capture_price_history", event = "AFTER INSERT OR DELETE OR UPDATE",
-      execute = "data_fix_capture" },
+    { name = "data_fix_capture_price_history", capture = true },
   },
 }

@@ -18,7 +18,7 @@ return {
     { updated_at = { sql_type = "timestamp without time zone", sql_default = "now()", auto = true } },
   },
   triggers = {
-    { name = "data_fix_capture_users", event = "AFTER INSERT OR DELETE OR UPDATE", execute = "data_fix_capture" },
+    { name = "data_fix_capture_users", capture = true },
     { name = "update_users_updated_at", event = "BEFORE UPDATE", execute = "update_updated_at_column" },
   },
   records = {
