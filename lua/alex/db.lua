@@ -605,7 +605,8 @@ function Connection:insert(tbl, rows, opts)
     end
     local cost = key_cost + 2 -- "}" and the comma between rows
     for c = 1, ncol do
-      local v = json_value(row[columns[c]], columns[c])
+      local v = row[columns[c]]
+      if type(v) == "string" then v = encode_string(v) else v = json_value(v, columns[c]) end
       parts[2 * c] = v
       if find(v, '["\\]') then
         local _, n = v:gsub('["\\]', "")
