@@ -223,7 +223,7 @@ fuzz-regress: $(FUZZ_TARGETS:%=$(FUZZ_DIR)/%)
 # reset, scale, each; the ones needing a database on their own private stacks)
 # and writes bench/REPORT.md and bench/report.png (about 5 minutes on 2 cores).
 # The single targets print their own figures; results also go to bench/out/.
-.PHONY: bench bench-startup bench-sigv4 bench-decode bench-batch bench-reset bench-scale bench-each
+.PHONY: bench bench-startup bench-sigv4 bench-decode bench-batch bench-reset bench-scale bench-each bench-fix
 BENCH_ENV = ALEXLUA=$(abspath $(ALEXLUA)) ALEX_DATAAPI=$(abspath $(DATAAPI))
 
 bench: all deps-bench
@@ -238,7 +238,7 @@ bench-sigv4: all deps-bench
 bench-decode: all deps-bench
 	$(BENCH_ENV) sh bench/decode_bench.sh
 
-bench-batch bench-reset bench-scale bench-each: bench-%: all deps-bench
+bench-batch bench-reset bench-scale bench-each bench-fix: bench-%: all deps-bench
 	$(BENCH_ENV) $(ALEXLUA) --no-env-file bench/$*_bench.lua
 
 # ---- soak
