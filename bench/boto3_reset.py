@@ -48,8 +48,9 @@ from botocore.exceptions import ClientError
 ROOT = Path(__file__).resolve().parent.parent
 # The tables the schema owns, children first, plus alexlua's migration ledger
 # (so both resets start from and end in the same database).
-TABLES = ["agent_logs", "price_history", "positions", "accounts", "jobs", "instruments", "users",
-          "schema_migrations"]
+TABLES = ["data_fix_changes", "data_fix_runs", "agent_logs", "price_history", "positions", "accounts", "jobs",
+          "instruments", "users", "schema_migrations"]
+FUNCTIONS = ["update_updated_at_column", "data_fix_capture"]
 
 
 def make_client():
@@ -284,7 +285,8 @@ def main_role(args):
     models = Client()  # reset_db.py's Database() builds a second client
     for table in TABLES:
         db.execute("DROP TABLE IF EXISTS %s CASCADE" % table)
-    db.execute("DROP FUNCTION IF EXISTS update_updated_at_column() CASCADE")
+    for f in FUNCTIONS:
+        db.execute(f"DROP FUNCTION IF EXISTS {f}() CASCADE")
     sys.stdout.write(child("migrate", args))
     sys.stdout.write(child("seed", args))
     if args.with_test_data:

@@ -28,25 +28,12 @@ local SIDES = {
   { name = "boto3", cmd = ("%s %s --with-test-data"):format(q(bl.PYTHON), q(bl.root .. "/bench/boto3_reset.py")) },
 }
 
--- What a reset leaves, without ids and timestamps: the schema (columns,
--- indexes, triggers, functions; alexlua's schema_migrations ledger aside) and
--- the rows.
-local FINGERPRINT = [[
-SELECT md5(coalesce(string_agg(x, E'\n' ORDER BY x), '')) || ' ' || count(*) FROM (
-  SELECT 'c ' || table_name || '.' || column_name || ' ' || data_type || ' ' || coalesce(column_default, '') AS x
-    FROM information_schema.columns WHERE table_schema = 'public' AND table_name <> 'schema_migrations'
-  UNION ALL SELECT 'i ' || indexdef FROM pg_indexes WHERE schemaname = 'public' AND tablename <> 'schema_migrations'
-  UNION ALL SELECT 't ' || tgname || ' ' || tgrelid::regclass::text FROM pg_trigger WHERE NOT tgisinternal
-  UNION ALL SELECT 'f ' || proname FROM pg_proc WHERE pronamespace = 'public'::regnamespace
-  UNION ALL SELECT 'I ' || row(symbol, name, instrument_type, current_price, allocation_regions, allocation_sectors,
-                               allocation_asset_class)::text FROM instruments
-  UNION ALL SELECT 'U ' || row(clerk_user_id, display_name, years_until_retirement, target_retirement_income,
-                               asset_class_targets, region_targets)::text FROM users
-  UNION ALL SELECT 'A ' || row(clerk_user_id, account_name, account_purpose, cash_balance, cash_interest)::text
-    FROM accounts
-  UNION ALL SELECT 'P ' || row(a.account_name, p.symbol, p.quantity, p.as_of_date)::text
-    FROM positions p JOIN accounts a ON a.id = p.account_id
-) t]]
+-- What a reset leaves, without ids and timestamps (the shared content
+-- fingerprint: schema and rows).
+local fingerprint = require "fingerprint"
+local function print_of(s)
+  return fingerprint.digest((fingerprint.content(function(sql) return bl.psql(s, sql) end)))
+end
 
 local function run_side(s, side)
   assert(s:reset_stats())
@@ -63,7 +50,7 @@ bl.with_stack({}, function(s)
   for _ = 1, WARMUP do
     for _, side in ipairs(SIDES) do
       local _, calls = run_side(s, side)
-      prints[side.name] = bl.psql(s, FINGERPRINT)
+      prints[side.name] = print_of(s)
       bl.say("warm-up %s: %d calls, fingerprint %s", side.name, calls, prints[side.name])
     end
   end
@@ -79,7 +66,7 @@ bl.with_stack({}, function(s)
     for run = 1, RUNS do
       for _, side in ipairs(SIDES) do
         local seconds, calls, ops = run_side(s, side)
-        local fp = bl.psql(s, FINGERPRINT)
+        local fp = print_of(s)
         if fp ~= prints.alexlua then error(side.name .. " left a different database: " .. fp, 0) end
         local r = per[side.name]
         r.seconds[run] = seconds
