@@ -180,18 +180,18 @@ define FUZZ_LINK
 	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_INC_$(notdir $@)) -o $@ $(filter %.c,$^) $(FUZZ_LIBS_$(notdir $@))
 endef
 
-$(FUZZ_DIR)/dotenv: fuzz/dotenv.c host/dotenv.c host/dotenv.h | deps-fuzz
+$(FUZZ_DIR)/dotenv: fuzz/dotenv.c fuzz/check.h host/dotenv.c host/dotenv.h | deps-fuzz
 	$(FUZZ_LINK)
-$(FUZZ_DIR)/sigv4: fuzz/sigv4.c bindings/sigv4_core.c bindings/sigv4_core.h | deps-fuzz
+$(FUZZ_DIR)/sigv4: fuzz/sigv4.c fuzz/check.h bindings/sigv4_core.c bindings/sigv4_core.h | deps-fuzz
 	$(FUZZ_LINK)
-$(FUZZ_DIR)/sqlscan: fuzz/sqlscan.c local/sqlscan.c local/util.c local/sqlscan.h local/util.h | deps-fuzz
+$(FUZZ_DIR)/sqlscan: fuzz/sqlscan.c fuzz/check.h local/sqlscan.c local/util.c local/sqlscan.h local/util.h | deps-fuzz
 	$(FUZZ_LINK)
-$(FUZZ_DIR)/validate: fuzz/validate.c bindings/validate_core.c bindings/validate_core.h | deps-fuzz
+$(FUZZ_DIR)/validate: fuzz/validate.c fuzz/check.h bindings/validate_core.c bindings/validate_core.h | deps-fuzz
 	$(FUZZ_LINK)
 # The operations' request decoding, without libmicrohttpd or the HTTP front.
 FUZZ_SRC_request = local/request.c local/params.c local/encode.c local/columns.c local/drain.c local/execute.c \
   local/batch.c local/transactions.c local/cluster.c local/db.c local/util.c local/sqlscan.c host/dotenv.c
-$(FUZZ_DIR)/request: fuzz/request.c $(FUZZ_SRC_request) $(wildcard local/*.h) | deps-fuzz
+$(FUZZ_DIR)/request: fuzz/request.c fuzz/check.h $(FUZZ_SRC_request) $(wildcard local/*.h) | deps-fuzz
 	$(FUZZ_LINK)
 
 fuzz-build: $(FUZZ_TARGETS:%=$(FUZZ_DIR)/%)

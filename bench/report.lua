@@ -17,13 +17,7 @@ local OUT = root .. "/bench/out"
 local ALEXLUA = bl.alexlua()
 os.execute("mkdir -p " .. q(OUT))
 
-local function read(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local read = require("servers").read_file
 
 local function sh(cmd)
   local p = io.popen(cmd .. " 2>/dev/null")
@@ -163,11 +157,7 @@ machine[6][2] = load_before .. " / " .. load_after
 
 -- ---------------------------------------------------------------- the chart
 
-local function write(path, text)
-  local f = assert(io.open(path, "w"))
-  f:write(text)
-  f:close()
-end
+local write = require("servers").write_file
 
 -- a log axis range of whole decades around the values
 local function decades(values)

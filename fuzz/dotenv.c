@@ -14,13 +14,7 @@
 
 #include "dotenv.h"
 
-#define CHECK(cond)                                                             \
-  do {                                                                          \
-    if (!(cond)) {                                                              \
-      fprintf(stderr, "fuzz/dotenv.c:%d: check failed: %s\n", __LINE__, #cond); \
-      abort();                                                                  \
-    }                                                                           \
-  } while (0)
+#include "check.h"
 
 typedef struct {
   size_t calls;

@@ -27,13 +27,7 @@
 
 #include "server.h"
 
-#define CHECK(cond)                                                              \
-  do {                                                                           \
-    if (!(cond)) {                                                               \
-      fprintf(stderr, "fuzz/request.c:%d: check failed: %s\n", __LINE__, #cond); \
-      abort();                                                                   \
-    }                                                                            \
-  } while (0)
+#include "check.h"
 
 #define CLUSTER_ARN "arn:aws:rds:us-east-1:000000000000:cluster:alex-local"
 #define SECRET_ARN "arn:aws:secretsmanager:us-east-1:000000000000:secret:alex-local-AbCdEf"

@@ -31,13 +31,7 @@
 
 #define MAX_HEADERS 64
 
-#define CHECK(cond)                                                            \
-  do {                                                                         \
-    if (!(cond)) {                                                             \
-      fprintf(stderr, "fuzz/sigv4.c:%d: check failed: %s\n", __LINE__, #cond); \
-      abort();                                                                 \
-    }                                                                          \
-  } while (0)
+#include "check.h"
 
 typedef struct {
   char *buf;               /* owned copy of the header block, values joined */

@@ -15,13 +15,7 @@
 
 #include "sqlscan.h"
 
-#define CHECK(cond)                                                              \
-  do {                                                                           \
-    if (!(cond)) {                                                               \
-      fprintf(stderr, "fuzz/sqlscan.c:%d: check failed: %s\n", __LINE__, #cond); \
-      abort();                                                                   \
-    }                                                                            \
-  } while (0)
+#include "check.h"
 
 static int is_name_start(unsigned char c) { return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '_'; }
 static int is_name_char(unsigned char c) { return is_name_start(c) || (c >= '0' && c <= '9'); }

@@ -24,13 +24,7 @@
 
 #include "validate_core.h"
 
-#define CHECK(cond)                                                               \
-  do {                                                                            \
-    if (!(cond)) {                                                                \
-      fprintf(stderr, "fuzz/validate.c:%d: check failed: %s\n", __LINE__, #cond); \
-      abort();                                                                    \
-    }                                                                             \
-  } while (0)
+#include "check.h"
 
 #define MAX_ENTRIES 256
 

@@ -16,11 +16,7 @@ local function run(cmd)
   return out, ok
 end
 
-local function write(path, text)
-  local f = assert(io.open(path, "wb"))
-  f:write(text)
-  f:close()
-end
+local write = require("servers").write_file
 
 local function contains(s, sub)
   assert.is_string(s)

@@ -36,19 +36,9 @@ local function run(cmd)
   return out, ok, code
 end
 
-local function write(path, text)
-  local f = assert(io.open(path, "wb"))
-  f:write(text)
-  f:close()
-end
-
-local function read(path)
-  local f = io.open(path, "rb")
-  if not f then return "" end
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local servers = require "servers"
+local write = servers.write_file
+local function read(path) return servers.read_file(path) or "" end
 
 local function mktemp(prefix)
   local dir = run("mktemp -d /tmp/" .. prefix .. "-XXXXXX"):gsub("%s+$", "")

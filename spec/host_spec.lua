@@ -2,23 +2,8 @@
 -- command line, arg table, errors, exit codes, .env loading and Ctrl-C.
 local ALEXLUA = assert(os.getenv("ALEXLUA"), "ALEXLUA must hold the absolute path of the binary under test")
 
-local function q(s)
-  return "'" .. tostring(s):gsub("'", [['\'']]) .. "'"
-end
-
-local function write(path, text)
-  local f = assert(io.open(path, "wb"))
-  assert(f:write(text))
-  assert(f:close())
-end
-
-local function read(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local servers = require "servers"
+local q, write, read = servers.q, servers.write_file, servers.read_file
 
 local function exists(path)
   local f = io.open(path, "rb")

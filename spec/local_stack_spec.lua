@@ -21,17 +21,9 @@ local function listening(port)
   return false
 end
 
-local function alive(pid)
-  local status = read_file("/proc/" .. pid .. "/status")
-  return status ~= nil and not status:match("\nState:%s+Z")
-end
+local alive = require("servers").alive
 
-local function sorted_keys(t)
-  local keys = {}
-  for k in pairs(t) do keys[#keys + 1] = k end
-  table.sort(keys)
-  return keys
-end
+local sorted_keys = require("servers").sorted_keys
 
 describe("local/stack.sh", function()
   local s, secrets

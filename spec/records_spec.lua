@@ -29,12 +29,7 @@ local function fail(schema, rec)
   return by, errs
 end
 
-local function keys(t)
-  local out = {}
-  for k in pairs(t) do out[#out + 1] = k end
-  table.sort(out)
-  return out
-end
+local keys = require("servers").sorted_keys
 
 local function instrument(over)
   local r = { symbol = "SPY", name = "SPDR S&P 500 ETF Trust", instrument_type = "etf", current_price = 590.25,

@@ -60,12 +60,7 @@ local FUNCTIONS_SQL = [[
 SELECT p.proname AS name FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
 WHERE n.nspname = current_schema()]]
 
-local function keys(t)
-  local out = {}
-  for k in pairs(t) do out[#out + 1] = k end
-  table.sort(out)
-  return out
-end
+local keys = require("servers").sorted_keys
 
 local ON_DELETE = { a = "no action", r = "restrict", c = "cascade", n = "set null", d = "set default" }
 local KIND = { r = "table", p = "table", S = "sequence", v = "view", m = "materialized view",

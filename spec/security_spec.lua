@@ -104,10 +104,7 @@ local function start_service(s, dir, name, changes)
   return { pid = pid, cfg = cfg, out = out }
 end
 
-local function alive(pid)
-  local status = read_file("/proc/" .. pid .. "/status")
-  return status ~= nil and not status:match("\nState:%s+Z")
-end
+local alive = require("servers").alive
 
 local function stop_service(svc)
   if not svc or not svc.pid then return end

@@ -7,12 +7,7 @@ local servers = require "servers"
 local here = debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or "spec"
 local root = here .. "/.."
 
-local function read(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local function read(path) return assert(require("servers").read_file(path)) end
 
 -- Just the statements' text.
 local function texts(list)

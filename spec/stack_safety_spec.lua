@@ -24,10 +24,7 @@ local function listing(dir)
   return names
 end
 
-local function alive(pid)
-  local status = read_file("/proc/" .. pid .. "/status")
-  return status ~= nil and not status:match("\nState:%s+Z")
-end
+local alive = require("servers").alive
 
 local function postmaster(s)
   return tonumber((read_file(s.dir .. "/pg/postmaster.pid") or ""):match("^(%d+)"))

@@ -91,7 +91,7 @@ local sigv4 = require "alex.sigv4"
 local clock = require "alex.clock"
 local host = require "alex.host"
 
-local trim, is_true, pick = alex_env.trim, alex_env.is_true, alex_env.pick
+local is_true, pick = alex_env.is_true, alex_env.pick
 
 local aws = {}
 
@@ -187,14 +187,7 @@ function aws.config_profile(files)
   return ini.config_profile(sections, files.profile) or {}
 end
 
-local function option(opts, k)
-  local v = opts[k]
-  if type(v) == "string" then
-    v = trim(v)
-    if v == "" then return nil end
-  end
-  return v
-end
+local option = alex_env.option
 
 function aws.settings(service, opts)
   opts = opts or {}

@@ -156,14 +156,7 @@ end
 
 local pick = alex_env.pick
 
-local function opt(opts, k)
-  local v = opts[k]
-  if type(v) == "string" then
-    v = trim(v)
-    if v == "" then return nil end
-  end
-  return v
-end
+local opt = alex_env.option
 
 -- Returns the resolved settings and the alex.aws settings, or nil and one
 -- message saying what is wrong and how to fix it.

@@ -417,6 +417,33 @@ end
 
 -- ---------------------------------------------------------------- batch
 
+-- packer(limit, base) -> { add(item, cost), finish() -> chunks }: items in
+-- order, in chunks whose costs, starting at base, stay within limit.
+local function packer(limit, base)
+  local p = { chunks = {}, current = {}, size = base }
+  function p.add(item, cost)
+    if p.size + cost > limit and #p.current > 0 then
+      p.chunks[#p.chunks + 1] = p.current
+      p.current, p.size = {}, base
+    end
+    p.current[#p.current + 1] = item
+    p.size = p.size + cost
+  end
+  function p.finish()
+    p.chunks[#p.chunks + 1] = p.current
+    return p.chunks
+  end
+  return p
+end
+
+-- send(conn) over every chunk -> what it returns, the number of requests: in
+-- the open transaction, else, when it takes more than one request, in one of
+-- its own, so that it is all-or-nothing like a single call.
+function Connection:_all_or_nothing(send, requests)
+  if requests > 1 and not self._tx then return self:transaction(send), requests end
+  return send(self), requests
+end
+
 -- Requests must stay under 4 MiB including headers; keep room for them.
 local MAX_REQUEST = 4 * 1024 * 1024
 local HEADER_ROOM = 16 * 1024
@@ -447,7 +474,7 @@ function Connection:batch(sql, param_sets, opts)
   local base = self:_base_request(sql)
   local limit = (opts.max_request_bytes or MAX_REQUEST) - HEADER_ROOM
   local envelope = #assert(json.encode(base)) + #'"parameterSets":[],' + 64
-  local chunks, current, size = {}, {}, envelope
+  local pack = packer(limit, envelope)
   for i = 1, n do
     local cost = #encoded[i] + 1
     if envelope + cost > limit then
@@ -455,14 +482,9 @@ function Connection:batch(sql, param_sets, opts)
         message = ("parameter set %d alone makes a request of %d bytes, over the %d-byte Data API limit")
           :format(i, envelope + cost, limit + HEADER_ROOM) })
     end
-    if size + cost > limit and #current > 0 then
-      chunks[#chunks + 1] = current
-      current, size = {}, envelope
-    end
-    current[#current + 1] = encoded[i]
-    size = size + cost
+    pack.add(encoded[i], cost)
   end
-  chunks[#chunks + 1] = current
+  local chunks = pack.finish()
 
   local function send(conn)
     local total = 0
@@ -479,10 +501,7 @@ function Connection:batch(sql, param_sets, opts)
     return total
   end
 
-  if #chunks > 1 and not self._tx then
-    return self:transaction(send), #chunks
-  end
-  return send(self), #chunks
+  return self:_all_or_nothing(send, #chunks)
 end
 
 -- ---------------------------------------------------------------- insert
@@ -585,7 +604,7 @@ function Connection:insert(tbl, rows, opts)
 
   -- each row's JSON text, and what it costs once escaped into the request
   local limit = (opts.max_request_bytes or MAX_REQUEST) - HEADER_ROOM - #sql - 1024
-  local chunks, current, size = {}, {}, 2
+  local pack = packer(limit, 2)
   -- parts: key, value, key, value, ..., "}"; what each costs in the request,
   -- where every '"' and '\' of the row's JSON is escaped once more
   local parts, ncol, key_cost = {}, #columns, 0
@@ -620,14 +639,9 @@ function Connection:insert(tbl, rows, opts)
       raise(errors.new { name = "ParameterError",
         message = ("row %d alone makes a request over the Data API limit"):format(i) })
     end
-    if size + cost > limit and #current > 0 then
-      chunks[#chunks + 1] = current
-      current, size = {}, 2
-    end
-    current[#current + 1] = text
-    size = size + cost
+    pack.add(text, cost)
   end
-  chunks[#chunks + 1] = current
+  local chunks = pack.finish()
 
   local function send(conn)
     local total = 0
@@ -638,8 +652,7 @@ function Connection:insert(tbl, rows, opts)
     end
     return total
   end
-  if #chunks > 1 and not self._tx then return self:transaction(send), #chunks end
-  return send(self), #chunks
+  return self:_all_or_nothing(send, #chunks)
 end
 
 -- ---------------------------------------------------------------- transactions

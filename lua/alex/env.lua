@@ -19,6 +19,17 @@ function env.wrap(fn, who)
   end
 end
 
+-- option(opts, k) -> opts[k], a string trimmed and "" read as unset: an
+-- option given in code counts as a setting only when it says something.
+function env.option(opts, k)
+  local v = opts[k]
+  if type(v) == "string" then
+    v = env.trim(v)
+    if v == "" then return nil end
+  end
+  return v
+end
+
 function env.is_true(v)
   return v ~= nil and tostring(v):lower() == "true"
 end

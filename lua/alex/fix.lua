@@ -284,6 +284,14 @@ local function describe_run(run)
   return ("run %d (%s by %s on %s)"):format(run.id, run.status, run.run_by, tostring(run.started_at):sub(1, 19))
 end
 
+local function refuse_if_applied(conn, def)
+  local earlier = applied_before(conn, def)
+  if earlier then
+    cli.refuse(("%s was already applied with these arguments: %s; --again applies it once more")
+      :format(def.name, describe_run(earlier)))
+  end
+end
+
 -- Serialises runs of one fix with one set of arguments, so that two --apply
 -- at once cannot both pass the "applied before?" check.
 local function lock_fix(tx, def)
@@ -329,11 +337,7 @@ local function run_change(conn, def, args, opts)
   local ok, err = pcall(conn.transaction, conn, function(tx)
     lock_fix(tx, def)
     if opts.apply and not opts.again then
-      local earlier = applied_before(tx, def)
-      if earlier then
-        cli.refuse(("%s was already applied with these arguments: %s; --again applies it once more")
-          :format(def.name, describe_run(earlier)))
-      end
+      refuse_if_applied(tx, def)
     end
     run = insert_run(tx, def, "running")
     tx:query("SELECT set_config('alex.fix_run', :id, true) AS run", { id = tostring(run.id) })
@@ -489,11 +493,7 @@ local function claim(conn, def, opts)
       cli.refuse(("%s is running as %s (pid %d)"):format(def.name, describe_run(open), open.pid))
     end
     if not opts.again then
-      local earlier = applied_before(tx, def)
-      if earlier then
-        cli.refuse(("%s was already applied with these arguments: %s; --again applies it once more")
-          :format(def.name, describe_run(earlier)))
-      end
+      refuse_if_applied(tx, def)
     end
     run = insert_run(tx, def, "running")
   end)

@@ -18,12 +18,10 @@ local json = require "alex.json"
 
 local journal = {}
 
+local files = require "alex.files"
+
 local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local text = f:read("a")
-  f:close()
-  return text
+  return (files.read(path, { binary = true, max_bytes = 1024 * 1024 }))
 end
 
 local function trim(s) return s and (s:gsub("^%s+", ""):gsub("%s+$", "")) end

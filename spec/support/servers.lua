@@ -42,6 +42,20 @@ local function read_file(path)
 end
 servers.read_file = read_file
 
+-- The keys of t, sorted.
+function servers.sorted_keys(t)
+  local keys = {}
+  for k in pairs(t) do keys[#keys + 1] = k end
+  table.sort(keys, function(a, b) return tostring(a) < tostring(b) end)
+  return keys
+end
+
+-- Whether process pid runs (a zombie does not).
+function servers.alive(pid)
+  local status = read_file("/proc/" .. pid .. "/status")
+  return status ~= nil and not status:match("\nState:%s+Z")
+end
+
 function servers.write_file(path, text)
   local f = assert(io.open(path, "wb"))
   assert(f:write(text))
