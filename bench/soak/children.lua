@@ -9,13 +9,14 @@ local shell_quote, read_file, write_file = servers.q, servers.read_file, servers
 
 local children = {}
 
--- The environment of every child: the stack's settings, fast retries, stats
--- and the debug log (parsed for retries); nothing from the caller's AWS setup.
+-- The environment of every child: the stack's settings (its journal folder
+-- included), fast retries, stats and the debug log (parsed for retries);
+-- nothing from the caller's AWS setup.
 local function child_env(ctx, extra)
   local env = { PATH = os.getenv("PATH") or "/usr/bin:/bin", HOME = os.getenv("HOME") or "/tmp",
                 TMPDIR = os.getenv("TMPDIR") or "/tmp", NO_COLOR = "1", ALEX_STATS = "1", ALEX_DEBUG = "1",
                 ALEX_RETRY_BASE = "0.02", ALEX_RESUME_BASE = "0.02", ALEX_RESUME_TIMEOUT = "1",
-                AWS_MAX_ATTEMPTS = "3", ALEX_JOURNAL_DIR = ctx.logdir .. "/journal" }
+                AWS_MAX_ATTEMPTS = "3" } -- the journal: the stack's folder, as local.env says
   for k, v in pairs(ctx.stack.env) do env[k] = v end
   for k, v in pairs(extra or {}) do env[k] = v end
   local names = {}

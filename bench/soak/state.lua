@@ -25,6 +25,22 @@ function state.fingerprint(ctx)
 end
 
 -- Business-level duplicates, whatever the fingerprint says.
+-- The data-fix ledger after children that each applied one fix: one applied
+-- run per child that succeeded, none per child that failed (a commit whose
+-- answer was lost may have recorded its run or not).  The ledger is then
+-- emptied, so the state compares with the canonical one again.  Returns a
+-- problem, or nil.
+function state.check_ledger(ctx, succeeded, unknown)
+  local applied = tonumber(state.psql(ctx, "SELECT count(*) FROM data_fix_runs WHERE status = 'applied'"))
+  local other = tonumber(state.psql(ctx, "SELECT count(*) FROM data_fix_runs WHERE status <> 'applied'"))
+  state.psql(ctx, "DELETE FROM data_fix_runs") -- its changes go with it (ON DELETE CASCADE)
+  if applied < succeeded or applied > succeeded + unknown or other > 0 then
+    return ("the data-fix ledger holds %d applied and %d other runs for %d children that succeeded (%d with" ..
+      " their outcome unknown)"):format(applied, other, succeeded, unknown)
+  end
+  return nil
+end
+
 function state.duplicate_check(ctx, tables)
   local problems = {}
   if tables.accounts then
@@ -40,8 +56,13 @@ function state.duplicate_check(ctx, tables)
   return problems
 end
 
-state.DROP_ALL = [[DROP TABLE IF EXISTS agent_logs, price_history, jobs, positions, accounts, instruments, users,
-  schema_migrations CASCADE; DROP FUNCTION IF EXISTS update_updated_at_column() CASCADE;]]
+-- Everything the schema owns (its declaration says what), and the ledger.
+state.DROP_ALL = (function()
+  local owned = require("alex.schema").owned()
+  local parts = { ("DROP TABLE IF EXISTS %s, schema_migrations CASCADE;"):format(table.concat(owned.tables, ", ")) }
+  for _, f in ipairs(owned.functions) do parts[#parts + 1] = ("DROP FUNCTION IF EXISTS %s() CASCADE;"):format(f) end
+  return table.concat(parts, " ")
+end)()
 
 -- Perturbations make the state before a reset differ from the canonical one,
 -- so "exactly as before" and "complete new state" can be told apart.

@@ -1004,15 +1004,17 @@ end
 function Connection:_recover()
   local jr = self._journal
   if not jr then return 0 end
+  local rolled_back = 0
   local settled, failed = jr:recover(function(e)
     local tx = setmetatable({ _client = self._client, _config = self._config, _tx = { id = e.id } }, Connection)
     local rolled, err = rollback(tx)
-    if rolled or err.name == "TransactionNotFoundException" then return true end
+    if rolled then rolled_back = rolled_back + 1 return true end
+    if err.name == "TransactionNotFoundException" then return true end -- it had ended (expired) already
     return nil, err
   end)
-  if settled > 0 and not self._quiet then
+  if rolled_back > 0 and not self._quiet then
     io.stderr:write(("alexlua: rolled back %d transaction%s left open by a run that ended without closing it\n")
-      :format(settled, settled == 1 and "" or "s"))
+      :format(rolled_back, rolled_back == 1 and "" or "s"))
   end
   for _, f in ipairs(failed) do
     io.stderr:write(("alexlua: warning: could not roll back transaction %s left open by process %s (%s); it" ..

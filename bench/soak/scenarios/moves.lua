@@ -164,6 +164,10 @@ function moves.run(ctx)
     if q > 0 then restore[#restore + 1] = insert_holding(symbol, name, tostring(q)) end
   end
   psql(ctx, table.concat(restore, "\n"))
+  local unknown = 0
+  for _, r in ipairs(rs) do if r.rc ~= 0 and r.commit_unknown then unknown = unknown + 1 end end
+  local ledger = state.check_ledger(ctx, succeeded, unknown)
+  if ledger then ctx:violation("%s", ledger) end
   local d = state.diff(ctx.canonical, state.fingerprint(ctx))
   if #d > 0 then ctx:violation("concurrent moves changed something else: %s", table.concat(d, "; ")) end
   if not ctx.current.violated then

@@ -49,6 +49,10 @@ function prices.run(ctx)
     for _, r in ipairs(rs) do ctx:keep(r) end
   end
   psql(ctx, ("UPDATE instruments SET current_price = %s WHERE symbol = %s"):format(original, literal(symbol)))
+  local unknown = 0
+  for _, r in ipairs(rs) do if r.rc ~= 0 and r.commit_unknown then unknown = unknown + 1 end end
+  local ledger = state.check_ledger(ctx, succeeded, unknown)
+  if ledger then ctx:violation("%s", ledger) end
   local d = state.diff(ctx.canonical, state.fingerprint(ctx))
   if #d > 0 then ctx:violation("concurrent price updates changed something else: %s", table.concat(d, "; ")) end
   if not ctx.current.violated then
