@@ -49,7 +49,7 @@ cli.run(function()
   if not ok then
     local code_ = cli.exit_code(err)
     if not code_ then error(err, 0) end -- a bug: alexlua prints it with a traceback
-    if code_ == cli.EXIT.UNKNOWN then
+    if code_ == cli.EXIT.UNKNOWN or (type(err) == "table" and err.commit_unknown) then
       -- the commit may have run: saying "nothing was changed" could be false
       cli.fail("reset outcome unknown: the commit was sent but its answer was lost, so the database holds"
         .. " either its previous state or the complete reset (run verify.lua to see which): " .. tostring(err), code_)

@@ -185,6 +185,48 @@ describe("a crash blocks nothing", function()
     end
   end)
 
+  describe("a stop while the commit is in flight", function()
+    it("says the outcome is unknown, most likely applied, and exits 143", function()
+      assert.equal(0, reset().code)
+      local log = tmp .. "/proxy-commit.log"
+      local port = s.endpoint:match(":(%d+)$")
+      local p = assert(io.popen(("exec %s %s --upstream 127.0.0.1:%s --op CommitTransaction --times 1" ..
+        " --status 0 --delay 3 --when after --log %s"):format(servers.PYTHON, q(servers.support_dir ..
+        "/fault_proxy.py"), port, q(log))))
+      local pport, ppid = (p:read("l") or ""):match("^READY (%d+) (%d+)$")
+      assert(pport, "fault_proxy did not start")
+      finally(function() os.execute("kill " .. ppid) p:close() end)
+      local script = tmp .. "/commit.lua"
+      ops.write(script, [[
+        local cli = require "alex.cli"
+        cli.run(function()
+          local db = cli.connect { quiet = true }
+          db:transaction(function(tx)
+            tx:execute("UPDATE instruments SET current_price = 4.25 WHERE symbol = 'SPY'")
+          end)
+        end)
+      ]])
+      local vars = { ALEX_JOURNAL_DIR = jdir }
+      for k, v in pairs(s.env) do vars[k] = v end
+      vars.AWS_ENDPOINT_URL_RDS_DATA = "http://127.0.0.1:" .. pport
+      local env = {}
+      for k, v in pairs(vars) do env[#env + 1] = k .. "=" .. q(v) end
+      local out = tmp .. "/commit.out"
+      assert(os.execute(("( env %s %s --no-env-file %s >%s 2>&1 & pid=$!;" ..
+        " while ! grep -q CommitTransaction %s 2>/dev/null; do sleep 0.05; done; sleep 0.5; kill -TERM $pid;" ..
+        " wait $pid; echo rc=$? >>%s )"):format(table.concat(env, " "), q(ops.ALEXLUA), q(script), q(out), q(log),
+        q(out))))
+      local text = ops.read(out)
+      assert.matches("rc=143", text, 1, true)
+      assert.matches("terminated while the commit was in flight", text, 1, true)
+      assert.matches("most likely applied", text, 1, true)
+      assert.matches("outcome unknown", text, 1, true)
+      -- it was applied: the commit ran before the answer was held back
+      assert.equal("4.2500", assert(s:psql("SELECT current_price FROM instruments WHERE symbol = 'SPY'")))
+      assert.same({}, journal_files())
+    end)
+  end)
+
   describe("a lock held by another live transaction", function()
     it("makes a reset fail after the lock timeout, with a message that says so", function()
       assert.equal(0, reset().code)

@@ -197,7 +197,7 @@ function cli.run(fn, opts)
     return setmetatable({ trace = debug.traceback(tostring(e), 2) }, BUG)
   end)
   if ok then return err end
-  if cli.stop_signal(err) then error(err, 0) end -- alexlua ends a stopped program itself
+  if cli.stop_signal(err) and type(err) == "string" then error(err, 0) end -- alexlua ends a stopped program
   if getmetatable(err) == BUG then
     io.stderr:write("alexlua: ", err.trace, "\n")
     os.exit(1)

@@ -770,12 +770,15 @@ function Connection:_transaction_once(fn)
       -- also settles an unknown outcome.
       local ended = false
       if not errors.is_error(err) then
-        -- interrupted while the commit was in flight: it may have run
+        -- a stop (or a bug) while the commit was in flight: it may have run.
+        -- A rollback that finds the transaction gone says the commit most
+        -- likely went through: the stop is raised as an outcome unknown.
         local rolled, rerr = rollback(tx)
         ended = rolled or rerr.name == "TransactionNotFoundException"
-        if not rolled then
-          io.stderr:write("alexlua: interrupted while committing: the commit may have been applied (",
-            tostring(rerr), ")\n")
+        if not rolled and type(err) == "string" then
+          err = errors.new { name = "Interrupted", message = err .. " while the commit was in flight: the" ..
+            " transaction has ended, so the commit was most likely applied", operation = "CommitTransaction",
+            commit_unknown = true }
         end
       else
         local rolled, rerr = rollback(tx)

@@ -561,7 +561,7 @@ local function run_collection(conn, def, args, opts)
       local batch_ok, n = pcall(apply_batch, conn, def, args, run.id, size)
       if not batch_ok then
         -- a commit whose answer was lost: the next batch reads the checkpoint the database holds
-        if not (errors.is_error(n) and n.commit_unknown) then error(n, 0) end
+        if cli.stop_signal(n) or not (errors.is_error(n) and n.commit_unknown) then error(n, 0) end
         n = -1
       end
       if n == 0 then break end

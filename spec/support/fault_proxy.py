@@ -9,7 +9,9 @@ failure can be checked against real transactions:
 
 --when before: answer the status without forwarding (the call never ran);
 --when after: forward, let it run, then answer the status instead of the
-real answer (the call ran, its answer was lost).  Only the first --times
+real answer (the call ran, its answer was lost); --status 0 with --delay S:
+forward, then hold the real answer S seconds (a call in flight for a
+while, to be interrupted).  Only the first --times
 calls of --op fail; everything else is forwarded unchanged, headers and
 body verbatim, so SigV4 signatures still verify upstream.
 
@@ -40,6 +42,7 @@ def main():
     ap.add_argument("--times", type=int, default=1)
     ap.add_argument("--status", type=int, default=500)
     ap.add_argument("--when", choices=["before", "after"], default="before")
+    ap.add_argument("--delay", type=float, default=0)
     ap.add_argument("--log", required=True)
     a = ap.parse_args()
     host, port = a.upstream.split(":")
@@ -86,9 +89,14 @@ def main():
             res = conn.getresponse()
             data = res.read()
             conn.close()
-            if hit:
+            if hit and a.delay:
+                log(f"{op} holding")
+                time.sleep(a.delay)
+            if hit and a.status:
                 log(f"{op} failed-after upstream={res.status}")
                 return self.fail()
+            if hit:
+                log(f"{op} held {a.delay}s upstream={res.status}")
             log(f"{op} forwarded {res.status}")
             self.answer(res.status, data, [(k, v) for k, v in res.getheaders()
                                            if k.lower() not in ("content-length", "connection",
