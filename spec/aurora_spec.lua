@@ -124,16 +124,10 @@ local function env_for(extra)
   return e
 end
 
-lazy_setup(function()
-  S = stack.start { settings = { log_level = "debug" } }
+stack.shared({ settings = { log_level = "debug" } }, function(started)
+  S, VERSION = started, started:engine_version()
   H = http.new { connect_timeout = 5, timeout = 30 }
-  local num = assert(tonumber(assert(S:psql("SHOW server_version_num"))))
-  VERSION = ("%d.%d"):format(num // 10000, num % 100)
-end)
-
-lazy_teardown(function()
-  if H then H:close() end
-  if S then S:stop() end
+  return function() H:close() end
 end)
 
 -- Every case starts from the same cluster: available, 0.5 - 2 ACUs, the Data

@@ -47,14 +47,9 @@ end)
 
 describe("scripts/console.lua", function()
   local s
-
-  lazy_setup(function()
-    s = stack.start {}
-    assert.equal(0, ops.run(s, "scripts/reset.lua", { "--with-test-data" }).code)
-  end)
-
-  lazy_teardown(function()
-    if s then s:stop() end
+  stack.shared({}, function(started)
+    s = started
+    ops.seed(s)
   end)
 
   local function price(symbol)

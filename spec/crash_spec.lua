@@ -87,15 +87,11 @@ describe("a crash blocks nothing", function()
     return ops.run(s, "scripts/reset.lua", { "--with-test-data" }, vars)
   end
 
-  lazy_setup(function()
-    s = stack.start {}
+  stack.shared({}, function(started)
+    s = started
     tmp = ops.tmpdir()
     jdir = s.env.ALEX_JOURNAL_DIR -- local.env keeps the journal in the stack's folder
-  end)
-
-  lazy_teardown(function()
-    if tmp then ops.rmdir(tmp) end
-    if s then s:stop() end
+    return function() ops.rmdir(tmp) end
   end)
 
   before_each(function()

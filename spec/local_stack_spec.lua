@@ -28,13 +28,9 @@ local sorted_keys = require("servers").sorted_keys
 describe("local/stack.sh", function()
   local s, secrets
 
-  lazy_setup(function()
-    s = stack.start { faults = { seed = 7 }, tx_idle_timeout = 5 }
+  stack.shared({ faults = { seed = 7 }, tx_idle_timeout = 5 }, function(started)
+    s = started
     secrets = stack.read_env(s.dir .. "/secrets.env")
-  end)
-
-  lazy_teardown(function()
-    if s then s:stop() end
   end)
 
   it("up writes local.env with exactly the ten names, mode 600", function()

@@ -3,7 +3,6 @@
 -- written), each table's operations, portfolio values as exact decimals,
 -- position moves, job transitions (one winner when agents race), and values
 -- that look like SQL injection stored verbatim or refused, never run.
-local stack = require "stack"
 local db = require "alex.db"
 local models = require "alex.models"
 local migrate = require "alex.migrate"
@@ -84,17 +83,11 @@ describe("alex.models", function()
     return m.accounts:create { clerk_user_id = user, account_name = name, cash_balance = cash or "0" }
   end
 
-  lazy_setup(function()
-    s = stack.start { tx_idle_timeout = 2 }
-    conn = ops.connect(s)
+  ops.connected_stack({ tx_idle_timeout = 2 }, function(...)
+    s, conn = ...
     m = models.bind(conn)
     migrate.run(conn, assert(migrate.load("schema")))
     seed = cjson.decode((assert(ops.read("seed/instruments.json"))))
-  end)
-
-  lazy_teardown(function()
-    if conn then conn:close() end
-    if s then s:stop() end
   end)
 
   before_each(function()

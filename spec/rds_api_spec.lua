@@ -137,19 +137,13 @@ local function botocore(code)
   return ok, out
 end
 
-lazy_setup(function()
-  S = stack.start { settings = { log_level = "debug" } }
+stack.shared({ settings = { log_level = "debug" } }, function(started)
+  S, VERSION = started, started:engine_version()
   H = http.new { connect_timeout = 5, timeout = 30 }
-  local num = assert(tonumber(assert(S:psql("SHOW server_version_num"))))
-  VERSION = ("%d.%d"):format(num // 10000, num % 100)
-end)
-
-lazy_teardown(function()
-  if H then H:close() end
-  if S then
+  return function()
+    H:close()
     -- the stack's service and the extra ones (engine_version 15.4, the broken state file)
     local _, stderr = run("cat " .. q(S.dir) .. "/dataapi.log.out " .. q(S.dir) .. "/extra*.out")
-    S:stop()
     assert.is_nil(stderr:find("Sanitizer", 1, true), stderr)
     assert.is_nil(stderr:find("runtime error:", 1, true), stderr)
   end

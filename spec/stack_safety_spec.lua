@@ -269,8 +269,7 @@ describe("one running stack", function()
   -- loopback socket buffers, so a client still writing sees an early close
   local CAP = 4194304
 
-  lazy_setup(function() s = stack.start { settings = { max_request_bytes = CAP } } end)
-  lazy_teardown(function() if s then s:stop() end end)
+  stack.shared({ settings = { max_request_bytes = CAP } }, function(started) s = started end)
 
   describe("the admin API", function()
     -- curl against the admin API; returns the HTTP status and the body

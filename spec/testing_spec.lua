@@ -11,14 +11,9 @@ local q = servers.q
 
 describe("alex.testing", function()
   local s
-
-  lazy_setup(function()
-    s = stack.start {}
-    assert.equal(0, ops.run(s, "scripts/reset.lua", { "--with-test-data" }).code)
-  end)
-
-  lazy_teardown(function()
-    if s then s:stop() end
+  stack.shared({}, function(started)
+    s = started
+    ops.seed(s)
   end)
 
   local function databases()

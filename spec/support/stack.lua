@@ -5,7 +5,8 @@
 --   local s = stack.start { faults = { latency_ms = 5 }, tx_idle_timeout = 2 }
 --   s.env.AWS_ENDPOINT_URL_RDS_DATA, s.endpoint, s.admin, s:stats(), s:reset_stats(),
 --   s:set_faults { ... }, s:faults(), s:admin_headers(), s:psql "select 1",
---   s:service_pid(), s:stop()
+--   s:service_pid(), s:engine_version(), s:stop()
+--   stack.shared(opts, function(s) ... end) -- one stack for a describe block
 --
 -- Starting costs a second or two: share one stack per spec file
 -- (lazy_setup / lazy_teardown).
@@ -167,6 +168,32 @@ function stack.start(opts)
   local ok, err = pcall(self.up, self)
   if not ok then error(err, 2) end
   return self
+end
+
+-- One stack shared by the cases of the enclosing describe block (or spec
+-- file), started only when one of them runs: busted's lazy_setup starts it
+-- (stack.start's opts) and passes it to ready(s), which keeps it and prepares
+-- what the cases share; the function ready returns, if any, runs in
+-- lazy_teardown before the stack stops (closing connections, removing folders).
+function stack.shared(opts, ready)
+  local busted = require "busted"
+  local s, undo
+  busted.lazy_setup(function()
+    s = stack.start(opts)
+    undo = ready(s)
+  end)
+  busted.lazy_teardown(function()
+    local ok, err = true, nil
+    if undo then ok, err = pcall(undo) end
+    if s then s:stop() end
+    if not ok then error(err, 0) end
+  end)
+end
+
+-- The engine version the stack reports: its PostgreSQL's major.minor.
+function Stack:engine_version()
+  local num = assert(tonumber(assert(self:psql("SHOW server_version_num"))))
+  return ("%d.%d"):format(num // 10000, num % 100)
 end
 
 -- Another alex-dataapi on this stack's settings (dataapi.env) and a free
