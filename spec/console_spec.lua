@@ -126,29 +126,22 @@ describe("scripts/console.lua", function()
         return out
       end
       function t.wait_for(text, seconds)
-        local deadline = servers.now() + (seconds or 10)
-        while servers.now() < deadline do
-          if t.screen():find(text, 1, true) then return true end
-          servers.sleep(0.05)
-        end
-        return false
+        return servers.wait_until(function() return t.screen():find(text, 1, true) ~= nil end, seconds or 10, 0.05)
       end
       function t.stop() servers.run(T .. " kill-server") end
       return t
     end
 
-    local function console_command(home, extra)
-      local env = {}
-      for k, v in pairs(s.env) do env[#env + 1] = k .. "=" .. q(v) end
-      return ("cd %s && env HOME=%s NO_COLOR=1 %s %s --no-env-file scripts/console.lua %s; echo EXIT=$?; sleep 60")
-        :format(q(os.getenv("PWD") or "."), q(home), table.concat(env, " "), q(ops.ALEXLUA), extra or "")
+    local function console_command(home, args)
+      return ("cd %s && %s; echo EXIT=$?; sleep 60"):format(q(os.getenv("PWD") or "."),
+        ops.command(s, "scripts/console.lua", args, { HOME = home }))
     end
 
     it("edits lines, recalls history across sessions, and Ctrl-C stops only the running entry", function()
       if not tmux_ok then pending("tmux is not installed") return end
       local home = ops.tmpdir()
       finally(function() ops.rmdir(home) end)
-      local t = terminal(console_command(home, "--sandbox"))
+      local t = terminal(console_command(home, { "--sandbox" }))
       finally(t.stop)
       assert.is_true(t.wait_for("alex (sandbox)>"), t.screen()) -- the pane drops trailing spaces
       t.send("answer = 4 + 2", "Left", "Left", "Left", "Left", "0", "Enter") -- edited: 40 + 2

@@ -34,12 +34,9 @@ describe("alex.testing", function()
       io.stdout:write(db.database_name, "\n") io.stdout:flush()
       %s
     ]]):format(s.dir .. "/local.env", body))
-    local env = {}
-    for k, v in pairs(extra_env or {}) do env[#env + 1] = k .. "=" .. q(v) end
-    local ok, out = servers.run(("cd %s && env %s %s --no-env-file %s"):format(q(os.getenv("PWD") or "."),
-      table.concat(env, " "), q(ops.ALEXLUA), q(script)))
+    local r = ops.run(s, script, {}, extra_env)
     ops.rmdir(dir)
-    return ok, out
+    return r.code == 0, r.all
   end
 
   it("gives each caller a migrated, seeded database of its own, apart from the main one", function()

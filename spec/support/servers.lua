@@ -11,7 +11,8 @@
 --   srv:stats() -> { connections =, requests =, slow_inflight =, slow_started = }
 --   srv:wait_stat("slow_inflight", 1, 5), srv:stop()
 --   servers.free_port(), servers.wait_listening(port, seconds), servers.now(),
---   servers.sleep(s), servers.rmtree(dir), servers.q(shell_word)
+--   servers.sleep(s), servers.wait_until(check, seconds, interval),
+--   servers.rmtree(dir), servers.q(shell_word)
 --
 -- A server is a direct child of the spec (io.popen with exec), so stop() reaps
 -- it; it also exits by itself when the spec process dies.
@@ -83,6 +84,18 @@ function servers.now()
   local s = p:read("l")
   p:close()
   return assert(tonumber(s))
+end
+
+-- Calls check() every `interval` seconds while `seconds` have not passed;
+-- returns the first true value it gives, or false when the time ran out.
+function servers.wait_until(check, seconds, interval)
+  local deadline = servers.now() + seconds
+  while servers.now() < deadline do
+    local v = check()
+    if v then return v end
+    servers.sleep(interval)
+  end
+  return false
 end
 
 function servers.tmpdir()
