@@ -51,6 +51,17 @@ function servers.sorted_keys(t)
   return keys
 end
 
+-- An env function (name -> value, as alex.* modules take) over the table t,
+-- with `defaults` for the names t lacks.
+function servers.env(t, defaults)
+  t = t or {}
+  return function(name)
+    local v = t[name]
+    if v == nil then return defaults[name] end
+    return v
+  end
+end
+
 -- Whether process pid runs (a zombie does not).
 function servers.alive(pid)
   local status = read_file("/proc/" .. pid .. "/status")
