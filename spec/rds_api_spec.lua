@@ -287,12 +287,7 @@ describe("the RDS API of the local stack", function()
   describe("Enable/DisableHttpEndpoint", function()
     it("turns the Data API off and on for the cluster's ARN only", function()
       local function data_api()
-        local body = cjson.encode { resourceArn = S.cluster_arn, secretArn = S.secret_arn, sql = "SELECT 1" }
-        local url = S.env.AWS_ENDPOINT_URL_RDS_DATA .. "/Execute"
-        local signed = sigv4.sign { method = "POST", url = url, body = body, service = "rds-data",
-          headers = { { "Content-Type", "application/json" } }, region = S.env.AWS_REGION,
-          access_key = S.env.AWS_ACCESS_KEY_ID, secret_key = S.env.AWS_SECRET_ACCESS_KEY }
-        local res = assert(H:request { method = "POST", url = url, headers = signed.headers, body = body })
+        local res = S:execute(H, "SELECT 1")
         return res.status, cjson.decode(res.body)
       end
       local r = result(call { { "Action", "DisableHttpEndpoint" }, { "ResourceArn", S.cluster_arn } },

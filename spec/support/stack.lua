@@ -190,6 +190,17 @@ function stack.shared(opts, ready)
   end)
 end
 
+-- One ExecuteStatement of `sql` on the stack's Data API, signed with its key
+-- and sent through `client` (an alex.http client); returns the response.
+function Stack:execute(client, sql)
+  local body = cjson.encode { resourceArn = self.cluster_arn, secretArn = self.secret_arn, sql = sql }
+  local url = self.endpoint .. "/Execute"
+  local signed = require("alex.sigv4").sign { method = "POST", url = url, body = body, service = "rds-data",
+    headers = { { "Content-Type", "application/json" } }, region = self.env.AWS_REGION,
+    access_key = self.env.AWS_ACCESS_KEY_ID, secret_key = self.env.AWS_SECRET_ACCESS_KEY }
+  return assert(client:request { method = "POST", url = url, headers = signed.headers, body = body })
+end
+
 -- The engine version the stack reports: its PostgreSQL's major.minor.
 function Stack:engine_version()
   local num = assert(tonumber(assert(self:psql("SHOW server_version_num"))))
