@@ -946,19 +946,17 @@ static int l_parse_authorization(lua_State *L) {
     lua_pushstring(L, err);
     return 2;
   }
+  const struct {
+    const char *name, *value;
+  } fields[] = {
+      {"access_key", a.access_key}, {"date", a.date}, {"region", a.region},
+      {"service", a.service}, {"signed_headers", a.signed_headers}, {"signature", a.signature},
+  };
   lua_createtable(L, 0, 6);
-  lua_pushstring(L, a.access_key);
-  lua_setfield(L, -2, "access_key");
-  lua_pushstring(L, a.date);
-  lua_setfield(L, -2, "date");
-  lua_pushstring(L, a.region);
-  lua_setfield(L, -2, "region");
-  lua_pushstring(L, a.service);
-  lua_setfield(L, -2, "service");
-  lua_pushstring(L, a.signed_headers);
-  lua_setfield(L, -2, "signed_headers");
-  lua_pushstring(L, a.signature);
-  lua_setfield(L, -2, "signature");
+  for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
+    lua_pushstring(L, fields[i].value);
+    lua_setfield(L, -2, fields[i].name);
+  }
   sigv4_authorization_free(&a);
   return 1;
 }
