@@ -24,14 +24,7 @@ local function as_nulls(cases)
   return out
 end
 
-local function with(base, over)
-  local r = {}
-  for k, v in pairs(base) do r[k] = v end
-  for k, v in pairs(over or {}) do
-    if v == NIL then r[k] = nil else r[k] = v end
-  end
-  return r
-end
+local function with(base, over) return require("servers").with(base, over, NIL) end
 
 local INSTRUMENT = { symbol = "TEST.A-1", name = "Test fund", instrument_type = "etf", current_price = "12.34",
   allocation_regions = { north_america = 60, europe = 40 }, allocation_sectors = { technology = 100 },

@@ -51,6 +51,17 @@ function servers.sorted_keys(t)
   return keys
 end
 
+-- A copy of t with the keys of `changes` set; a change equal to `unset` (when
+-- given) removes its key instead.
+function servers.with(t, changes, unset)
+  local c = {}
+  for k, v in pairs(t) do c[k] = v end
+  for k, v in pairs(changes or {}) do
+    if unset ~= nil and v == unset then c[k] = nil else c[k] = v end
+  end
+  return c
+end
+
 -- An env function (name -> value, as alex.* modules take) over the table t,
 -- with `defaults` for the names t lacks.
 function servers.env(t, defaults)
