@@ -305,19 +305,24 @@ describe("alex.sigv4.sign behaviour", function()
       for l in (creq(url) .. "\n"):gmatch("(.-)\n") do lines[#lines + 1] = l end
       return lines[n]
     end
-    assert.equal("/a%2520b/c", line("https://h/a%20b/c", 2)) -- encoded once more (non-S3)
-    assert.equal("/a/", line("https://h/a/b/../", 2))
-    assert.equal("/a", line("https://h/a/b/..", 2))
-    assert.equal("/a", line("https://h/a/.", 2))
-    assert.equal("/", line("https://h/../../..", 2))
-    assert.equal("/%24x/%C3%A9", line("https://h//$x//\195\169", 2))
-    assert.equal("/", line("https://h?a=1", 2))
-    assert.equal("a=1", line("https://h?a=1", 3))
-    assert.equal("a=1&b=", line("https://h/?&&b&a=1&", 3))
-    assert.equal("a=b%3Dc&a=b%3Dd", line("https://h/?a=b=d&a=b=c", 3))
-    assert.equal("k=a%2Bb%20c", line("https://h/?k=a+b%20c", 3))
-    assert.equal("k=%25zz%25", line("https://h/?k=%zz%", 3))
-    assert.equal("A=2&B=1&a=3", line("https://h/?a=3&B=1&A=2", 3))
+    -- the URL, the line of the canonical request (2: path, 3: query), what it holds
+    for _, c in ipairs {
+      { "https://h/a%20b/c", 2, "/a%2520b/c" }, -- encoded once more (non-S3)
+      { "https://h/a/b/../", 2, "/a/" },
+      { "https://h/a/b/..", 2, "/a" },
+      { "https://h/a/.", 2, "/a" },
+      { "https://h/../../..", 2, "/" },
+      { "https://h//$x//\195\169", 2, "/%24x/%C3%A9" },
+      { "https://h?a=1", 2, "/" },
+      { "https://h?a=1", 3, "a=1" },
+      { "https://h/?&&b&a=1&", 3, "a=1&b=" },
+      { "https://h/?a=b=d&a=b=c", 3, "a=b%3Dc&a=b%3Dd" },
+      { "https://h/?k=a+b%20c", 3, "k=a%2Bb%20c" },
+      { "https://h/?k=%zz%", 3, "k=%25zz%25" },
+      { "https://h/?a=3&B=1&A=2", 3, "A=2&B=1&a=3" },
+    } do
+      assert.equal(c[3], line(c[1], c[2]))
+    end
   end)
 
   it("fills amz_date with the current UTC time when absent", function()
