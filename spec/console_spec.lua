@@ -110,7 +110,7 @@ describe("scripts/console.lua", function()
   describe("in a real terminal (tmux)", function()
     local tmux_ok = servers.run("command -v tmux")
 
-    -- A tmux server of the spec's own; returns send(keys...), screen(), stop().
+    -- A tmux server of the spec's own; returns send(keys...), screen(), shows(text), stop().
     local function terminal(cmd)
       local sock = "alexlua-spec-" .. tostring(os.time()) .. "-" .. math.random(1e6)
       local T = "tmux -L " .. sock
@@ -125,8 +125,10 @@ describe("scripts/console.lua", function()
         local _, out = servers.run(T .. " capture-pane -t t -p -S -100")
         return out
       end
-      function t.wait_for(text, seconds)
-        return servers.wait_until(function() return t.screen():find(text, 1, true) ~= nil end, seconds or 10, 0.05)
+      -- asserts that the screen shows `text` within 10 s
+      function t.shows(text)
+        assert.is_true(servers.wait_until(function() return t.screen():find(text, 1, true) ~= nil end, 10, 0.05),
+          t.screen())
       end
       function t.stop() servers.run(T .. " kill-server") end
       return t
@@ -143,17 +145,17 @@ describe("scripts/console.lua", function()
       finally(function() ops.rmdir(home) end)
       local t = terminal(console_command(home, { "--sandbox" }))
       finally(t.stop)
-      assert.is_true(t.wait_for("alex (sandbox)>"), t.screen()) -- the pane drops trailing spaces
+      t.shows("alex (sandbox)>") -- the pane drops trailing spaces
       t.send("answer = 4 + 2", "Left", "Left", "Left", "Left", "0", "Enter") -- edited: 40 + 2
       t.send("answer", "Enter")
-      assert.is_true(t.wait_for("\n42\n"), t.screen())
+      t.shows("\n42\n")
       t.send("while true do end", "Enter")
       servers.sleep(0.5)
       t.send("C-c")
-      assert.is_true(t.wait_for("interrupted"), t.screen())
+      t.shows("interrupted")
       t.send("Up", "Up", "Enter") -- "answer" again
       t.send("C-d")
-      assert.is_true(t.wait_for("EXIT=0"), t.screen())
+      t.shows("EXIT=0")
       local screen = t.screen()
       local _, n = screen:gsub("\n42\n", "")
       assert.equal(2, n, screen)
@@ -167,11 +169,11 @@ describe("scripts/console.lua", function()
       -- a new session recalls the last one's lines
       t = terminal(console_command(home))
       finally(t.stop)
-      assert.is_true(t.wait_for("alex>"), t.screen())
+      t.shows("alex>")
       t.send("Up", "Enter")
-      assert.is_true(t.wait_for("alex> answer\nnil\n"), t.screen()) -- recalled; unset in this session
+      t.shows("alex> answer\nnil\n") -- recalled; unset in this session
       t.send("C-d")
-      assert.is_true(t.wait_for("EXIT=0"), t.screen())
+      t.shows("EXIT=0")
     end)
 
     it("alexlua -i edits lines and keeps history too", function()
@@ -181,19 +183,19 @@ describe("scripts/console.lua", function()
       local cmd = ("env HOME=%s %s --no-env-file -i; echo EXIT=$?; sleep 60"):format(q(home), q(ops.ALEXLUA))
       local t = terminal(cmd)
       finally(t.stop)
-      assert.is_true(t.wait_for("\n>"), t.screen())
+      t.shows("\n>")
       t.send("print(6 * 6)", "Enter")
-      assert.is_true(t.wait_for("\n36\n"), t.screen())
+      t.shows("\n36\n")
       t.send("C-d")
-      assert.is_true(t.wait_for("EXIT=0"), t.screen())
+      t.shows("EXIT=0")
       t.stop()
       t = terminal(cmd)
       finally(t.stop)
-      assert.is_true(t.wait_for("\n>"), t.screen())
+      t.shows("\n>")
       t.send("Up", "Enter")
-      assert.is_true(t.wait_for("\n36\n"), t.screen())
+      t.shows("\n36\n")
       t.send("C-d")
-      assert.is_true(t.wait_for("EXIT=0"), t.screen())
+      t.shows("EXIT=0")
     end)
   end)
 end)
