@@ -38,15 +38,7 @@ local function child_env(vars, home)
   local env = { PATH = os.getenv("PATH") or "/usr/bin:/bin", HOME = home, AWS_EC2_METADATA_DISABLED = "true",
                 NO_COLOR = "1" }
   for _, k in ipairs { "ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS" } do env[k] = os.getenv(k) end
-  for k, v in pairs(vars) do
-    if v == false then env[k] = nil else env[k] = v end
-  end
-  local names = {}
-  for k in pairs(env) do names[#names + 1] = k end
-  table.sort(names)
-  local parts = {}
-  for _, k in ipairs(names) do parts[#parts + 1] = k .. "=" .. q(env[k]) end
-  return table.concat(parts, " ")
+  return servers.assignments(servers.with(env, vars, false))
 end
 
 -- Runs alexlua with args (a list of words) in the project root; returns ok,

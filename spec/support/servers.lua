@@ -73,6 +73,14 @@ function servers.env(t, defaults)
   end
 end
 
+-- NAME='value' words for a shell command line, one per variable of vars,
+-- sorted by name.
+function servers.assignments(vars)
+  local parts = {}
+  for _, k in ipairs(servers.sorted_keys(vars)) do parts[#parts + 1] = k .. "=" .. q(vars[k]) end
+  return table.concat(parts, " ")
+end
+
 -- Whether process pid runs (a zombie does not).
 function servers.alive(pid)
   local status = read_file("/proc/" .. pid .. "/status")

@@ -94,17 +94,9 @@ end
 local Stack = {}
 Stack.__index = Stack
 
-local function env_prefix(vars)
-  local parts, names = {}, {}
-  for k in pairs(vars) do names[#names + 1] = k end
-  table.sort(names)
-  for _, k in ipairs(names) do parts[#parts + 1] = k .. "=" .. shell_quote(vars[k]) end
-  return table.concat(parts, " ")
-end
-
 -- Runs local/stack.sh <command> for this stack; returns ok, output, code.
 function Stack:script(command)
-  return run(env_prefix(self.vars) .. " sh " .. shell_quote(stack.script) .. " " .. command)
+  return run(servers.assignments(self.vars) .. " sh " .. shell_quote(stack.script) .. " " .. command)
 end
 
 -- A stack not started yet, in opts.dir (default: a new temp folder, removed by
