@@ -280,9 +280,7 @@ describe("alex.models", function()
       local row = m.accounts:create(base)
       assert.equal("1234.56", row.cash_balance)
       assert.equal("0.0425", row.cash_interest)
-      local update_cases = {}
-      for i = 2, #cases do update_cases[#update_cases + 1] = cases[i] end
-      refuse_all({}, as_nulls(update_cases), function(r) return m.accounts:update(row.id, r) end, 1)
+      refuse_all({}, as_nulls { table.unpack(cases, 2) }, function(r) return m.accounts:update(row.id, r) end, 1)
     end)
 
     it("positions: create, upsert and update refuse bad records", function()
@@ -312,8 +310,7 @@ describe("alex.models", function()
       assert.equal(acct.id, row.account_id)
       assert.equal("10.50000000", row.quantity)
       assert.equal("2024-02-29", row.as_of_date)
-      local update_cases = {}
-      for i = 5, #cases do update_cases[#update_cases + 1] = cases[i] end
+      local update_cases = { table.unpack(cases, 5) }
       -- in an update, db.null clears a field: a required one is then missing
       refuse_all({}, as_nulls(update_cases), function(r) return m.positions:update(row.id, r) end, 1)
     end)
