@@ -134,6 +134,14 @@ describe("alex.db", function()
   end)
 
   describe("transactions", function()
+    -- conn:transaction(block) raises and keeps nothing it wrote; returns the error.
+    local function rolled_back(block)
+      local ok, err = pcall(conn.transaction, conn, block)
+      assert.is_false(ok)
+      assert.equal(0, conn:query_one("SELECT count(*) AS n FROM items").n)
+      return err
+    end
+
     it("commits on return", function()
       local result = conn:transaction(function(tx)
         tx:execute("INSERT INTO items (id, name) VALUES (1, 'a')")
@@ -145,23 +153,17 @@ describe("alex.db", function()
     end)
 
     it("rolls back on error and raises it again", function()
-      local ok, err = pcall(conn.transaction, conn, function(tx)
+      assert.matches("script failed here", rolled_back(function(tx)
         tx:execute("INSERT INTO items (id, name) VALUES (1, 'a')")
         error("script failed here")
-      end)
-      assert.is_false(ok)
-      assert.matches("script failed here", err)
-      assert.equal(0, conn:query_one("SELECT count(*) AS n FROM items").n)
+      end))
     end)
 
     it("rolls back when a statement fails", function()
-      local ok, err = pcall(conn.transaction, conn, function(tx)
+      assert.equal("23505", rolled_back(function(tx)
         tx:execute("INSERT INTO items (id, name) VALUES (1, 'a')")
         tx:execute("INSERT INTO items (id, name) VALUES (1, 'duplicate')")
-      end)
-      assert.is_false(ok)
-      assert.equal("23505", err.sqlstate)
-      assert.equal(0, conn:query_one("SELECT count(*) AS n FROM items").n)
+      end).sqlstate)
     end)
 
     it("uses savepoints for nested blocks", function()
