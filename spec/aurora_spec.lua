@@ -20,10 +20,7 @@ local q = servers.q
 -- a cluster ARN for the settings checks, which need no service
 local CLUSTER_ARN = "arn:aws:rds:us-east-1:123456789012:cluster:alex-aurora-cluster"
 
-local function contains(s, sub)
-  assert.is_string(s)
-  assert(s:find(sub, 1, true), ("expected %q\nto contain %q"):format(s, sub))
-end
+local contains = servers.contains
 
 local function not_contains(s, sub)
   assert.is_string(s)

@@ -19,10 +19,7 @@ end
 local servers = require "servers"
 local write = servers.write_file
 
-local function contains(s, sub)
-  assert.is_string(s)
-  assert(s:find(sub, 1, true), ("expected %q\nto contain %q"):format(s, sub))
-end
+local contains = servers.contains
 
 local home -- a fresh temporary HOME per test
 

@@ -23,11 +23,6 @@ local function no_secret(s)
   return s
 end
 
-local function contains(s, sub)
-  assert.is_string(s)
-  assert(s:find(sub, 1, true), ("expected %q\nto contain %q"):format(s, sub))
-end
-
 local function run(cmd)
   local p = assert(io.popen(cmd, "r"))
   local out = p:read("a")
@@ -36,6 +31,7 @@ local function run(cmd)
 end
 
 local servers = require "servers"
+local contains = servers.contains
 local write = servers.write_file
 local function read(path) return servers.read_file(path) or "" end
 

@@ -19,10 +19,7 @@ local SCALING = "ServerlessV2ScalingConfiguration."
 
 local S, H, VERSION
 
-local function contains(s, sub)
-  assert.is_string(s)
-  assert(s:find(sub, 1, true), ("expected %q\nto contain %q"):format(s, sub))
-end
+local contains = servers.contains
 
 -- ---- requests -----------------------------------------------------------
 

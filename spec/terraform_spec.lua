@@ -130,10 +130,7 @@ local function each_string(v, fn, where)
   end
 end
 
-local function contains(s, sub)
-  assert.is_string(s)
-  assert(s:find(sub, 1, true), ("expected %q\nto contain %q"):format(s, sub))
-end
+local contains = servers.contains
 
 setup(function()
   assert(have("node"), "node is not installed: tools/deps.sh installs nodejs and npm")

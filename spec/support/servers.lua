@@ -43,6 +43,13 @@ local function read_file(path)
 end
 servers.read_file = read_file
 
+-- Asserts that the string s holds sub (plain text), showing both when not.
+function servers.contains(s, sub)
+  local assert = require "luassert"
+  assert.is_string(s)
+  assert(s:find(sub, 1, true), ("expected %q\nto contain %q"):format(s, sub))
+end
+
 -- The keys of t, sorted.
 function servers.sorted_keys(t)
   local keys = {}
