@@ -4,7 +4,6 @@
 -- terminal (tmux) line editing, history and Ctrl-C.
 local tabular = require "alex.tabular"
 local json = require "alex.json"
-local stack = require "stack"
 local servers = require "servers"
 local ops = require "dbops"
 
@@ -47,10 +46,7 @@ end)
 
 describe("scripts/console.lua", function()
   local s
-  stack.shared({}, function(started)
-    s = started
-    ops.seed(s)
-  end)
+  ops.seeded_stack(function(started) s = started end)
 
   local function price(symbol)
     return assert(s:psql(("SELECT current_price FROM instruments WHERE symbol = '%s'"):format(symbol)))

@@ -3,18 +3,12 @@
 -- process ends (or by the next caller after a kill -9), and sandboxes that
 -- always roll back.
 local testing = require "alex.testing"
-local stack = require "stack"
 local servers = require "servers"
 local ops = require "dbops"
 
-local q = servers.q
-
 describe("alex.testing", function()
   local s
-  stack.shared({}, function(started)
-    s = started
-    ops.seed(s)
-  end)
+  ops.seeded_stack(function(started) s = started end)
 
   local function databases()
     return assert(s:psql("SELECT string_agg(datname, ',' ORDER BY datname) FROM pg_database" ..
@@ -100,7 +94,7 @@ describe("alex.testing", function()
     assert.matches("^alex_template_%x+$", first)
     local project = ops.tmpdir()
     finally(function() ops.rmdir(project) end)
-    assert(os.execute(("cp -r schema seed %s/"):format(q(project))))
+    assert(os.execute(("cp -r schema seed %s/"):format(servers.q(project))))
     ops.write(project .. "/schema/004_note.sql", "CREATE TABLE spec_note (id int);\n")
     local ok, out = child("print(db:query_one(\"SELECT to_regclass('spec_note') IS NOT NULL AS t\").t)",
       { ALEX_PROJECT_DIR = project })
