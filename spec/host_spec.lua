@@ -42,6 +42,13 @@ local function new_cwd()
   return dir
 end
 
+-- A fresh working folder holding `files` (name -> text).
+local function cwd_with(files)
+  local cwd = new_cwd()
+  for name, text in pairs(files) do write(cwd .. "/" .. name, text) end
+  return cwd
+end
+
 -- Runs alexlua with args (a list, each quoted for the shell) in opts.cwd (a
 -- fresh folder by default), stdin from opts.stdin, opts.env added to and
 -- opts.unset removed from the environment.  Bounded by `timeout`.
@@ -150,8 +157,7 @@ describe("alexlua command line", function()
   end)
 
   it("-l mod requires a module into the global of that name", function()
-    local cwd = new_cwd()
-    write(cwd .. "/mymod.lua", "return { answer = 42 }")
+    local cwd = cwd_with { ["mymod.lua"] = "return { answer = 42 }" }
     local r = run({ "-l", "mymod", "-e", "print(mymod.answer)" }, { cwd = cwd })
     assert.equal(0, r.code, r.err)
     assert.equal("42\n", r.out)
@@ -211,8 +217,7 @@ describe("alexlua command line", function()
   end)
 
   it("-- ends the options: a script whose name starts with '-'", function()
-    local cwd = new_cwd()
-    write(cwd .. "/-dash.lua", "print('dash', arg[0], arg[-1], ...)")
+    local cwd = cwd_with { ["-dash.lua"] = "print('dash', arg[0], arg[-1], ...)" }
     local r = run({ "--", "-dash.lua", "-e", "x" }, { cwd = cwd })
     assert.equal(0, r.code, r.err)
     assert.equal("dash\t-dash.lua\t--\t-e\tx\n", r.out)
@@ -237,8 +242,7 @@ describe("alexlua command line", function()
   end)
 
   it("-i enters the REPL after the script, with the banner as lua.c does", function()
-    local cwd = new_cwd()
-    write(cwd .. "/setup.lua", "greeting = 'hi'")
+    local cwd = cwd_with { ["setup.lua"] = "greeting = 'hi'" }
     local r = run({ "-i", "setup.lua" }, {
       cwd = cwd,
       stdin = "greeting .. '!'\nx = 2\nfunction f()\n  return x * 21\nend\nprint(f())\n"
@@ -270,8 +274,7 @@ end)
 
 describe("alexlua errors and exit codes", function()
   it("an uncaught error prints 'alexlua: <message>' and a traceback, exit 1", function()
-    local cwd = new_cwd()
-    write(cwd .. "/boom.lua", "local function inner() error('boom') end\ninner()\nprint('not reached')\n")
+    local cwd = cwd_with { ["boom.lua"] = "local function inner() error('boom') end\ninner()\nprint('not reached')\n" }
     local r = run({ "boom.lua" }, { cwd = cwd })
     assert.truthy(r.err:match("^alexlua: boom%.lua:1: boom\nstack traceback:\n"), r.err)
     failed(r, 1, { "in local 'inner'", "in main chunk" }, "")
@@ -309,8 +312,7 @@ describe("alexlua errors and exit codes", function()
   end)
 
   it("a syntax error in the script exits 1 naming the file", function()
-    local cwd = new_cwd()
-    write(cwd .. "/bad.lua", "print('fine')\nlocal x = = 2\n")
+    local cwd = cwd_with { ["bad.lua"] = "print('fine')\nlocal x = = 2\n" }
     failed(run({ "bad.lua" }, { cwd = cwd }), 1, { "alexlua: bad.lua:2:" }, "")
   end)
 
@@ -319,8 +321,7 @@ describe("alexlua errors and exit codes", function()
   end)
 
   it("a runtime error in -e stops the later options and the script", function()
-    local cwd = new_cwd()
-    write(cwd .. "/s.lua", "print('script ran')")
+    local cwd = cwd_with { ["s.lua"] = "print('script ran')" }
     failed(run({ "-e", "print('first')", "-e", "nil_global()", "-e", "print('second')", "s.lua" }, { cwd = cwd }), 1,
       { "attempt to call a nil value (global 'nil_global')" }, "first\n")
   end)
@@ -423,8 +424,7 @@ describe("alexlua .env", function()
   end)
 
   it("--env-file PATH reads that file instead of ./.env, also as --env-file=PATH", function()
-    local cwd = new_cwd()
-    write(cwd .. "/other.env", "AXH5_B=other\n")
+    local cwd = cwd_with { ["other.env"] = "AXH5_B=other\n" }
     assert.same({ AXH5_B = "other" }, env_after("AXH5_A=dotenv\n", { "--env-file", "other.env" }, { cwd = cwd }))
     local r = run_env(nil, { "--env-file=" .. cwd .. "/other.env" }, { cwd = cwd })
     assert.same({ AXH5_B = "other" }, env_of(r))
@@ -485,8 +485,7 @@ describe("alexlua .env", function()
     end)
 
     it("names the --env-file path", function()
-      local cwd = new_cwd()
-      write(cwd .. "/conf.env", "OK=1\nbad line\n")
+      local cwd = cwd_with { ["conf.env"] = "OK=1\nbad line\n" }
       failed(run_env(nil, { "--env-file", cwd .. "/conf.env" }, { cwd = cwd }), 1,
         { ("alexlua: %s/conf.env:2: expected '=' after the key"):format(cwd) })
     end)
