@@ -108,9 +108,16 @@ function bl.median(list)
   return (t[n // 2] + t[n // 2 + 1]) / 2
 end
 
-function bl.env_number(name, default)
+-- The number in variable `name`, else `default`; an error when it is not a
+-- number, or (when `min` is given) below min.
+function bl.env_number(name, default, min)
   local v = os.getenv(name)
   if not v or v == "" then return default end
+  if min then
+    local n = tonumber(v)
+    if not n or n < min then error(("%s must be a number >= %s, got %q"):format(name, min, v), 0) end
+    return n
+  end
   return assert(tonumber(v), name .. " must be a number")
 end
 

@@ -13,39 +13,21 @@
 --                          round trip on the same client, and pgbench running the
 --                          SELECT followed by DISCARD ALL (the per-call session reset)
 -- Results also go to bench/out/dataapi_bench.json.
-local script_dir = debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or "bench"
-if script_dir:sub(1, 1) ~= "/" then script_dir = (os.getenv("PWD") or ".") .. "/" .. script_dir end
-local root = script_dir:gsub("/bench$", "")
-package.path = root .. "/spec/support/?.lua;" .. package.path
-
-local stack = require "stack"
+local bl = dofile((debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or "bench") .. "/benchlib.lua")
 local http = require "alex.http"
 local sigv4 = require "alex.sigv4"
 local clock = require "alex.clock"
 local cjson = require "cjson"
-local servers = require "servers"
-local shell_quote = servers.q
 
+local stack, shell_quote, say = bl.stack, bl.shell_quote, bl.say
 local TARGET = 1 / 3
 
-local function env_number(name, default, min)
-  local v = os.getenv(name)
-  if not v or v == "" then return default end
-  local n = tonumber(v)
-  if not n or n < min then error(("%s must be a number >= %s, got %q"):format(name, min, v), 0) end
-  return n
-end
-
-local SECONDS = env_number("ALEX_BENCH_SECONDS", 10, 1)
-local SCALE = math.floor(env_number("ALEX_BENCH_SCALE", 1, 1))
+local SECONDS = bl.env_number("ALEX_BENCH_SECONDS", 10, 1)
+local SCALE = math.floor(bl.env_number("ALEX_BENCH_SCALE", 1, 1))
 local STRICT = os.getenv("ALEX_BENCH_STRICT") == "1"
 local BREAKDOWN = os.getenv("ALEX_BENCH_BREAKDOWN") == "1"
 local ROUND = 2 -- seconds per round
 local MAX_REQUESTS = 5000000 -- a bound on the loop whatever the clock does
-
-local function say(...)
-  io.stderr:write("bench: ", string.format(...), "\n")
-end
 
 local function vmrss_kib(pid)
   local f = pid and io.open("/proc/" .. pid .. "/status", "r")
@@ -117,15 +99,6 @@ local function service_round(s, client, seconds, acc)
   return n / elapsed
 end
 
-local function median(list)
-  local t = {}
-  for i, v in ipairs(list) do t[i] = v end
-  table.sort(t)
-  if #t == 0 then return 0 end
-  if #t % 2 == 1 then return t[(#t + 1) // 2] end
-  return (t[#t // 2] + t[#t // 2 + 1]) / 2
-end
-
 local function main()
   say("starting a private stack")
   local s = stack.start {}
@@ -189,7 +162,7 @@ local function main()
 
     return {
       seconds = SECONDS, scale = SCALE, direct_rate = direct, service = svc,
-      ratio = svc.rate / direct, median_round_ratio = median(ratios), rounds = rounds, target = TARGET,
+      ratio = svc.rate / direct, median_round_ratio = bl.median(ratios), rounds = rounds, target = TARGET,
       rss_idle_kib = rss_idle, rss_load_max_kib = svc.rss_max_kib, rss_after_kib = rss_after,
       service_stats = stats, breakdown = breakdown,
       cpus = tonumber((select(2, stack.run("nproc")):match("%d+"))),
@@ -225,13 +198,8 @@ local function main()
     if #parts > 0 then print("  service counted (load phase)  " .. table.concat(parts, " ")) end
   end
 
-  os.execute("mkdir -p " .. shell_quote(root .. "/bench/out"))
-  local f = io.open(root .. "/bench/out/dataapi_bench.json", "w")
-  if f then
-    r.service_stats = nil
-    f:write(cjson.encode(r), "\n")
-    f:close()
-  end
+  r.service_stats = nil
+  bl.write_result("dataapi_bench", r)
   if STRICT and r.ratio < TARGET then os.exit(1) end
 end
 

@@ -358,10 +358,7 @@ static void client_release(struct client *c) {
   if (c->multi) curl_multi_cleanup(c->multi);
   c->easy = NULL;
   c->multi = NULL;
-  curl_slist_free_all(c->req_headers);
-  c->req_headers = NULL;
-  curl_url_cleanup(c->url);
-  c->url = NULL;
+  release_request_state(c);
   buf_free(&c->body);
   buf_free(&c->head);
   buf_free(&c->scratch);
@@ -1039,14 +1036,15 @@ int luaopen_alex_http(lua_State *L) {
         {"close", l_close},
         {NULL, NULL},
     };
+    static const luaL_Reg metamethods[] = {
+        {"__gc", l_gc},
+        {"__close", l_close},
+        {"__tostring", l_tostring},
+        {NULL, NULL},
+    };
     luaL_newlib(L, methods);
     lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, l_gc);
-    lua_setfield(L, -2, "__gc");
-    lua_pushcfunction(L, l_close);
-    lua_setfield(L, -2, "__close");
-    lua_pushcfunction(L, l_tostring);
-    lua_setfield(L, -2, "__tostring");
+    luaL_setfuncs(L, metamethods, 0);
   }
   lua_pop(L, 1);
 

@@ -196,6 +196,36 @@ static const char *opt_string(lua_State *L, const char *who, int arg, int key, i
   return NULL;
 }
 
+/* t[key] = the value at `slot`, and t[key] = the len bytes at p (raw sets;
+ * key is one of the upvalue strings above). */
+static void set_slot(lua_State *L, int t, int key, int slot) {
+  lua_pushvalue(L, KEY(key));
+  lua_pushvalue(L, slot);
+  lua_rawset(L, t);
+}
+
+static void set_lstring(lua_State *L, int t, int key, const char *p, size_t len) {
+  lua_pushvalue(L, KEY(key));
+  lua_pushlstring(L, p, len);
+  lua_rawset(L, t);
+}
+
+/* Pushes a new table explaining a signature, as sign() returns it and
+ * signer:explain() its second value: authorization (the string at auth_slot),
+ * signature, signed_headers, canonical_request, string_to_sign and amz_date;
+ * room for `more` fields.  Returns its index. */
+static int push_explanation(lua_State *L, const sigv4_view *v, int auth_slot, const char *datebuf, int more) {
+  lua_createtable(L, 0, 6 + more);
+  int t = lua_gettop(L);
+  set_slot(L, t, K_AUTHORIZATION, auth_slot);
+  set_lstring(L, t, K_SIGNATURE, v->signature, 64);
+  set_lstring(L, t, K_SIGNED_HEADERS, v->signed_headers, v->signed_headers_len);
+  set_lstring(L, t, K_CANONICAL_REQUEST, v->canonical_request, v->canonical_request_len);
+  set_lstring(L, t, K_STRING_TO_SIGN, v->string_to_sign, v->string_to_sign_len);
+  set_lstring(L, t, K_AMZ_DATE, datebuf, 16);
+  return t;
+}
+
 /* Case-insensitive comparison with a lower-case literal. */
 #define IEQ(a, al, lit) ((al) == sizeof(lit) - 1 && ieq_n((a), (lit), sizeof(lit) - 1))
 static int ieq_n(const char *a, const char *lit, size_t n) {
@@ -512,32 +542,8 @@ static int l_sign(lua_State *L) {
   int auth_slot = lua_gettop(L);
   add_pair(L, c, pairs, n, H_AUTHORIZATION, auth_slot);
 
-  lua_createtable(L, 0, 7);
-  int res = lua_gettop(L);
-  lua_pushvalue(L, KEY(K_AUTHORIZATION));
-  lua_pushvalue(L, auth_slot);
-  lua_rawset(L, res);
-  lua_pushvalue(L, KEY(K_SIGNATURE));
-  lua_pushlstring(L, v.signature, 64);
-  lua_rawset(L, res);
-  lua_pushvalue(L, KEY(K_SIGNED_HEADERS));
-  lua_pushlstring(L, v.signed_headers, v.signed_headers_len);
-  lua_rawset(L, res);
-  lua_pushvalue(L, KEY(K_CANONICAL_REQUEST));
-  lua_pushlstring(L, v.canonical_request, v.canonical_request_len);
-  lua_rawset(L, res);
-  lua_pushvalue(L, KEY(K_STRING_TO_SIGN));
-  lua_pushlstring(L, v.string_to_sign, v.string_to_sign_len);
-  lua_rawset(L, res);
-  lua_pushvalue(L, KEY(K_AMZ_DATE));
-  if (date_slot)
-    lua_pushvalue(L, date_slot);
-  else
-    lua_pushlstring(L, datebuf, 16);
-  lua_rawset(L, res);
-  lua_pushvalue(L, KEY(K_HEADERS));
-  lua_pushvalue(L, pairs);
-  lua_rawset(L, res);
+  int res = push_explanation(L, &v, auth_slot, datebuf, 1);
+  set_slot(L, res, K_HEADERS, pairs);
   return 1;
 }
 
@@ -871,26 +877,10 @@ static int signer_run(lua_State *L, const char *who, int explain) {
     lua_createtable(L, 0, 4);
     res = lua_gettop(L);
   }
-  if (host_slot) {
-    lua_pushvalue(L, KEY(H_HOST));
-    lua_pushvalue(L, host_slot);
-    lua_rawset(L, res);
-  }
-  if (date_slot) {
-    lua_pushvalue(L, KEY(H_X_AMZ_DATE));
-    lua_pushvalue(L, date_slot);
-    lua_rawset(L, res);
-  }
-  if (add_token) {
-    lua_pushvalue(L, KEY(H_X_AMZ_SECURITY_TOKEN));
-    lua_pushlstring(L, s->token, s->token_len);
-    lua_rawset(L, res);
-  }
-  if (add_sha) {
-    lua_pushvalue(L, KEY(H_X_AMZ_CONTENT_SHA256));
-    lua_pushlstring(L, payload_hash, 64);
-    lua_rawset(L, res);
-  }
+  if (host_slot) set_slot(L, res, H_HOST, host_slot);
+  if (date_slot) set_slot(L, res, H_X_AMZ_DATE, date_slot);
+  if (add_token) set_lstring(L, res, H_X_AMZ_SECURITY_TOKEN, s->token, s->token_len);
+  if (add_sha) set_lstring(L, res, H_X_AMZ_CONTENT_SHA256, payload_hash, 64);
   lua_pushvalue(L, KEY(H_AUTHORIZATION));
   lua_pushlstring(L, v.authorization, v.authorization_len);
   if (!explain) {
@@ -899,30 +889,8 @@ static int signer_run(lua_State *L, const char *who, int explain) {
     return 1;
   }
   int auth_slot = lua_gettop(L);
-  lua_pushvalue(L, KEY(H_AUTHORIZATION));
-  lua_pushvalue(L, auth_slot);
-  lua_rawset(L, res);
-
-  lua_createtable(L, 0, 6);
-  int d = lua_gettop(L);
-  lua_pushvalue(L, KEY(K_AUTHORIZATION));
-  lua_pushvalue(L, auth_slot);
-  lua_rawset(L, d);
-  lua_pushvalue(L, KEY(K_SIGNATURE));
-  lua_pushlstring(L, v.signature, 64);
-  lua_rawset(L, d);
-  lua_pushvalue(L, KEY(K_SIGNED_HEADERS));
-  lua_pushlstring(L, v.signed_headers, v.signed_headers_len);
-  lua_rawset(L, d);
-  lua_pushvalue(L, KEY(K_CANONICAL_REQUEST));
-  lua_pushlstring(L, v.canonical_request, v.canonical_request_len);
-  lua_rawset(L, d);
-  lua_pushvalue(L, KEY(K_STRING_TO_SIGN));
-  lua_pushlstring(L, v.string_to_sign, v.string_to_sign_len);
-  lua_rawset(L, d);
-  lua_pushvalue(L, KEY(K_AMZ_DATE));
-  lua_pushlstring(L, datebuf, 16);
-  lua_rawset(L, d);
+  set_slot(L, res, H_AUTHORIZATION, auth_slot);
+  int d = push_explanation(L, &v, auth_slot, datebuf, 0);
   lua_pushvalue(L, res);
   lua_pushvalue(L, d);
   return 2;
@@ -978,19 +946,17 @@ static int l_parse_authorization(lua_State *L) {
     lua_pushstring(L, err);
     return 2;
   }
+  const struct {
+    const char *name, *value;
+  } fields[] = {
+      {"access_key", a.access_key}, {"date", a.date}, {"region", a.region},
+      {"service", a.service}, {"signed_headers", a.signed_headers}, {"signature", a.signature},
+  };
   lua_createtable(L, 0, 6);
-  lua_pushstring(L, a.access_key);
-  lua_setfield(L, -2, "access_key");
-  lua_pushstring(L, a.date);
-  lua_setfield(L, -2, "date");
-  lua_pushstring(L, a.region);
-  lua_setfield(L, -2, "region");
-  lua_pushstring(L, a.service);
-  lua_setfield(L, -2, "service");
-  lua_pushstring(L, a.signed_headers);
-  lua_setfield(L, -2, "signed_headers");
-  lua_pushstring(L, a.signature);
-  lua_setfield(L, -2, "signature");
+  for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
+    lua_pushstring(L, fields[i].value);
+    lua_setfield(L, -2, fields[i].name);
+  }
   sigv4_authorization_free(&a);
   return 1;
 }

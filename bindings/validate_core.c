@@ -162,6 +162,17 @@ static void buf_problem(buf *b, int *count) {
   if ((*count)++ > 0) buf_add(b, "; ", 2);
 }
 
+/* One problem with entry e: before, its key, middle, its value, after. */
+static void buf_entry_problem(buf *b, int *count, const validate_entry *e, const char *before, const char *middle,
+                              const char *after) {
+  buf_problem(b, count);
+  buf_adds(b, before);
+  buf_key(b, e);
+  buf_adds(b, middle);
+  buf_value(b, e);
+  buf_adds(b, after);
+}
+
 /* Finishes b into *msg: 1 when it holds a message, -1 when out of memory. */
 static int buf_finish(buf *b, char **msg) {
   if (b->oom || b->data == NULL) {
@@ -219,46 +230,22 @@ int validate_allocation(const validate_entry *entries, size_t n, validate_kind k
   for (size_t i = 0; i < n; i++) {
     const validate_entry *e = order[i];
     if (!e->key_is_string) {
-      buf_problem(&b, &problems);
-      buf_adds(&b, "key ");
-      buf_key(&b, e);
-      buf_adds(&b, " is not a string (value ");
-      buf_value(&b, e);
-      buf_adds(&b, ")");
+      buf_entry_problem(&b, &problems, e, "key ", " is not a string (value ", ")");
     } else if (!validate_is_member(set, e->key, e->key_len)) {
-      buf_problem(&b, &problems);
-      buf_adds(&b, "unknown key ");
-      buf_key(&b, e);
-      buf_adds(&b, " (value ");
-      buf_value(&b, e);
-      buf_adds(&b, ")");
+      buf_entry_problem(&b, &problems, e, "unknown key ", " (value ", ")");
     }
     if (e->value_type != VALIDATE_VALUE_NUMBER) {
       all_numbers = 0;
-      buf_problem(&b, &problems);
-      buf_adds(&b, "value of ");
-      buf_key(&b, e);
-      buf_adds(&b, e->value_type == VALIDATE_VALUE_STRING ? " is a string (" : " is ");
-      buf_value(&b, e);
-      buf_adds(&b, e->value_type == VALIDATE_VALUE_STRING ? "), not a number" : ", not a number");
+      int is_string = e->value_type == VALIDATE_VALUE_STRING;
+      buf_entry_problem(&b, &problems, e, "value of ", is_string ? " is a string (" : " is ",
+                        is_string ? "), not a number" : ", not a number");
     } else if (!isfinite(e->number)) {
       all_numbers = 0;
-      buf_problem(&b, &problems);
-      buf_adds(&b, "value of ");
-      buf_key(&b, e);
-      buf_adds(&b, " is ");
-      buf_value(&b, e);
-      buf_adds(&b, ", not a finite number");
+      buf_entry_problem(&b, &problems, e, "value of ", " is ", ", not a finite number");
     } else {
       sum += e->number;
-      if (e->number < 0.0 || e->number > 100.0) {
-        buf_problem(&b, &problems);
-        buf_adds(&b, "value of ");
-        buf_key(&b, e);
-        buf_adds(&b, " is ");
-        buf_value(&b, e);
-        buf_adds(&b, ", not in [0, 100]");
-      }
+      if (e->number < 0.0 || e->number > 100.0)
+        buf_entry_problem(&b, &problems, e, "value of ", " is ", ", not in [0, 100]");
     }
   }
   free(order);

@@ -52,13 +52,7 @@ static void server_init(server *s) {
   s->log.f = stderr;
   s->log.level = -1; /* silent */
   pthread_mutex_init(&s->log.mu, NULL);
-  pthread_mutex_init(&s->pool_mu, NULL);
-  pthread_mutex_init(&s->tx_mu, NULL);
-  pthread_cond_init(&s->tx_cv, NULL);
-  pthread_mutex_init(&s->type_mu, NULL);
-  pthread_mutex_init(&s->stats_mu, NULL);
-  pthread_mutex_init(&s->fault_mu, NULL);
-  pthread_mutex_init(&s->cluster_mu, NULL);
+  server_locks_init(s);
   char err[256];
   CHECK(cluster_init(s, err, sizeof err) == 0); /* no state file: the defaults, Data API enabled */
   s->stopping = 1; /* db_acquire refuses: no connection is ever attempted */
@@ -66,13 +60,7 @@ static void server_init(server *s) {
 
 static void server_done(server *s) {
   pthread_mutex_destroy(&s->log.mu);
-  pthread_mutex_destroy(&s->pool_mu);
-  pthread_mutex_destroy(&s->tx_mu);
-  pthread_cond_destroy(&s->tx_cv);
-  pthread_mutex_destroy(&s->type_mu);
-  pthread_mutex_destroy(&s->stats_mu);
-  pthread_mutex_destroy(&s->fault_mu);
-  pthread_mutex_destroy(&s->cluster_mu);
+  server_locks_destroy(s);
 }
 
 static const char *const secrets[] = {SECRET_KEY, SESSION_TOKEN, PG_PASSWORD};

@@ -433,15 +433,14 @@ static int host_rearm_signals(lua_State *L) {
 }
 
 static int open_host_info(lua_State *L) {
-  lua_newtable(L);
-  lua_pushcfunction(L, host_rearm_signals);
-  lua_setfield(L, -2, "rearm_signals");
-  lua_pushcfunction(L, host_interrupted);
-  lua_setfield(L, -2, "interrupted");
-  lua_pushcfunction(L, host_isatty);
-  lua_setfield(L, -2, "isatty");
-  lua_pushcfunction(L, host_dotenv);
-  lua_setfield(L, -2, "dotenv");
+  static const luaL_Reg funcs[] = {
+      {"rearm_signals", host_rearm_signals},
+      {"interrupted", host_interrupted},
+      {"isatty", host_isatty},
+      {"dotenv", host_dotenv},
+      {NULL, NULL},
+  };
+  luaL_newlib(L, funcs);
   lua_pushstring(L, ALEX_VERSION);
   lua_setfield(L, -2, "version");
   lua_pushstring(L, ALEX_LIBEXECDIR);

@@ -148,6 +148,24 @@ static enum MHD_Result admin_cluster_post(server *s, struct MHD_Connection *conn
   return http_respond_json(conn, 200, &b);
 }
 
+static enum MHD_Result method_not_allowed(struct MHD_Connection *conn) {
+  return admin_error(conn, 405, "MethodNotAllowed", "method not allowed on this admin path");
+}
+
+/* A path whose state GET shows and POST (with the admin token) changes. */
+static enum MHD_Result show_or_change(server *s, struct MHD_Connection *conn, const char *path, const char *method,
+                                      req_ctx *rq, void (*show)(server *, sbuf *),
+                                      enum MHD_Result (*change)(server *, struct MHD_Connection *, req_ctx *)) {
+  if (strcmp(method, "POST") == 0) {
+    if (!admin_token_ok(s, conn)) return admin_refused(s, conn, path);
+    return change(s, conn, rq);
+  }
+  if (strcmp(method, "GET") != 0) return method_not_allowed(conn);
+  sbuf b = {0};
+  show(s, &b);
+  return http_respond_json(conn, 200, &b);
+}
+
 enum MHD_Result admin_request(server *s, struct MHD_Connection *conn, const char *path, const char *method,
                               req_ctx *rq) {
   if (!is_loopback(conn)) return admin_error(conn, 403, "AccessDeniedException", "admin paths are loopback-only");
@@ -165,23 +183,13 @@ enum MHD_Result admin_request(server *s, struct MHD_Connection *conn, const char
     stats_reset(s);
     stats_json(s, &b);
   } else if (strcmp(path, "/_alex/faults") == 0) {
-    if (post) {
-      if (!admin_token_ok(s, conn)) return admin_refused(s, conn, path);
-      return admin_faults_post(s, conn, rq);
-    }
-    if (!get) goto method;
-    faults_json(s, &b);
+    return show_or_change(s, conn, path, method, rq, faults_json, admin_faults_post);
   } else if (strcmp(path, "/_alex/cluster") == 0) {
-    if (post) {
-      if (!admin_token_ok(s, conn)) return admin_refused(s, conn, path);
-      return admin_cluster_post(s, conn, rq);
-    }
-    if (!get) goto method;
-    cluster_json(s, &b);
+    return show_or_change(s, conn, path, method, rq, cluster_json, admin_cluster_post);
   } else {
     return admin_error(conn, 404, "NotFoundException", "no such admin path");
   }
   return http_respond_json(conn, 200, &b);
 method:
-  return admin_error(conn, 405, "MethodNotAllowed", "method not allowed on this admin path");
+  return method_not_allowed(conn);
 }

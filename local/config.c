@@ -114,6 +114,15 @@ static int parse_ll(const char *v, long long *out) {
   return 0;
 }
 
+const fault_number FAULT_NUMBERS[N_FAULT_NUMBERS] = {
+    {"latency_ms", offsetof(fault_settings, latency_ms), 600000},
+    {"throttle_rate", offsetof(fault_settings, throttle_rate), 1},
+    {"resuming_rate", offsetof(fault_settings, resuming_rate), 1},
+    {"5xx_rate", offsetof(fault_settings, r5xx_rate), 1},
+    {"drop_rate", offsetof(fault_settings, drop_rate), 1},
+    {"drop_after_rate", offsetof(fault_settings, drop_after_rate), 1},
+};
+
 int fault_set(fault_settings *f, const char *name, const char *value, char *err, size_t errlen) {
   double d;
   if (strcmp(name, "seed") == 0) {
@@ -125,24 +134,15 @@ int fault_set(fault_settings *f, const char *name, const char *value, char *err,
     f->seed = (uint64_t)s;
     return 0;
   }
-  double *slot = NULL;
-  if (strcmp(name, "latency_ms") == 0) slot = &f->latency_ms;
-  else if (strcmp(name, "throttle_rate") == 0) slot = &f->throttle_rate;
-  else if (strcmp(name, "resuming_rate") == 0) slot = &f->resuming_rate;
-  else if (strcmp(name, "5xx_rate") == 0) slot = &f->r5xx_rate;
-  else if (strcmp(name, "drop_rate") == 0) slot = &f->drop_rate;
-  else if (strcmp(name, "drop_after_rate") == 0) slot = &f->drop_after_rate;
-  if (!slot) {
+  const fault_number *num = NULL;
+  for (size_t i = 0; i < N_FAULT_NUMBERS && !num; i++)
+    if (strcmp(name, FAULT_NUMBERS[i].name) == 0) num = &FAULT_NUMBERS[i];
+  if (!num) {
     seterr(err, errlen, "unknown fault setting '%s'", name);
     return -2;
   }
-  if (parse_double(value, &d) != 0 || d < 0) goto bad;
-  if (slot == &f->latency_ms) {
-    if (d > 600000) goto bad;
-  } else if (d > 1) {
-    goto bad;
-  }
-  *slot = d;
+  if (parse_double(value, &d) != 0 || d < 0 || d > num->max) goto bad;
+  memcpy((char *)f + num->offset, &d, sizeof d);
   return 0;
 bad:
   seterr(err, errlen, "fault setting '%s': invalid value (rates are 0..1, latency_ms 0..600000, seed an "

@@ -32,6 +32,17 @@ int settings_load(settings *s, int argc, char **argv, char *err, size_t errlen);
 void settings_free(settings *s);
 void settings_usage(void);
 
+/* The fault settings that are numbers (doubles), by their admin-API names, in
+ * the order the admin API shows them: where each is in a fault_settings, and
+ * the largest value it takes. */
+#define N_FAULT_NUMBERS 6
+typedef struct {
+  const char *name;
+  size_t offset;
+  double max;
+} fault_number;
+extern const fault_number FAULT_NUMBERS[N_FAULT_NUMBERS];
+
 /* Sets one fault by its admin-API name ("latency_ms", "5xx_rate", "seed", ...)
  * from its text.  Returns 0, -1 for a bad value, -2 for an unknown name. */
 int fault_set(fault_settings *f, const char *name, const char *value, char *err, size_t errlen);

@@ -349,15 +349,25 @@ static void tx_expire(server *s, txn *t, const char *why) {
   free(t);
 }
 
-txn *tx_acquire(server *s, const char *id, apierr *err) {
-  double now = mono_now();
+/* Takes tx_mu and finds transaction `id`, *pp its link (NULL when there is
+ * none): returns 0 with the lock held, or, when the transaction is running a
+ * query, -1 with err set and the lock released. */
+static int tx_lookup(server *s, const char *id, txn ***pp, apierr *err) {
   pthread_mutex_lock(&s->tx_mu);
-  txn **pp = tx_find(s, id), *t = pp ? *pp : NULL;
-  if (t && t->busy) {
+  *pp = tx_find(s, id);
+  if (*pp && (**pp)->busy) {
     pthread_mutex_unlock(&s->tx_mu);
     apierr_set(err, 400, "DatabaseErrorException", "Transaction is still running a query");
-    return NULL;
+    return -1;
   }
+  return 0;
+}
+
+txn *tx_acquire(server *s, const char *id, apierr *err) {
+  double now = mono_now();
+  txn **pp;
+  if (tx_lookup(s, id, &pp, err) != 0) return NULL;
+  txn *t = pp ? *pp : NULL;
   if (t && tx_too_old(s, t, now)) {
     *pp = t->next;
     s->ntxns--;
@@ -387,13 +397,9 @@ void tx_release(server *s, txn *t) {
 
 txn *tx_take(server *s, const char *id, apierr *err) {
   double now = mono_now();
-  pthread_mutex_lock(&s->tx_mu);
-  txn **pp = tx_find(s, id), *t = pp ? *pp : NULL;
-  if (t && t->busy) {
-    pthread_mutex_unlock(&s->tx_mu);
-    apierr_set(err, 400, "DatabaseErrorException", "Transaction is still running a query");
-    return NULL;
-  }
+  txn **pp;
+  if (tx_lookup(s, id, &pp, err) != 0) return NULL;
+  txn *t = pp ? *pp : NULL;
   if (t) {
     *pp = t->next;
     s->ntxns--;
@@ -459,6 +465,26 @@ static void *reaper_main(void *arg) {
   }
   pthread_mutex_unlock(&s->tx_mu);
   return NULL;
+}
+
+void server_locks_init(server *s) {
+  pthread_mutex_init(&s->pool_mu, NULL);
+  pthread_mutex_init(&s->tx_mu, NULL);
+  pthread_cond_init(&s->tx_cv, NULL);
+  pthread_mutex_init(&s->type_mu, NULL);
+  pthread_mutex_init(&s->stats_mu, NULL);
+  pthread_mutex_init(&s->fault_mu, NULL);
+  pthread_mutex_init(&s->cluster_mu, NULL);
+}
+
+void server_locks_destroy(server *s) {
+  pthread_mutex_destroy(&s->pool_mu);
+  pthread_mutex_destroy(&s->tx_mu);
+  pthread_cond_destroy(&s->tx_cv);
+  pthread_mutex_destroy(&s->type_mu);
+  pthread_mutex_destroy(&s->stats_mu);
+  pthread_mutex_destroy(&s->fault_mu);
+  pthread_mutex_destroy(&s->cluster_mu);
 }
 
 int db_init(server *s) {

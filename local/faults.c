@@ -1,5 +1,7 @@
 /* Fault injection: a splitmix64 generator kept in the server, drawn six
  * times per call whatever the outcome, so a seed reproduces a sequence. */
+#include <string.h>
+
 #include "server.h"
 
 const char *const FAULT_NAMES[NFAULTS] = {"throttle", "resuming", "5xx", "drop", "drop_after"};
@@ -46,17 +48,12 @@ void faults_put(server *s, const fault_settings *f, int reseed) {
 void faults_json(server *s, sbuf *b) {
   fault_settings f;
   faults_get(s, &f);
-  sb_printf(b, "{\"seed\":%llu,\"latency_ms\":", (unsigned long long)f.seed);
-  sb_double(b, f.latency_ms);
-  sb_puts(b, ",\"throttle_rate\":");
-  sb_double(b, f.throttle_rate);
-  sb_puts(b, ",\"resuming_rate\":");
-  sb_double(b, f.resuming_rate);
-  sb_puts(b, ",\"5xx_rate\":");
-  sb_double(b, f.r5xx_rate);
-  sb_puts(b, ",\"drop_rate\":");
-  sb_double(b, f.drop_rate);
-  sb_puts(b, ",\"drop_after_rate\":");
-  sb_double(b, f.drop_after_rate);
+  sb_printf(b, "{\"seed\":%llu", (unsigned long long)f.seed);
+  for (size_t i = 0; i < N_FAULT_NUMBERS; i++) {
+    double d;
+    memcpy(&d, (const char *)&f + FAULT_NUMBERS[i].offset, sizeof d);
+    sb_printf(b, ",\"%s\":", FAULT_NUMBERS[i].name);
+    sb_double(b, d);
+  }
   sb_putc(b, '}');
 }

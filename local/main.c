@@ -145,13 +145,7 @@ int main(int argc, char **argv) {
     goto out_log;
   }
   cluster_id(s->cfg.cluster_arn, s->cluster_id, sizeof s->cluster_id);
-  pthread_mutex_init(&s->pool_mu, NULL);
-  pthread_mutex_init(&s->tx_mu, NULL);
-  pthread_cond_init(&s->tx_cv, NULL);
-  pthread_mutex_init(&s->type_mu, NULL);
-  pthread_mutex_init(&s->stats_mu, NULL);
-  pthread_mutex_init(&s->fault_mu, NULL);
-  pthread_mutex_init(&s->cluster_mu, NULL);
+  server_locks_init(s);
   s->faults = s->cfg.faults;
   s->prng = s->faults.seed;
   if (cluster_init(s, err, sizeof err) != 0) {
@@ -218,13 +212,7 @@ out_db:
   if (s->cfg.pidfile && status == 0) unlink(s->cfg.pidfile);
   LOGI(&s->log, "stopped");
 out_mutex:
-  pthread_mutex_destroy(&s->pool_mu);
-  pthread_mutex_destroy(&s->tx_mu);
-  pthread_cond_destroy(&s->tx_cv);
-  pthread_mutex_destroy(&s->type_mu);
-  pthread_mutex_destroy(&s->stats_mu);
-  pthread_mutex_destroy(&s->fault_mu);
-  pthread_mutex_destroy(&s->cluster_mu);
+  server_locks_destroy(s);
 out_log:
   if (s->log.owned) fclose(s->log.f);
   pthread_mutex_destroy(&s->log.mu);

@@ -145,6 +145,8 @@ typedef struct server {
 } server;
 
 /* db.c */
+void server_locks_init(server *s);            /* the server's locks but the log's */
+void server_locks_destroy(server *s);
 int db_init(server *s);                       /* starts the reaper; 0 or -1 */
 void db_shutdown(server *s);                  /* cancels, rolls back, closes everything */
 void db_cancel_active(server *s);

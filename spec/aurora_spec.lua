@@ -11,7 +11,6 @@ local stack = require "stack"
 local cjson = require "cjson"
 local http = require "alex.http"
 local rds = require "alex.rds"
-local sigv4 = require "alex.sigv4"
 
 local ALEXLUA = assert(os.getenv("ALEXLUA"), "ALEXLUA must name the alexlua binary (make test sets it)")
 local ROOT = servers.support_dir:gsub("/spec/support$", "")
@@ -21,10 +20,7 @@ local q = servers.q
 -- a cluster ARN for the settings checks, which need no service
 local CLUSTER_ARN = "arn:aws:rds:us-east-1:123456789012:cluster:alex-aurora-cluster"
 
-local function contains(s, sub)
-  assert.is_string(s)
-  assert(s:find(sub, 1, true), ("expected %q\nto contain %q"):format(s, sub))
-end
+local contains = servers.contains
 
 local function not_contains(s, sub)
   assert.is_string(s)
@@ -124,16 +120,19 @@ local function env_for(extra)
   return e
 end
 
-lazy_setup(function()
-  S = stack.start { settings = { log_level = "debug" } }
-  H = http.new { connect_timeout = 5, timeout = 30 }
-  local num = assert(tonumber(assert(S:psql("SHOW server_version_num"))))
-  VERSION = ("%d.%d"):format(num // 10000, num % 100)
-end)
+-- Runs aurora.lua `args` with env_for(extra) and asserts that it exited
+-- `code` with each of `says` on stderr; returns stdout and stderr.
+local function exits(code, args, extra, says)
+  local out, err, got = aurora(args, env_for(extra))
+  assert.equal(code, got, code == 0 and err or out)
+  for _, text in ipairs(says or {}) do contains(err, text) end
+  return out, err
+end
 
-lazy_teardown(function()
-  if H then H:close() end
-  if S then S:stop() end
+stack.shared({ settings = { log_level = "debug" } }, function(started)
+  S, VERSION = started, started:engine_version()
+  H = http.new { connect_timeout = 5, timeout = 30 }
+  return function() H:close() end
 end)
 
 -- Every case starts from the same cluster: available, 0.5 - 2 ACUs, the Data
@@ -152,8 +151,7 @@ end)
 describe("aurora.lua status", function()
   it("shows status, engine, Data API flag and capacity from a signed DescribeDBClusters", function()
     local from = log_size()
-    local out, err, code = aurora("status", env_for())
-    assert.equal(0, code, err)
+    local out, err = exits(0, "status")
     contains(out, "cluster   alex-local")
     contains(out, "status    available")
     contains(out, "engine    aurora-postgresql " .. VERSION .. " (provisioned)")
@@ -175,8 +173,7 @@ describe("aurora.lua status", function()
 
   it("prints the cluster as JSON with --json", function()
     set_scaling(0, 2, 600)
-    local out, err, code = aurora("status --json", env_for())
-    assert.equal(0, code, err)
+    local out = exits(0, "status --json")
     local c = cjson.decode(out)
     assert.equal("alex-local", c.identifier)
     assert.equal(S.cluster_arn, c.arn)
@@ -194,40 +191,29 @@ describe("aurora.lua status", function()
     local c = client()
     assert(c:call("DisableHttpEndpoint", { { "ResourceArn", S.cluster_arn } }))
     c:close()
-    local out, err, code = aurora("status", env_for())
-    assert.equal(0, code, err)
+    local out = exits(0, "status")
     contains(out, "Data API  NOT enabled (set enable_http_endpoint = true")
-    local body = cjson.encode { resourceArn = S.cluster_arn, secretArn = S.secret_arn, sql = "SELECT 1" }
-    local url = S.env.AWS_ENDPOINT_URL_RDS_DATA .. "/Execute"
-    local signed = sigv4.sign { method = "POST", url = url, body = body, service = "rds-data",
-      headers = { { "Content-Type", "application/json" } }, region = S.env.AWS_REGION,
-      access_key = S.env.AWS_ACCESS_KEY_ID, secret_key = S.env.AWS_SECRET_ACCESS_KEY }
-    local res = assert(H:request { method = "POST", url = url, headers = signed.headers, body = body })
+    local res = S:execute(H, "SELECT 1")
     assert.equal(400, res.status)
     assert.equal("HttpEndpointNotEnabledException", cjson.decode(res.body).__type)
   end)
 
   it("shows auto-pause settings", function()
     set_scaling(0, 2, 600)
-    local out, err, code = aurora("status", env_for())
-    assert.equal(0, code, err)
+    local out = exits(0, "status")
     contains(out, "capacity  0 - 2 ACU, auto-pause after 600 s idle")
   end)
 
   it("reports a missing cluster with the fix, exit 1", function()
-    local out, err, code = aurora("status", env_for {
-      AURORA_CLUSTER_ARN = "arn:aws:rds:us-east-1:000000000000:cluster:alex-aurora-cluster" })
-    assert.equal(1, code, out)
-    contains(err, "DBClusterNotFoundFault: DBCluster alex-aurora-cluster not found.")
-    contains(err, "terraform output -raw aurora_cluster_arn")
+    exits(1, "status", { AURORA_CLUSTER_ARN = "arn:aws:rds:us-east-1:000000000000:cluster:alex-aurora-cluster" }, {
+      "DBClusterNotFoundFault: DBCluster alex-aurora-cluster not found.", "terraform output -raw aurora_cluster_arn" })
     assert.equal(1, calls().DescribeDBClusters) -- a 404 is not retried
   end)
 
   it("retries throttling with backoff, then succeeds", function()
     -- seed 16 at rate 0.5 throttles the first two calls and lets the third through
     admin("POST", "/faults", '{"seed":16,"throttle_rate":0.5}')
-    local _, err, code = aurora("status", env_for())
-    assert.equal(0, code, err)
+    exits(0, "status")
     local n, faults = calls()
     assert.equal(3, n.DescribeDBClusters)
     assert.equal(2, faults.throttle)
@@ -236,8 +222,7 @@ describe("aurora.lua status", function()
   it("retries 500 and 503 answers, then succeeds", function()
     -- seed 46 at rate 0.5: a 503, a 500, then the answer
     admin("POST", "/faults", '{"seed":46,"5xx_rate":0.5}')
-    local _, err, code = aurora("status --verbose", env_for())
-    assert.equal(0, code, err)
+    local _, err = exits(0, "status --verbose")
     local n, faults = calls()
     assert.equal(3, n.DescribeDBClusters)
     assert.equal(2, faults["5xx"])
@@ -247,10 +232,7 @@ describe("aurora.lua status", function()
 
   it("gives up after AWS_MAX_ATTEMPTS throttled attempts", function()
     admin("POST", "/faults", '{"throttle_rate":1}')
-    local _, err, code = aurora("status", env_for { AWS_MAX_ATTEMPTS = "2" })
-    assert.equal(1, code)
-    contains(err, "Throttling: Rate exceeded")
-    contains(err, "2 attempts")
+    exits(1, "status", { AWS_MAX_ATTEMPTS = "2" }, { "Throttling: Rate exceeded", "2 attempts" })
     assert.equal(2, calls().DescribeDBClusters)
   end)
 end)
@@ -260,96 +242,76 @@ describe("aurora.lua credentials and endpoints", function()
     local token = "IQoJb3JpZ2luX2VjEAURORASPECTOKEN//////////wEaCXVzLWVhc3QtMSJHMEUCIQ"
     local svc = S:extra_service { session_token = token }
     finally(svc.stop)
-    local out, err, code = aurora("status --verbose", env_for { AWS_SESSION_TOKEN = token,
-      AWS_ENDPOINT_URL_RDS = svc.endpoint })
-    assert.equal(0, code, err)
+    local out, err = exits(0, "status --verbose", { AWS_SESSION_TOKEN = token, AWS_ENDPOINT_URL_RDS = svc.endpoint })
     not_contains(out .. err, token)
     not_contains(out .. err, S.env.AWS_SECRET_ACCESS_KEY)
     contains(err, "endpoint " .. svc.endpoint .. " (AWS_ENDPOINT_URL_RDS)")
     -- the service requires that token: without it the same call is refused
-    out, err, code = aurora("status", env_for { AWS_ENDPOINT_URL_RDS = svc.endpoint })
-    assert.equal(1, code, out)
-    contains(err, "InvalidClientTokenId")
-    contains(err, "the access key is not known")
+    exits(1, "status", { AWS_ENDPOINT_URL_RDS = svc.endpoint },
+      { "InvalidClientTokenId", "the access key is not known" })
   end)
 
   it("fails on a wrong secret key with the fix, without showing the key", function()
-    local out, err, code = aurora("status", env_for { AWS_SECRET_ACCESS_KEY = "wrong/Secret+Key0000000000000000" })
-    assert.equal(1, code, out)
-    contains(err, "SignatureDoesNotMatch")
-    contains(err, "the secret key does not match")
+    local out, err = exits(1, "status", { AWS_SECRET_ACCESS_KEY = "wrong/Secret+Key0000000000000000" },
+      { "SignatureDoesNotMatch", "the secret key does not match" })
     not_contains(out .. err, "wrong/Secret+Key")
     assert.equal(0, calls().DescribeDBClusters) -- refused before the action
   end)
 
   it("takes credentials from the shared credentials file (the same chain as the Data API)", function()
-    local _, err, code = aurora("status", env_for {
+    exits(0, "status", {
       AWS_ACCESS_KEY_ID = false, AWS_SECRET_ACCESS_KEY = false, AWS_PROFILE = "alex",
       HOME_FILES = { [".aws/credentials"] = ("[alex]\naws_access_key_id = %s\naws_secret_access_key = %s\n")
         :format(S.env.AWS_ACCESS_KEY_ID, S.env.AWS_SECRET_ACCESS_KEY) },
     })
-    assert.equal(0, code, err)
     assert.equal(1, calls().DescribeDBClusters)
   end)
 
   it("says how to fix missing credentials", function()
-    local _, err, code = aurora("status", env_for { AWS_ACCESS_KEY_ID = false, AWS_SECRET_ACCESS_KEY = false })
-    assert.equal(1, code)
-    contains(err, "CredentialsError")
-    contains(err, "AWS_ACCESS_KEY_ID")
+    exits(1, "status", { AWS_ACCESS_KEY_ID = false, AWS_SECRET_ACCESS_KEY = false },
+      { "CredentialsError", "AWS_ACCESS_KEY_ID" })
     assert.equal(0, calls().DescribeDBClusters)
   end)
 
   it("prefers AWS_ENDPOINT_URL_RDS to AWS_ENDPOINT_URL, ignores the Data API's override", function()
     local dead = "http://127.0.0.1:" .. servers.free_port()
-    local _, err, code = aurora("status", env_for { AWS_ENDPOINT_URL = dead, AWS_ENDPOINT_URL_RDS_DATA = dead })
-    assert.equal(0, code, err)
+    exits(0, "status", { AWS_ENDPOINT_URL = dead, AWS_ENDPOINT_URL_RDS_DATA = dead })
     assert.equal(1, calls().DescribeDBClusters)
   end)
 
   it("uses AWS_ENDPOINT_URL when there is no RDS-specific one", function()
-    local _, err, code = aurora("status", env_for { AWS_ENDPOINT_URL_RDS = false,
-      AWS_ENDPOINT_URL = S.env.AWS_ENDPOINT_URL_RDS })
-    assert.equal(0, code, err)
+    exits(0, "status", { AWS_ENDPOINT_URL_RDS = false, AWS_ENDPOINT_URL = S.env.AWS_ENDPOINT_URL_RDS })
     assert.equal(1, calls().DescribeDBClusters)
   end)
 
   it("lets --endpoint win over the environment, and --cluster over AURORA_CLUSTER_ARN", function()
     local dead = "http://127.0.0.1:" .. servers.free_port()
     local from = log_size()
-    local _, err, code = aurora("--endpoint " .. S.env.AWS_ENDPOINT_URL_RDS .. " --cluster ALEX-LOCAL status",
-      env_for { AWS_ENDPOINT_URL_RDS = dead, AURORA_CLUSTER_ARN = false })
-    assert.equal(0, code, err)
+    exits(0, "--endpoint " .. S.env.AWS_ENDPOINT_URL_RDS .. " --cluster ALEX-LOCAL status",
+      { AWS_ENDPOINT_URL_RDS = dead, AURORA_CLUSTER_ARN = false })
     assert.equal("ALEX-LOCAL", logged(from)[1].DBClusterIdentifier) -- identifiers are not case-sensitive
   end)
 
   it("reports an unreachable endpoint as a transport error with the fix", function()
     local dead = "http://127.0.0.1:" .. servers.free_port()
-    local _, err, code = aurora("status", env_for { AWS_ENDPOINT_URL_RDS = dead, AWS_MAX_ATTEMPTS = "1" })
-    assert.equal(1, code)
-    contains(err, "TransportError")
-    contains(err, "AWS_ENDPOINT_URL_RDS")
+    exits(1, "status", { AWS_ENDPOINT_URL_RDS = dead, AWS_MAX_ATTEMPTS = "1" },
+      { "TransportError", "AWS_ENDPOINT_URL_RDS" })
   end)
 
   it("exits 2 with what to set when no cluster is configured", function()
-    local _, err, code = aurora("status", env_for { AURORA_CLUSTER_ARN = false })
-    assert.equal(2, code)
-    contains(err, "AURORA_CLUSTER_ARN")
+    exits(2, "status", { AURORA_CLUSTER_ARN = false }, { "AURORA_CLUSTER_ARN" })
   end)
 
   it("exits 2 on a malformed cluster ARN", function()
-    local _, err, code = aurora("status", env_for {
-      AURORA_CLUSTER_ARN = "arn:aws:rds:us-east-1:000000000000:db:alex-local-instance-1" })
-    assert.equal(2, code)
-    contains(err, "DB instance ARN")
+    exits(2, "status", { AURORA_CLUSTER_ARN = "arn:aws:rds:us-east-1:000000000000:db:alex-local-instance-1" },
+      { "DB instance ARN" })
   end)
 end)
 
 describe("aurora.lua pause", function()
   it("sends ModifyDBCluster with MinCapacity=0, the current maximum and the auto-pause delay", function()
     local from = log_size()
-    local out, err, code = aurora("pause", env_for())
-    assert.equal(0, code, err)
+    local out = exits(0, "pause")
     local p = logged(from)
     assert.same({ "DescribeDBClusters", "ModifyDBCluster" }, { p[1].Action, p[2] and p[2].Action })
     local m = p[2]
@@ -366,13 +328,10 @@ describe("aurora.lua pause", function()
   end)
 
   it("takes the delay from --seconds-until-auto-pause and checks its range", function()
-    local _, err, code = aurora("pause --seconds-until-auto-pause 900", env_for())
-    assert.equal(0, code, err)
+    exits(0, "pause --seconds-until-auto-pause 900")
     assert.equal(900, client():describe_cluster().seconds_until_auto_pause)
     assert(S:reset_stats())
-    _, err, code = aurora("pause --seconds-until-auto-pause 60", env_for())
-    assert.equal(2, code)
-    contains(err, "300 to 86400")
+    exits(2, "pause --seconds-until-auto-pause 60", nil, { "300 to 86400" })
     -- the refused one only described the cluster
     local n = calls()
     assert.same({ 1, 0 }, { n.DescribeDBClusters, n.ModifyDBCluster })
@@ -381,8 +340,7 @@ describe("aurora.lua pause", function()
   it("changes nothing when the cluster already auto-pauses", function()
     set_scaling(0, 2, 600)
     assert(S:reset_stats())
-    local out, err, code = aurora("pause --seconds-until-auto-pause 600", env_for())
-    assert.equal(0, code, err)
+    local out = exits(0, "pause --seconds-until-auto-pause 600")
     contains(out, "already scales to 0 ACUs")
     local n = calls()
     assert.same({ 1, 0 }, { n.DescribeDBClusters, n.ModifyDBCluster })
@@ -392,9 +350,7 @@ describe("aurora.lua pause", function()
     -- a service reporting Aurora PostgreSQL 15.4, which cannot scale to 0 ACUs
     local svc = S:extra_service { engine_version = "15.4", log_level = "debug" }
     finally(svc.stop)
-    local _, err, code = aurora("pause", env_for { AWS_ENDPOINT_URL_RDS = svc.endpoint })
-    assert.equal(2, code)
-    contains(err, "15.4, which cannot scale to 0 ACUs")
+    exits(2, "pause", { AWS_ENDPOINT_URL_RDS = svc.endpoint }, { "15.4, which cannot scale to 0 ACUs" })
     local log = servers.read_file(svc.log) or ""
     contains(log, "rds: Action=DescribeDBClusters")
     not_contains(log, "rds: Action=ModifyDBCluster")
@@ -407,10 +363,7 @@ describe("aurora.lua pause", function()
 
   it("reports a busy cluster with the fix", function()
     admin("POST", "/cluster", '{"status":"modifying"}')
-    local out, err, code = aurora("pause", env_for())
-    assert.equal(1, code, out)
-    contains(err, "InvalidDBClusterStateFault")
-    contains(err, "aurora.lua wait")
+    exits(1, "pause", nil, { "InvalidDBClusterStateFault", "aurora.lua wait" })
     local n = calls()
     assert.same({ 1, 1 }, { n.DescribeDBClusters, n.ModifyDBCluster })
     assert.equal(0.5, client():describe_cluster().min_capacity) -- nothing changed
@@ -421,8 +374,7 @@ describe("aurora.lua pause", function()
     admin("POST", "/cluster", '{"modify_describes":1}')
     finally(function() admin("POST", "/cluster", '{"modify_describes":0}') end)
     local from = log_size()
-    local out, err, code = aurora("pause --wait --interval 0.05", env_for())
-    assert.equal(0, code, err)
+    local out = exits(0, "pause --wait --interval 0.05")
     local actions = {}
     for i, p in ipairs(logged(from)) do actions[i] = p.Action end
     assert.same({ "DescribeDBClusters", "ModifyDBCluster", "DescribeDBClusters", "DescribeDBClusters" }, actions)
@@ -435,8 +387,7 @@ describe("aurora.lua resume", function()
   it("restores the minimum from ALEX_MIN_CAPACITY, without an auto-pause delay", function()
     set_scaling(0, 2, 600)
     local from = log_size()
-    local out, err, code = aurora("resume", env_for { ALEX_MIN_CAPACITY = "1" })
-    assert.equal(0, code, err)
+    local out = exits(0, "resume", { ALEX_MIN_CAPACITY = "1" })
     local m = logged(from)[2]
     assert.equal("ModifyDBCluster", m.Action)
     assert.equal("1", m["ServerlessV2ScalingConfiguration.MinCapacity"])
@@ -450,11 +401,9 @@ describe("aurora.lua resume", function()
 
   it("defaults to 0.5 ACU, and --min-capacity wins over ALEX_MIN_CAPACITY", function()
     set_scaling(0, 2)
-    local _, err, code = aurora("resume", env_for())
-    assert.equal(0, code, err)
+    exits(0, "resume")
     assert.equal(0.5, client():describe_cluster().min_capacity)
-    _, err, code = aurora("resume --min-capacity 1.5", env_for { ALEX_MIN_CAPACITY = "1" })
-    assert.equal(0, code, err)
+    exits(0, "resume --min-capacity 1.5", { ALEX_MIN_CAPACITY = "1" })
     assert.equal(1.5, client():describe_cluster().min_capacity)
   end)
 
@@ -463,17 +412,14 @@ describe("aurora.lua resume", function()
     assert(S:reset_stats())
     local cases = { { "0", "0.5 to 128" }, { "0.7", "steps of 0.5" }, { "4", "above the cluster's maximum" } }
     for _, case in ipairs(cases) do
-      local _, err, code = aurora("resume --min-capacity " .. case[1], env_for())
-      assert.equal(2, code)
-      contains(err, case[2])
+      exits(2, "resume --min-capacity " .. case[1], nil, { case[2] })
     end
     local n = calls()
     assert.same({ 3, 0 }, { n.DescribeDBClusters, n.ModifyDBCluster })
   end)
 
   it("changes nothing when the minimum is already there", function()
-    local out, err, code = aurora("resume", env_for())
-    assert.equal(0, code, err)
+    local out = exits(0, "resume")
     contains(out, "already has minimum capacity 0.5 ACU")
     local n = calls()
     assert.same({ 1, 0 }, { n.DescribeDBClusters, n.ModifyDBCluster })
@@ -483,8 +429,7 @@ end)
 describe("aurora.lua wait", function()
   it("polls until the cluster is available", function()
     admin("POST", "/cluster", '{"status":"modifying","for_describes":2}')
-    local out, err, code = aurora("wait --interval 0.05", env_for())
-    assert.equal(0, code, err)
+    local out = exits(0, "wait --interval 0.05")
     -- three polls, two sleeps
     assert.equal(3, calls().DescribeDBClusters)
     local first, second = out:find("\n  modifying", 1, true), out:find("\n  available", 1, true)
@@ -502,30 +447,23 @@ describe("aurora.lua wait", function()
 
   it("times out while the cluster stays busy, exit 1", function()
     admin("POST", "/cluster", '{"status":"modifying"}')
-    local _, err, code = aurora("wait --interval 0.05 --timeout 0.3", env_for())
-    assert.equal(1, code)
-    contains(err, "Timeout")
-    contains(err, "still modifying")
+    exits(1, "wait --interval 0.05 --timeout 0.3", nil, { "Timeout", "still modifying" })
     assert.is_true(calls().DescribeDBClusters >= 3)
   end)
 
   it("stops at once on a stopped cluster, with the command that starts it", function()
     admin("POST", "/cluster", '{"status":"stopped"}')
-    local _, err, code = aurora("wait --interval 0.05", env_for())
-    assert.equal(1, code)
-    contains(err, "status stopped")
-    contains(err, "aws rds start-db-cluster --db-cluster-identifier alex-local")
+    exits(1, "wait --interval 0.05", nil,
+      { "status stopped", "aws rds start-db-cluster --db-cluster-identifier alex-local" })
     assert.equal(1, calls().DescribeDBClusters)
   end)
 end)
 
 describe("aurora.lua destroy and recreate", function()
   it("print the Terraform commands and call nothing", function()
-    local out, err, code = aurora("destroy", env_for())
-    assert.equal(0, code, err)
+    local out = exits(0, "destroy")
     contains(out, "terraform -chdir=terraform destroy")
-    out, err, code = aurora("recreate", env_for())
-    assert.equal(0, code, err)
+    out = exits(0, "recreate")
     contains(out, "terraform -chdir=terraform destroy")
     contains(out, "terraform -chdir=terraform apply")
     contains(out, "terraform -chdir=terraform output -raw env_file")
@@ -541,6 +479,13 @@ describe("alex.rds settings", function()
     return rds.settings(opts)
   end
 
+  -- settings(vars) refused with a message holding `says`.
+  local function refused(vars, says)
+    local s, err = settings(vars)
+    assert.is_nil(s)
+    contains(err, says)
+  end
+
   it("defaults to the regional RDS endpoint of the cluster ARN's region", function()
     local s = assert(settings { AURORA_CLUSTER_ARN = CLUSTER_ARN:gsub("us%-east%-1", "eu-west-2") })
     assert.equal("eu-west-2", s.region)
@@ -551,10 +496,8 @@ describe("alex.rds settings", function()
   end)
 
   it("refuses a region that differs from the ARN's unless an endpoint is overridden", function()
-    local s, err = settings { AURORA_CLUSTER_ARN = CLUSTER_ARN, AWS_REGION = "eu-west-1" }
-    assert.is_nil(s)
-    contains(err, "AWS_REGION is eu-west-1")
-    s = assert(settings { AURORA_CLUSTER_ARN = CLUSTER_ARN, AWS_REGION = "eu-west-1",
+    refused({ AURORA_CLUSTER_ARN = CLUSTER_ARN, AWS_REGION = "eu-west-1" }, "AWS_REGION is eu-west-1")
+    local s = assert(settings { AURORA_CLUSTER_ARN = CLUSTER_ARN, AWS_REGION = "eu-west-1",
       AWS_ENDPOINT_URL_RDS = "http://127.0.0.1:9" })
     assert.equal("eu-west-1", s.region)
   end)
@@ -569,12 +512,8 @@ describe("alex.rds settings", function()
   end)
 
   it("refuses a malformed endpoint and an AWS_MAX_ATTEMPTS out of range", function()
-    local s, err = settings { AURORA_CLUSTER_ARN = CLUSTER_ARN, AWS_ENDPOINT_URL_RDS = "127.0.0.1:9" }
-    assert.is_nil(s)
-    contains(err, "AWS_ENDPOINT_URL_RDS")
-    s, err = settings { AURORA_CLUSTER_ARN = CLUSTER_ARN, AWS_MAX_ATTEMPTS = "0" }
-    assert.is_nil(s)
-    contains(err, "AWS_MAX_ATTEMPTS")
+    refused({ AURORA_CLUSTER_ARN = CLUSTER_ARN, AWS_ENDPOINT_URL_RDS = "127.0.0.1:9" }, "AWS_ENDPOINT_URL_RDS")
+    refused({ AURORA_CLUSTER_ARN = CLUSTER_ARN, AWS_MAX_ATTEMPTS = "0" }, "AWS_MAX_ATTEMPTS")
   end)
 
   it("parses XML strictly", function()

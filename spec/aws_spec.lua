@@ -15,10 +15,7 @@ local servers = require "servers"
 local CLUSTER = "arn:aws:rds:us-east-1:123456789012:cluster:alex-aurora-cluster"
 local SECRET = "arn:aws:secretsmanager:us-east-1:123456789012:secret:alex-aurora-credentials-AbCdEf"
 
-local function contains(s, sub)
-  assert.is_string(s)
-  assert(s:find(sub, 1, true), ("expected %q\nto contain %q"):format(s, sub))
-end
+local contains = servers.contains
 
 local home
 

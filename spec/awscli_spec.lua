@@ -13,8 +13,8 @@ local AWS = "/usr/bin/aws"
 describe("AWS CLI v2 against the local Data API service", function()
   local s, home, base_env
 
-  lazy_setup(function()
-    s = stack.start {}
+  stack.shared({}, function(started)
+    s = started
     local _, out = stack.run("mktemp -d /tmp/alex-awscli.XXXXXX")
     home = assert(out:match("^(/[^\n]+)"))
     -- A clean environment: nothing from the developer's AWS setup leaks in.
@@ -25,11 +25,7 @@ describe("AWS CLI v2 against the local Data API service", function()
       AWS_PAGER = "", AWS_EC2_METADATA_DISABLED = "true", AWS_CLI_AUTO_PROMPT = "off",
       AWS_MAX_ATTEMPTS = "1",
     }
-  end)
-
-  lazy_teardown(function()
-    if s then s:stop() end
-    if home then stack.run("rm -rf " .. shell_quote(home)) end
+    return function() stack.run("rm -rf " .. shell_quote(home)) end
   end)
 
   -- aws(op, {--option = value, ...}, env overrides, service) -> ok, decoded

@@ -16,22 +16,16 @@ local function run(cmd)
   return out, ok
 end
 
-local write = require("servers").write_file
+local servers = require "servers"
+local write = servers.write_file
 
-local function contains(s, sub)
-  assert.is_string(s)
-  assert(s:find(sub, 1, true), ("expected %q\nto contain %q"):format(s, sub))
-end
+local contains = servers.contains
 
 local home -- a fresh temporary HOME per test
 
 -- An env function over a table, with HOME pointing at the temporary one.
 local function env(t)
-  t = t or {}
-  return function(name)
-    if name == "HOME" and t.HOME == nil then return home end
-    return t[name]
-  end
+  return servers.env(t, { HOME = home })
 end
 
 local function base(extra)
@@ -46,9 +40,7 @@ local function aws_config(text)
 end
 
 local function load_ok(opts)
-  local cfg, err = config.load(opts)
-  assert(cfg, err)
-  return cfg
+  return (assert(config.load(opts)))
 end
 
 local function load_err(opts)
@@ -58,15 +50,20 @@ local function load_err(opts)
   return err
 end
 
-before_each(function()
-  local out = run("mktemp -d /tmp/alex-config-spec-XXXXXX")
-  home = out:gsub("%s+$", "")
-  assert.truthy(home:match("^/tmp/alex%-config%-spec%-"))
-end)
+before_each(function() home = servers.tmpdir() end)
+after_each(function() servers.rmtree(home) end)
 
-after_each(function()
-  if home and home:match("^/tmp/alex%-config%-spec%-") then run("rm -rf " .. home) end
-end)
+-- Each case of `cases` (value -> what the message also says) refused by
+-- config.load with the env make(value); the message names the value as `fmt`
+-- says, and holds `hint` when given.
+local function refuses(cases, make, fmt, hint)
+  for value, why in pairs(cases) do
+    local err = load_err { env = make(value) }
+    contains(err, fmt:format(value))
+    contains(err, why)
+    if hint then contains(err, hint) end
+  end
+end
 
 describe("alex.config.is_local_target", function()
   it("is true without AURORA_CLUSTER_ARN, empty or blank", function()
@@ -277,11 +274,8 @@ describe("alex.config.load", function()
         ["http://user:pw@host"] = "no path, query, user or password",
         ["http://"] = "host is missing",
       }
-      for url, why in pairs(cases) do
-        local err = load_err { env = base { AWS_ENDPOINT_URL_RDS_DATA = url } }
-        contains(err, ("AWS_ENDPOINT_URL_RDS_DATA %q is not an endpoint URL"):format(url))
-        contains(err, why)
-      end
+      refuses(cases, function(url) return base { AWS_ENDPOINT_URL_RDS_DATA = url } end,
+        "AWS_ENDPOINT_URL_RDS_DATA %q is not an endpoint URL")
       local err = load_err { env = base(), endpoint = "localhost" }
       contains(err, "option endpoint \"localhost\" is not an endpoint URL")
     end)
@@ -323,12 +317,8 @@ describe("alex.config.load", function()
         ["arn:aws:rds:us-east-1:123456789012:cluster:"] = "cluster id",
         ["arn:aws:rds:us-east-1:123456789012:snapshot:s"] = "not cluster:<cluster id>",
       }
-      for arn, why in pairs(cases) do
-        local err = load_err { env = env { AURORA_CLUSTER_ARN = arn, AURORA_SECRET_ARN = SECRET } }
-        contains(err, ("AURORA_CLUSTER_ARN is not an Aurora cluster ARN (%q)"):format(arn))
-        contains(err, why)
-        contains(err, "terraform output -raw aurora_cluster_arn")
-      end
+      refuses(cases, function(arn) return env { AURORA_CLUSTER_ARN = arn, AURORA_SECRET_ARN = SECRET } end,
+        "AURORA_CLUSTER_ARN is not an Aurora cluster ARN (%q)", "terraform output -raw aurora_cluster_arn")
       contains(load_err { env = base(), cluster_arn = "x:y" }, "option cluster_arn is not an Aurora cluster ARN")
     end)
     it("accepts the GovCloud and China partitions", function()
@@ -347,12 +337,8 @@ describe("alex.config.load", function()
         ["arn:aws:secretsmanager:us-east-1:123456789012:secret:bad name"] = "secret name \"bad name\"",
         ["arn:aws:secretsmanager:us-east-1:1234567890123:secret:x"] = "not 12 digits",
       }
-      for arn, why in pairs(cases) do
-        local err = load_err { env = env { AURORA_CLUSTER_ARN = CLUSTER, AURORA_SECRET_ARN = arn } }
-        contains(err, ("AURORA_SECRET_ARN is not a Secrets Manager secret ARN (%q)"):format(arn))
-        contains(err, why)
-        contains(err, "terraform output -raw aurora_secret_arn")
-      end
+      refuses(cases, function(arn) return env { AURORA_CLUSTER_ARN = CLUSTER, AURORA_SECRET_ARN = arn } end,
+        "AURORA_SECRET_ARN is not a Secrets Manager secret ARN (%q)", "terraform output -raw aurora_secret_arn")
       local err = load_err { env = env { AURORA_CLUSTER_ARN = CLUSTER,
         AURORA_SECRET_ARN = "arn:aws-cn:secretsmanager:cn-north-1:123456789012:secret:s" } }
       contains(err, "AURORA_SECRET_ARN is in partition aws-cn but AURORA_CLUSTER_ARN is in aws")

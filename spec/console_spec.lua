@@ -4,7 +4,6 @@
 -- terminal (tmux) line editing, history and Ctrl-C.
 local tabular = require "alex.tabular"
 local json = require "alex.json"
-local stack = require "stack"
 local servers = require "servers"
 local ops = require "dbops"
 
@@ -47,15 +46,7 @@ end)
 
 describe("scripts/console.lua", function()
   local s
-
-  lazy_setup(function()
-    s = stack.start {}
-    assert.equal(0, ops.run(s, "scripts/reset.lua", { "--with-test-data" }).code)
-  end)
-
-  lazy_teardown(function()
-    if s then s:stop() end
-  end)
+  ops.seeded_stack(function(started) s = started end)
 
   local function price(symbol)
     return assert(s:psql(("SELECT current_price FROM instruments WHERE symbol = '%s'"):format(symbol)))
@@ -115,7 +106,7 @@ describe("scripts/console.lua", function()
   describe("in a real terminal (tmux)", function()
     local tmux_ok = servers.run("command -v tmux")
 
-    -- A tmux server of the spec's own; returns send(keys...), screen(), stop().
+    -- A tmux server of the spec's own; returns send(keys...), screen(), shows(text), stop().
     local function terminal(cmd)
       local sock = "alexlua-spec-" .. tostring(os.time()) .. "-" .. math.random(1e6)
       local T = "tmux -L " .. sock
@@ -130,42 +121,37 @@ describe("scripts/console.lua", function()
         local _, out = servers.run(T .. " capture-pane -t t -p -S -100")
         return out
       end
-      function t.wait_for(text, seconds)
-        local deadline = servers.now() + (seconds or 10)
-        while servers.now() < deadline do
-          if t.screen():find(text, 1, true) then return true end
-          servers.sleep(0.05)
-        end
-        return false
+      -- asserts that the screen shows `text` within 10 s
+      function t.shows(text)
+        assert.is_true(servers.wait_until(function() return t.screen():find(text, 1, true) ~= nil end, 10, 0.05),
+          t.screen())
       end
       function t.stop() servers.run(T .. " kill-server") end
       return t
     end
 
-    local function console_command(home, extra)
-      local env = {}
-      for k, v in pairs(s.env) do env[#env + 1] = k .. "=" .. q(v) end
-      return ("cd %s && env HOME=%s NO_COLOR=1 %s %s --no-env-file scripts/console.lua %s; echo EXIT=$?; sleep 60")
-        :format(q(os.getenv("PWD") or "."), q(home), table.concat(env, " "), q(ops.ALEXLUA), extra or "")
+    local function console_command(home, args)
+      return ("cd %s && %s; echo EXIT=$?; sleep 60"):format(q(os.getenv("PWD") or "."),
+        ops.command(s, "scripts/console.lua", args, { HOME = home }))
     end
 
     it("edits lines, recalls history across sessions, and Ctrl-C stops only the running entry", function()
       if not tmux_ok then pending("tmux is not installed") return end
       local home = ops.tmpdir()
       finally(function() ops.rmdir(home) end)
-      local t = terminal(console_command(home, "--sandbox"))
+      local t = terminal(console_command(home, { "--sandbox" }))
       finally(t.stop)
-      assert.is_true(t.wait_for("alex (sandbox)>"), t.screen()) -- the pane drops trailing spaces
+      t.shows("alex (sandbox)>") -- the pane drops trailing spaces
       t.send("answer = 4 + 2", "Left", "Left", "Left", "Left", "0", "Enter") -- edited: 40 + 2
       t.send("answer", "Enter")
-      assert.is_true(t.wait_for("\n42\n"), t.screen())
+      t.shows("\n42\n")
       t.send("while true do end", "Enter")
       servers.sleep(0.5)
       t.send("C-c")
-      assert.is_true(t.wait_for("interrupted"), t.screen())
+      t.shows("interrupted")
       t.send("Up", "Up", "Enter") -- "answer" again
       t.send("C-d")
-      assert.is_true(t.wait_for("EXIT=0"), t.screen())
+      t.shows("EXIT=0")
       local screen = t.screen()
       local _, n = screen:gsub("\n42\n", "")
       assert.equal(2, n, screen)
@@ -179,11 +165,11 @@ describe("scripts/console.lua", function()
       -- a new session recalls the last one's lines
       t = terminal(console_command(home))
       finally(t.stop)
-      assert.is_true(t.wait_for("alex>"), t.screen())
+      t.shows("alex>")
       t.send("Up", "Enter")
-      assert.is_true(t.wait_for("alex> answer\nnil\n"), t.screen()) -- recalled; unset in this session
+      t.shows("alex> answer\nnil\n") -- recalled; unset in this session
       t.send("C-d")
-      assert.is_true(t.wait_for("EXIT=0"), t.screen())
+      t.shows("EXIT=0")
     end)
 
     it("alexlua -i edits lines and keeps history too", function()
@@ -193,19 +179,19 @@ describe("scripts/console.lua", function()
       local cmd = ("env HOME=%s %s --no-env-file -i; echo EXIT=$?; sleep 60"):format(q(home), q(ops.ALEXLUA))
       local t = terminal(cmd)
       finally(t.stop)
-      assert.is_true(t.wait_for("\n>"), t.screen())
+      t.shows("\n>")
       t.send("print(6 * 6)", "Enter")
-      assert.is_true(t.wait_for("\n36\n"), t.screen())
+      t.shows("\n36\n")
       t.send("C-d")
-      assert.is_true(t.wait_for("EXIT=0"), t.screen())
+      t.shows("EXIT=0")
       t.stop()
       t = terminal(cmd)
       finally(t.stop)
-      assert.is_true(t.wait_for("\n>"), t.screen())
+      t.shows("\n>")
       t.send("Up", "Enter")
-      assert.is_true(t.wait_for("\n36\n"), t.screen())
+      t.shows("\n36\n")
       t.send("C-d")
-      assert.is_true(t.wait_for("EXIT=0"), t.screen())
+      t.shows("EXIT=0")
     end)
   end)
 end)

@@ -32,19 +32,16 @@ describe("a crash blocks nothing", function()
   -- Transactions the service holds open (each one holds its locks).
   local function open_transactions() return assert(s:stats()).open_transactions end
 
-  -- Starts a reset in the background with the stack's settings and `extra`
-  -- environment; returns a handle to signal it and wait for it.
-  local function start_reset(extra)
+  -- Starts a reset in the background with the stack's settings; returns a
+  -- handle to signal it and wait for it.
+  local function start_reset()
     local dir = ops.tmpdir()
-    local vars = { NO_COLOR = "1", ALEX_JOURNAL_DIR = jdir }
-    for k, v in pairs(s.env) do vars[k] = v end
-    for k, v in pairs(extra or {}) do vars[k] = v end
-    local env = {}
-    for k, v in pairs(vars) do env[#env + 1] = k .. "=" .. q(v) end
-    -- env --default-signal: a shell starts background commands with SIGINT ignored
-    local cmd = ("( env %s env --default-signal=INT %s --no-env-file scripts/reset.lua --with-test-data" ..
-      " </dev/null >%s/out 2>%s/err & echo $! >%s/pid; wait $!; echo $? >%s/rc ) >/dev/null 2>&1 &"):format(
-      table.concat(env, " "), q(ops.ALEXLUA), q(dir), q(dir), q(dir), q(dir))
+    -- env --default-signal: a shell starts background commands with SIGINT
+    -- ignored (the default stays through the exec of the command's env)
+    local cmd = ("( env --default-signal=INT %s </dev/null >%s/out 2>%s/err & echo $! >%s/pid; wait $!;" ..
+      " echo $? >%s/rc ) >/dev/null 2>&1 &"):format(
+      ops.command(s, "scripts/reset.lua", { "--with-test-data" }, { ALEX_JOURNAL_DIR = jdir }),
+      q(dir), q(dir), q(dir), q(dir))
     assert(os.execute(cmd))
     local h = { dir = dir }
     local deadline = servers.now() + 10
@@ -57,22 +54,13 @@ describe("a crash blocks nothing", function()
     function h.err() return ops.read(dir .. "/err") or "" end
     -- waits until stdout shows `text` (a step of the reset)
     function h.wait_for(text, seconds)
-      local limit = servers.now() + (seconds or 20)
-      while servers.now() < limit do
-        if h.out():find(text, 1, true) then return true end
-        servers.sleep(0.02)
-      end
-      return false
+      return servers.wait_until(function() return h.out():find(text, 1, true) ~= nil end, seconds or 20, 0.02)
     end
     function h.signal(sig) os.execute(("kill -%s %d 2>/dev/null"):format(sig, h.pid)) end
+    -- its exit code, or nil while it runs after `seconds`
     function h.wait(seconds)
-      local limit = servers.now() + (seconds or 30)
-      while servers.now() < limit do
-        local rc = tonumber((ops.read(dir .. "/rc") or ""):match("%d+"))
-        if rc then return rc end
-        servers.sleep(0.02)
-      end
-      return nil
+      return servers.wait_until(function() return tonumber((ops.read(dir .. "/rc") or ""):match("%d+")) end,
+        seconds or 30, 0.02) or nil
     end
     function h.cleanup()
       if not h.wait(0) then h.signal("KILL") h.wait(5) end
@@ -87,15 +75,11 @@ describe("a crash blocks nothing", function()
     return ops.run(s, "scripts/reset.lua", { "--with-test-data" }, vars)
   end
 
-  lazy_setup(function()
-    s = stack.start {}
+  stack.shared({}, function(started)
+    s = started
     tmp = ops.tmpdir()
     jdir = s.env.ALEX_JOURNAL_DIR -- local.env keeps the journal in the stack's folder
-  end)
-
-  lazy_teardown(function()
-    if tmp then ops.rmdir(tmp) end
-    if s then s:stop() end
+    return function() ops.rmdir(tmp) end
   end)
 
   before_each(function()
@@ -304,12 +288,12 @@ describe("a crash blocks nothing", function()
       it(("with a 500 %s it ran is retried, even with AWS_MAX_ATTEMPTS=1, and ends the transaction")
         :format(when == "before" and "before" or "after"), function()
         local conn = through_proxy(when, { max_attempts = 1 })
-        local ok, err = pcall(conn.transaction, conn, function(tx)
-          tx:execute("UPDATE instruments SET current_price = current_price + 1")
-          error("the block fails", 0)
-        end)
-        assert.is_false(ok)
-        assert.equal("the block fails", err)
+        assert.has_error(function()
+          conn:transaction(function(tx)
+            tx:execute("UPDATE instruments SET current_price = current_price + 1")
+            error("the block fails", 0)
+          end)
+        end, "the block fails")
         local log = ops.read(proxy.log)
         assert.matches("RollbackTransaction failed%-" .. when, log)
         if when == "before" then

@@ -9,7 +9,6 @@ local cjson = require "cjson"
 
 local HERE = debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or "spec"
 local SERVER_SCRIPT = HERE .. "/support/fake_metadata_server.py"
-local PYTHON = "/usr/bin/python3"
 local ALEXLUA = os.getenv("ALEXLUA") or arg[-1]
 
 -- Every secret and token in these specs carries one of these markers, so a
@@ -24,11 +23,6 @@ local function no_secret(s)
   return s
 end
 
-local function contains(s, sub)
-  assert.is_string(s)
-  assert(s:find(sub, 1, true), ("expected %q\nto contain %q"):format(s, sub))
-end
-
 local function run(cmd)
   local p = assert(io.popen(cmd, "r"))
   local out = p:read("a")
@@ -37,28 +31,15 @@ local function run(cmd)
 end
 
 local servers = require "servers"
+local contains = servers.contains
 local write = servers.write_file
 local function read(path) return servers.read_file(path) or "" end
 
-local function mktemp(prefix)
-  local dir = run("mktemp -d /tmp/" .. prefix .. "-XXXXXX"):gsub("%s+$", "")
-  assert(dir:match("^/tmp/" .. prefix:gsub("%-", "%%-") .. "%-"))
-  return dir
-end
-
-local function rmtree(dir)
-  if dir and dir:match("^/tmp/alex%-") then run("rm -rf '" .. dir .. "'") end
-end
-
 local home -- a fresh temporary HOME per test
 
+-- An env function over t, in the temporary HOME, with no stray IMDS calls.
 local function env(t)
-  t = t or {}
-  return function(name)
-    if name == "HOME" and t.HOME == nil then return home end
-    if name == "AWS_EC2_METADATA_DISABLED" and t[name] == nil then return "true" end -- no stray IMDS calls
-    return t[name]
-  end
+  return servers.env(t, { HOME = home, AWS_EC2_METADATA_DISABLED = "true" })
 end
 
 local function aws_file(name, text)
@@ -67,9 +48,7 @@ local function aws_file(name, text)
 end
 
 local function get_ok(provider)
-  local c, err = provider:get()
-  assert(c, err)
-  return c
+  return (assert(provider:get()))
 end
 
 local function get_err(provider)
@@ -100,8 +79,8 @@ local function count(dir)
   return tonumber((read(dir .. "/count"):gsub("%s", ""))) or 0
 end
 
-before_each(function() home = mktemp("alex-creds-spec") end)
-after_each(function() rmtree(home) end)
+before_each(function() home = servers.tmpdir() end)
+after_each(function() servers.rmtree(home) end)
 
 describe("credentials.parse_iso8601", function()
   it("reads UTC, fractions and offsets without local-time pitfalls", function()
@@ -270,6 +249,16 @@ describe("credential_process", function()
   local dir
   before_each(function() dir = home end)
 
+  -- The chain over process_script(dir, base) (`redirect` after the command),
+  -- with `opts`, at a time the case moves with at(t); it starts at base.
+  local function clocked_chain(base, opts, redirect)
+    aws_file("config", "[default]\ncredential_process = " .. process_script(dir, base) .. (redirect or "") .. "\n")
+    local t = base
+    local o = { env = env(), now = function() return t end }
+    for k, v in pairs(opts or {}) do o[k] = v end
+    return credentials.chain(o), function(v) t = v end
+  end
+
   it("runs the command and reads its JSON", function()
     local script = process_script(dir, 2000000000)
     aws_file("config", "[default]\ncredential_process = " .. script .. " --flag\n")
@@ -338,20 +327,18 @@ describe("credential_process", function()
   end)
   it("is cached, refreshed inside the refresh window and after expiry, and on invalidate", function()
     local base = 100000
-    aws_file("config", "[default]\ncredential_process = " .. process_script(dir, base) .. "\n")
-    local t = base
-    local p = credentials.chain { env = env(), now = function() return t end }
+    local p, at = clocked_chain(base)
     local c = get_ok(p)                                   -- run 1, expires base + 1000
     assert.are.equal("AKIDPROCESS0001", c.access_key)
-    t = base + 600                                        -- 400 s left: cached
+    at(base + 600)                                        -- 400 s left: cached
     assert.are.equal(c, get_ok(p))
     assert.are.equal(1, count(dir))
-    t = base + 701                                        -- 299 s left: inside the 300 s window
+    at(base + 701)                                        -- 299 s left: inside the 300 s window
     c = get_ok(p)
     assert.are.same({ "AKIDPROCESS0002", base + 2000, 2 }, { c.access_key, c.expiration, count(dir) })
-    t = base + 702
+    at(base + 702)
     assert.are.equal(c, get_ok(p))
-    t = base + 2500                                       -- expired: must refresh
+    at(base + 2500)                                       -- expired: must refresh
     assert.are.equal("AKIDPROCESS0003", get_ok(p).access_key)
     p:invalidate()
     assert.are.equal("AKIDPROCESS0004", get_ok(p).access_key)
@@ -359,25 +346,21 @@ describe("credential_process", function()
   end)
   it("honours a custom refresh window", function()
     local base = 100000
-    aws_file("config", "[default]\ncredential_process = " .. process_script(dir, base) .. "\n")
-    local t = base
-    local p = credentials.chain { env = env(), now = function() return t end, refresh_window = 10 }
+    local p, at = clocked_chain(base, { refresh_window = 10 })
     get_ok(p)
-    t = base + 989
+    at(base + 989)
     assert.are.equal("AKIDPROCESS0001", get_ok(p).access_key)
-    t = base + 991
+    at(base + 991)
     assert.are.equal("AKIDPROCESS0002", get_ok(p).access_key)
   end)
   it("keeps still-valid credentials when a refresh fails, and errors once they expire", function()
     local base = 100000
-    aws_file("config", "[default]\ncredential_process = " .. process_script(dir, base) .. " 2>/dev/null\n")
-    local t = base
-    local p = credentials.chain { env = env(), now = function() return t end }
+    local p, at = clocked_chain(base, nil, " 2>/dev/null")
     local c = get_ok(p)
     write(dir .. "/fail", "")
-    t = base + 800
+    at(base + 800)
     assert.are.equal(c, get_ok(p)) -- refresh failed, 200 s of validity left
-    t = base + 1001
+    at(base + 1001)
     contains(get_err(p), "failed with exit status 3")
     os.remove(dir .. "/fail")
     assert.are.equal("AKIDPROCESS0002", get_ok(p).access_key)
@@ -397,19 +380,13 @@ describe("over HTTP", function()
     return list
   end
 
-  local function free_port()
-    local out = run(PYTHON .. [[ -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0));]]
-      .. [[ print(s.getsockname()[1]); s.close()']])
-    return assert(tonumber(out))
-  end
-
   lazy_setup(function()
-    server.dir = mktemp("alex-metadata-server")
+    server.dir = servers.tmpdir()
     server.state = server.dir .. "/state.json"
     server.log = server.dir .. "/requests.log"
     write(server.state, "{}")
-    server.handle = assert(io.popen(("exec %s %s --state %s --log %s"):format(PYTHON, SERVER_SCRIPT, server.state,
-      server.log), "r"))
+    server.handle = assert(io.popen(("exec %s %s --state %s --log %s"):format(servers.PYTHON, SERVER_SCRIPT,
+      server.state, server.log), "r"))
     local line = server.handle:read("l")
     local port, pid = (line or ""):match("^(%d+) (%d+)$")
     assert(port, "the metadata server did not start")
@@ -420,7 +397,7 @@ describe("over HTTP", function()
   lazy_teardown(function()
     if server.pid then os.execute("kill " .. server.pid) end
     if server.handle then server.handle:close() end
-    rmtree(server.dir)
+    if server.dir then servers.rmtree(server.dir) end
   end)
 
   before_each(function()
@@ -494,7 +471,7 @@ describe("over HTTP", function()
       end
       assert.are.equal(0, #requests())
       -- https may go anywhere: this one is tried (and fails to connect), not refused
-      local https = "https://127.0.0.1:" .. free_port() .. "/creds"
+      local https = "https://127.0.0.1:" .. servers.free_port() .. "/creds"
       local err = get_err(credentials.chain { env = env { AWS_CONTAINER_CREDENTIALS_FULL_URI = https } })
       contains(err, "container credentials endpoint " .. https:gsub("/creds$", "")
         .. " (AWS_CONTAINER_CREDENTIALS_FULL_URI): ")
@@ -583,7 +560,7 @@ describe("over HTTP", function()
       contains(err, ("6. EC2 instance metadata (IMDS) at %s: not reachable"):format(server.url))
       assert(elapsed < 2.5, ("took %.2f s"):format(elapsed))
       set_state {}
-      local closed = "http://127.0.0.1:" .. free_port()
+      local closed = "http://127.0.0.1:" .. servers.free_port()
       t0 = clock.monotonic()
       err = get_err(credentials.chain { env = imds_env(), imds_endpoint = closed })
       contains(err, closed .. ": not reachable")

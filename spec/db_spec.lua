@@ -1,18 +1,11 @@
 -- alex.db against the local stack: a real PostgreSQL behind the local Data API
 -- service, reached through the same signing and HTTP code as Aurora.
-local stack = require "stack"
 local servers = require "servers"
+local ops = require "dbops"
 local db = require "alex.db"
 local errors = require "alex.errors"
 local ini = require "alex.ini"
 local sigv4 = require "alex.sigv4"
-
-local function connect(s, extra)
-  local opts = { env = function(k) return s.env[k] end, retry_base = 0.01, resume_base = 0.01,
-                 resume_timeout = 5, quiet = true }
-  for k, v in pairs(extra or {}) do opts[k] = v end
-  return assert(db.connect(opts))
-end
 
 local function count_calls(s, op)
   return s:stats().operations[op]
@@ -21,9 +14,8 @@ end
 describe("alex.db", function()
   local s, conn
 
-  lazy_setup(function()
-    s = stack.start { tx_idle_timeout = 2 }
-    conn = connect(s)
+  ops.connected_stack({ tx_idle_timeout = 2 }, function(...)
+    s, conn = ...
     conn:execute([[CREATE TABLE types_t (
       id serial PRIMARY KEY, i2 int2, i4 int4, i8 int8, f4 float4, f8 float8, num numeric(20,6),
       b bool, t text, vc varchar(40), ch char(5), u uuid, d date, tm time, ts timestamp, tstz timestamptz,
@@ -31,15 +23,9 @@ describe("alex.db", function()
     conn:execute("CREATE TABLE items (id int PRIMARY KEY, name text NOT NULL, pad text)")
   end)
 
-  lazy_teardown(function()
-    if conn then conn:close() end
-    if s then s:stop() end
-  end)
-
   before_each(function()
     conn:execute("TRUNCATE items")
-    s:set_faults { throttle_rate = 0, resuming_rate = 0, ["5xx_rate"] = 0, drop_rate = 0, drop_after_rate = 0,
-                   latency_ms = 0 }
+    ops.no_faults(s)
   end)
 
   describe("types", function()
@@ -148,6 +134,14 @@ describe("alex.db", function()
   end)
 
   describe("transactions", function()
+    -- conn:transaction(block) raises and keeps nothing it wrote; returns the error.
+    local function rolled_back(block)
+      local ok, err = pcall(conn.transaction, conn, block)
+      assert.is_false(ok)
+      assert.equal(0, conn:query_one("SELECT count(*) AS n FROM items").n)
+      return err
+    end
+
     it("commits on return", function()
       local result = conn:transaction(function(tx)
         tx:execute("INSERT INTO items (id, name) VALUES (1, 'a')")
@@ -159,23 +153,17 @@ describe("alex.db", function()
     end)
 
     it("rolls back on error and raises it again", function()
-      local ok, err = pcall(conn.transaction, conn, function(tx)
+      assert.matches("script failed here", rolled_back(function(tx)
         tx:execute("INSERT INTO items (id, name) VALUES (1, 'a')")
         error("script failed here")
-      end)
-      assert.is_false(ok)
-      assert.matches("script failed here", err)
-      assert.equal(0, conn:query_one("SELECT count(*) AS n FROM items").n)
+      end))
     end)
 
     it("rolls back when a statement fails", function()
-      local ok, err = pcall(conn.transaction, conn, function(tx)
+      assert.equal("23505", rolled_back(function(tx)
         tx:execute("INSERT INTO items (id, name) VALUES (1, 'a')")
         tx:execute("INSERT INTO items (id, name) VALUES (1, 'duplicate')")
-      end)
-      assert.is_false(ok)
-      assert.equal("23505", err.sqlstate)
-      assert.equal(0, conn:query_one("SELECT count(*) AS n FROM items").n)
+      end).sqlstate)
     end)
 
     it("uses savepoints for nested blocks", function()
@@ -449,7 +437,7 @@ describe("alex.db", function()
   describe("retries under fault injection", function()
     it("retries throttling, 5xx and dropped connections without losing or doubling rows", function()
       s:set_faults { seed = 7, throttle_rate = 0.15, ["5xx_rate"] = 0.1, drop_rate = 0.1 }
-      local c = connect(s, { max_attempts = 8 })
+      local c = ops.connect(s, { max_attempts = 8 })
       for i = 1, 60 do -- an upsert may be repeated safely: say so with idempotent
         c:execute("INSERT INTO items (id, name) VALUES (:id, :name) ON CONFLICT (id) DO NOTHING",
           { id = i, name = "r" .. i }, { idempotent = true })
@@ -464,7 +452,7 @@ describe("alex.db", function()
 
     it("waits for a resuming cluster", function()
       s:set_faults { seed = 3, resuming_rate = 0.5 }
-      local c = connect(s)
+      local c = ops.connect(s)
       for i = 1, 20 do
         c:execute("INSERT INTO items (id, name) VALUES (:id, 'x')", { id = i })
       end
@@ -475,7 +463,7 @@ describe("alex.db", function()
 
     it("retries a plain write only when it cannot have run", function()
       s:set_faults { seed = 11, throttle_rate = 0.3 } -- refused before running: always safe
-      local c = connect(s, { max_attempts = 10 })
+      local c = ops.connect(s, { max_attempts = 10 })
       for i = 1, 30 do c:execute("INSERT INTO items (id, name) VALUES (:id, 'x')", { id = i }) end
       s:set_faults { throttle_rate = 0 }
       assert.equal(30, conn:query_one("SELECT count(*) AS n FROM items").n)
@@ -484,7 +472,7 @@ describe("alex.db", function()
 
     it("does not repeat a write whose outcome is unknown", function()
       s:set_faults { seed = 1, drop_after_rate = 1 }
-      local c = connect(s, { max_attempts = 5 })
+      local c = ops.connect(s, { max_attempts = 5 })
       local ok, err = pcall(c.execute, c, "INSERT INTO items (id, name) VALUES (1, 'once')")
       s:set_faults { drop_after_rate = 0 }
       assert.is_false(ok)
@@ -494,7 +482,7 @@ describe("alex.db", function()
     end)
 
     it("does not let the HTTP layer resend a write on a reused connection", function()
-      local c = connect(s, { max_attempts = 5 })
+      local c = ops.connect(s, { max_attempts = 5 })
       c:query("SELECT 1") -- the connection is now kept alive and will be reused
       s:reset_stats()
       s:set_faults { seed = 1, drop_after_rate = 1 }
@@ -508,7 +496,7 @@ describe("alex.db", function()
 
     it("gives up after AWS_MAX_ATTEMPTS with the last error", function()
       s:set_faults { seed = 2, throttle_rate = 1 }
-      local c = connect(s, { max_attempts = 2 })
+      local c = ops.connect(s, { max_attempts = 2 })
       s:reset_stats()
       local ok, err = pcall(c.query, c, "SELECT 1")
       s:set_faults { throttle_rate = 0 }
@@ -535,7 +523,7 @@ describe("alex.db", function()
 
     it("logs every call with debug = true, without ALEX_DEBUG; debug = false silences ALEX_DEBUG", function()
       local lines, log = recorder()
-      local c = connect(s, { debug = true, log = log,
+      local c = ops.connect(s, { debug = true, log = log,
                              env = env_with { ALEX_DEBUG = false, AWS_RETRY_MODE = "legacy" } })
       assert.equal("AWS_RETRY_MODE is legacy: alexlua retries in the standard mode (full-jitter backoff,"
         .. " max_attempts 3)", lines[1])
@@ -543,11 +531,11 @@ describe("alex.db", function()
       assert.matches('^ExecuteStatement "SELECT 1 AS one WHERE 1 = :x" params=x %-> 200 attempt 1 [%d.]+ ms$',
         lines[#lines])
       local quiet = {}
-      c = connect(s, { debug = false, log = function(l) quiet[#quiet + 1] = l end,
+      c = ops.connect(s, { debug = false, log = function(l) quiet[#quiet + 1] = l end,
                        env = env_with { ALEX_DEBUG = "1" } })
       c:query("SELECT 1")
       assert.same({}, quiet)
-      c = connect(s, { log = function(l) quiet[#quiet + 1] = l end, env = env_with { ALEX_DEBUG = "1" } })
+      c = ops.connect(s, { log = function(l) quiet[#quiet + 1] = l end, env = env_with { ALEX_DEBUG = "1" } })
       c:query("SELECT 1")
       assert.equal(1, #quiet)
     end)
@@ -555,7 +543,7 @@ describe("alex.db", function()
     it("backs off through the sleep it was given: full jitter, doubling, capped at 20 s", function()
       s:set_faults { seed = 2, throttle_rate = 1 }
       local slept, sleep = recorder()
-      local c = connect(s, { max_attempts = 5, retry_base = 6, random = function() return 0.5 end, sleep = sleep })
+      local c = ops.connect(s, { max_attempts = 5, retry_base = 6, random = function() return 0.5 end, sleep = sleep })
       local ok, err = pcall(c.query, c, "SELECT 1")
       s:set_faults { throttle_rate = 0 }
       assert.is_false(ok)
@@ -565,7 +553,7 @@ describe("alex.db", function()
 
     it("backs off through the same sleep before running a whole transaction again", function()
       local slept, sleep = recorder()
-      local c = connect(s, { retry_base = 0.4, random = function() return 0.5 end, sleep = sleep })
+      local c = ops.connect(s, { retry_base = 0.4, random = function() return 0.5 end, sleep = sleep })
       local runs = 0
       c:transaction(function(tx)
         runs = runs + 1
@@ -580,7 +568,7 @@ describe("alex.db", function()
     end)
 
     it("signs again at the server's time when the local clock is an hour slow", function()
-      local c = connect(s, { now = function() return os.time() - 3600 end })
+      local c = ops.connect(s, { now = function() return os.time() - 3600 end })
       assert.equal(1, c:query_one("SELECT 1 AS one").one)
       assert.equal(1, c:stats().retries)
       assert.equal(1, c:query_one("SELECT 1 AS one").one) -- the correction stays
@@ -592,7 +580,7 @@ describe("alex.db", function()
       sigv4.signer = function(...) made = made + 1 return real(...) end
       local keys = { access_key = "AKIDOTHERKEY0000", secret_key = "otherSecretKey0000", source = "spec" }
       local ok, err = pcall(function()
-        local c = connect(s, { credentials = { get = function() return keys end } })
+        local c = ops.connect(s, { credentials = { get = function() return keys end } })
         local first_ok, first = pcall(c.query, c, "SELECT 1")
         assert.is_false(first_ok)
         assert.equal("UnrecognizedClientException", first.name)
@@ -610,7 +598,7 @@ describe("alex.db", function()
     it("sends no token once the credentials have none, after ones that had", function()
       local keys = { access_key = s.env.AWS_ACCESS_KEY_ID, secret_key = s.env.AWS_SECRET_ACCESS_KEY,
                      session_token = "a-token-this-stack-does-not-expect", source = "spec" }
-      local c = connect(s, { credentials = { get = function() return keys end } })
+      local c = ops.connect(s, { credentials = { get = function() return keys end } })
       local ok, err = pcall(c.query, c, "SELECT 1")
       assert.is_false(ok)
       assert.equal("UnrecognizedClientException", err.name)
@@ -619,7 +607,7 @@ describe("alex.db", function()
     end)
 
     it("reports keys it cannot sign with as a CredentialsError, without the secret", function()
-      local c = connect(s, { credentials = { get = function()
+      local c = ops.connect(s, { credentials = { get = function()
         return { access_key = "AKID WITH BLANKS", secret_key = "neverShownSecret", source = "spec" }
       end } })
       local ok, err = pcall(c.query, c, "SELECT 1")

@@ -16,17 +16,11 @@ describe("data fixes", function()
   local function run(script, args, extra) return ops.run(s, script, args, extra) end
   local function value(sql) return (assert(s:psql(sql))) end
 
-  lazy_setup(function()
-    s = stack.start {}
-  end)
-
-  lazy_teardown(function()
-    if s then s:stop() end
-  end)
+  stack.shared({}, function(started) s = started end)
 
   before_each(function()
     ops.no_faults(s)
-    assert.equal(0, run("scripts/reset.lua", { "--with-test-data" }).code)
+    ops.seed(s)
   end)
 
   local function price(symbol)

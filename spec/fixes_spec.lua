@@ -9,16 +9,12 @@ local stack = require "stack"
 describe("scripts/fixes", function()
   local s, db
 
-  lazy_setup(function()
-    -- a private stack, so that the specs never meet a developer's; a user's
-    -- spec calls testing.database() with no argument (the project's stack)
-    s = stack.start {}
+  -- a private stack, so that the specs never meet a developer's; a user's
+  -- spec calls testing.database() with no argument (the project's stack)
+  stack.shared({}, function(started)
+    s = started
     db = testing.database { settings = s.env }
-  end)
-
-  lazy_teardown(function()
-    if db then testing.drop(db) end
-    if s then s:stop() end
+    return function() testing.drop(db) end
   end)
 
   local function price(tx, symbol)

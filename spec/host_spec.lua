@@ -24,6 +24,14 @@ local function lacks(haystack, needle)
   assert(not haystack:find(needle, 1, true), ("did not expect %q in %q"):format(needle, haystack))
 end
 
+-- Asserts that the run r exited `code` with each of `says` on stderr and, when
+-- `out` is given, exactly that on stdout.
+local function failed(r, code, says, out)
+  assert.equal(code, r.code)
+  for _, text in ipairs(says) do has(r.err, text) end
+  if out then assert.equal(out, r.out) end
+end
+
 -- A fresh folder for the whole file; each test gets its own working folder in it.
 local root, io_dir, counter
 
@@ -32,6 +40,13 @@ local function new_cwd()
   local dir = ("%s/cwd%d"):format(root, counter)
   assert(os.execute("mkdir -p " .. q(dir)))
   return dir
+end
+
+-- A fresh working folder holding `files` (name -> text).
+local function cwd_with(files)
+  local cwd = new_cwd()
+  for name, text in pairs(files) do write(cwd .. "/" .. name, text) end
+  return cwd
 end
 
 -- Runs alexlua with args (a list, each quoted for the shell) in opts.cwd (a
@@ -134,21 +149,15 @@ describe("alexlua command line", function()
   end)
 
   it("-e with a syntax error exits 1 and names the command line", function()
-    local r = run({ "-e", "x = = 1" })
-    assert.equal(1, r.code)
-    has(r.err, "alexlua: (command line):1:")
-    assert.equal("", r.out)
+    failed(run({ "-e", "x = = 1" }), 1, { "alexlua: (command line):1:" }, "")
   end)
 
   it("-e without its argument exits 1", function()
-    local r = run({ "-e" })
-    assert.equal(1, r.code)
-    has(r.err, "'-e' needs an argument")
+    failed(run({ "-e" }), 1, { "'-e' needs an argument" })
   end)
 
   it("-l mod requires a module into the global of that name", function()
-    local cwd = new_cwd()
-    write(cwd .. "/mymod.lua", "return { answer = 42 }")
+    local cwd = cwd_with { ["mymod.lua"] = "return { answer = 42 }" }
     local r = run({ "-l", "mymod", "-e", "print(mymod.answer)" }, { cwd = cwd })
     assert.equal(0, r.code, r.err)
     assert.equal("42\n", r.out)
@@ -164,10 +173,7 @@ describe("alexlua command line", function()
   end)
 
   it("-l with a missing module exits 1 before running anything else", function()
-    local r = run({ "-l", "no_such_module_h5", "-e", "print('ran')" })
-    assert.equal(1, r.code)
-    has(r.err, "module 'no_such_module_h5' not found")
-    assert.equal("", r.out)
+    failed(run({ "-l", "no_such_module_h5", "-e", "print('ran')" }), 1, { "module 'no_such_module_h5' not found" }, "")
   end)
 
   it("-v and --version print the version and do not read stdin", function()
@@ -193,14 +199,8 @@ describe("alexlua command line", function()
   end)
 
   it("an unknown option exits 1 with the usage on stderr, running nothing", function()
-    local r = run({ "-e", "print('ran')", "--bogus" })
-    assert.equal(1, r.code)
-    has(r.err, "unrecognized option '--bogus'")
-    has(r.err, "usage: alexlua")
-    assert.equal("", r.out)
-    r = run({ "-x" })
-    assert.equal(1, r.code)
-    has(r.err, "unrecognized option '-x'")
+    failed(run({ "-e", "print('ran')", "--bogus" }), 1, { "unrecognized option '--bogus'", "usage: alexlua" }, "")
+    failed(run({ "-x" }), 1, { "unrecognized option '-x'" })
   end)
 
   it("- runs the script from stdin with its arguments", function()
@@ -217,8 +217,7 @@ describe("alexlua command line", function()
   end)
 
   it("-- ends the options: a script whose name starts with '-'", function()
-    local cwd = new_cwd()
-    write(cwd .. "/-dash.lua", "print('dash', arg[0], arg[-1], ...)")
+    local cwd = cwd_with { ["-dash.lua"] = "print('dash', arg[0], arg[-1], ...)" }
     local r = run({ "--", "-dash.lua", "-e", "x" }, { cwd = cwd })
     assert.equal(0, r.code, r.err)
     assert.equal("dash\t-dash.lua\t--\t-e\tx\n", r.out)
@@ -243,8 +242,7 @@ describe("alexlua command line", function()
   end)
 
   it("-i enters the REPL after the script, with the banner as lua.c does", function()
-    local cwd = new_cwd()
-    write(cwd .. "/setup.lua", "greeting = 'hi'")
+    local cwd = cwd_with { ["setup.lua"] = "greeting = 'hi'" }
     local r = run({ "-i", "setup.lua" }, {
       cwd = cwd,
       stdin = "greeting .. '!'\nx = 2\nfunction f()\n  return x * 21\nend\nprint(f())\n"
@@ -269,22 +267,17 @@ describe("alexlua command line", function()
 
   it("-i after a failing script exits 1 without the REPL", function()
     local r = run({ "-i", "-e", "error('early')" }, { stdin = "print('repl ran')\n" })
-    assert.equal(1, r.code)
-    has(r.err, "early")
+    failed(r, 1, { "early" })
     lacks(r.out, "repl ran")
   end)
 end)
 
 describe("alexlua errors and exit codes", function()
   it("an uncaught error prints 'alexlua: <message>' and a traceback, exit 1", function()
-    local cwd = new_cwd()
-    write(cwd .. "/boom.lua", "local function inner() error('boom') end\ninner()\nprint('not reached')\n")
+    local cwd = cwd_with { ["boom.lua"] = "local function inner() error('boom') end\ninner()\nprint('not reached')\n" }
     local r = run({ "boom.lua" }, { cwd = cwd })
-    assert.equal(1, r.code)
     assert.truthy(r.err:match("^alexlua: boom%.lua:1: boom\nstack traceback:\n"), r.err)
-    has(r.err, "in local 'inner'")
-    has(r.err, "in main chunk")
-    assert.equal("", r.out)
+    failed(r, 1, { "in local 'inner'", "in main chunk" }, "")
   end)
 
   it("an error value with __tostring prints that text", function()
@@ -294,12 +287,8 @@ describe("alexlua errors and exit codes", function()
   end)
 
   it("an error value without a text names its type", function()
-    local r = run({ "-e", "error({})" })
-    assert.equal(1, r.code)
-    has(r.err, "alexlua: (error object is a table value)")
-    r = run({ "-e", "error()" })
-    assert.equal(1, r.code)
-    has(r.err, "alexlua: (error object is a nil value)")
+    failed(run({ "-e", "error({})" }), 1, { "alexlua: (error object is a table value)" })
+    failed(run({ "-e", "error()" }), 1, { "alexlua: (error object is a nil value)" })
   end)
 
   it("os.exit(n) keeps n, true is 0, false is 1", function()
@@ -323,27 +312,18 @@ describe("alexlua errors and exit codes", function()
   end)
 
   it("a syntax error in the script exits 1 naming the file", function()
-    local cwd = new_cwd()
-    write(cwd .. "/bad.lua", "print('fine')\nlocal x = = 2\n")
-    local r = run({ "bad.lua" }, { cwd = cwd })
-    assert.equal(1, r.code)
-    has(r.err, "alexlua: bad.lua:2:")
-    assert.equal("", r.out)
+    local cwd = cwd_with { ["bad.lua"] = "print('fine')\nlocal x = = 2\n" }
+    failed(run({ "bad.lua" }, { cwd = cwd }), 1, { "alexlua: bad.lua:2:" }, "")
   end)
 
   it("a missing script exits 1", function()
-    local r = run({ "no_such_script.lua" })
-    assert.equal(1, r.code)
-    has(r.err, "cannot open no_such_script.lua")
+    failed(run({ "no_such_script.lua" }), 1, { "cannot open no_such_script.lua" })
   end)
 
   it("a runtime error in -e stops the later options and the script", function()
-    local cwd = new_cwd()
-    write(cwd .. "/s.lua", "print('script ran')")
-    local r = run({ "-e", "print('first')", "-e", "nil_global()", "-e", "print('second')", "s.lua" }, { cwd = cwd })
-    assert.equal(1, r.code)
-    assert.equal("first\n", r.out)
-    has(r.err, "attempt to call a nil value (global 'nil_global')")
+    local cwd = cwd_with { ["s.lua"] = "print('script ran')" }
+    failed(run({ "-e", "print('first')", "-e", "nil_global()", "-e", "print('second')", "s.lua" }, { cwd = cwd }), 1,
+      { "attempt to call a nil value (global 'nil_global')" }, "first\n")
   end)
 end)
 
@@ -380,20 +360,23 @@ describe("alexlua .env", function()
     return run(args, { cwd = cwd, env = opts.env, unset = names })
   end
 
-  it("reads KEY=VALUE lines from ./.env in the current folder", function()
-    local r = run_env("AXH5_A=1\nAXH5_B=hello world\n")
+  -- The variables show.lua saw in a run_env run that must succeed.
+  local function env_after(env_text, extra_args, opts)
+    local r = run_env(env_text, extra_args, opts)
     assert.equal(0, r.code, r.err)
-    assert.same({ AXH5_A = "1", AXH5_B = "hello world" }, env_of(r))
+    return env_of(r)
+  end
+
+  it("reads KEY=VALUE lines from ./.env in the current folder", function()
+    assert.same({ AXH5_A = "1", AXH5_B = "hello world" }, env_after("AXH5_A=1\nAXH5_B=hello world\n"))
   end)
 
   it("runs fine without a ./.env", function()
-    local r = run_env(nil)
-    assert.equal(0, r.code, r.err)
-    assert.same({}, env_of(r))
+    assert.same({}, env_after(nil))
   end)
 
   it("handles export, quotes, escapes, comments, blank lines and spaces", function()
-    local r = run_env(table.concat({
+    local seen = env_after(table.concat({
       "# a comment line",
       "   # an indented comment",
       "",
@@ -410,7 +393,6 @@ describe("alexlua .env", function()
       "AXH5_J.dotted=1",
       "",
     }, "\n"))
-    assert.equal(0, r.code, r.err)
     assert.same({
       AXH5_A = "exported",
       AXH5_B = "spaced  out",
@@ -422,47 +404,36 @@ describe("alexlua .env", function()
       AXH5_H = "quoted",
       AXH5_I = "x",
       ["AXH5_J.dotted"] = "1",
-    }, env_of(r))
+    }, seen)
   end)
 
   it("takes CRLF line ends", function()
-    local r = run_env("AXH5_A=one\r\n\r\n# comment\r\nAXH5_B=\"two\"\r\nAXH5_C='three' # c\r\nAXH5_D=four # c\r\n")
-    assert.equal(0, r.code, r.err)
-    assert.same({ AXH5_A = "one", AXH5_B = "two", AXH5_C = "three", AXH5_D = "four" }, env_of(r))
+    assert.same({ AXH5_A = "one", AXH5_B = "two", AXH5_C = "three", AXH5_D = "four" },
+      env_after("AXH5_A=one\r\n\r\n# comment\r\nAXH5_B=\"two\"\r\nAXH5_C='three' # c\r\nAXH5_D=four # c\r\n"))
   end)
 
   it("takes multi-line quoted values", function()
-    local r = run_env("AXH5_A=\"line 1\nline 2\n\"\nAXH5_B='-----BEGIN-----\nabc\n-----END-----'\nAXH5_C=after\n")
-    assert.equal(0, r.code, r.err)
     assert.same({ AXH5_A = "line 1\nline 2\n", AXH5_B = "-----BEGIN-----\nabc\n-----END-----", AXH5_C = "after" },
-      env_of(r))
+      env_after("AXH5_A=\"line 1\nline 2\n\"\nAXH5_B='-----BEGIN-----\nabc\n-----END-----'\nAXH5_C=after\n"))
   end)
 
   it("lets variables already in the environment win, and the last line of the file win over earlier ones", function()
-    local r = run_env("AXH5_A=from_file\nAXH5_B=first\nAXH5_B=second\nAXH5_C=file\n",
-      nil, { env = { AXH5_A = "from_env", AXH5_C = "" } })
-    assert.equal(0, r.code, r.err)
-    assert.same({ AXH5_A = "from_env", AXH5_B = "second", AXH5_C = "" }, env_of(r))
+    assert.same({ AXH5_A = "from_env", AXH5_B = "second", AXH5_C = "" },
+      env_after("AXH5_A=from_file\nAXH5_B=first\nAXH5_B=second\nAXH5_C=file\n", nil,
+        { env = { AXH5_A = "from_env", AXH5_C = "" } }))
   end)
 
   it("--env-file PATH reads that file instead of ./.env, also as --env-file=PATH", function()
-    local cwd = new_cwd()
-    write(cwd .. "/other.env", "AXH5_B=other\n")
-    local r = run_env("AXH5_A=dotenv\n", { "--env-file", "other.env" }, { cwd = cwd })
-    assert.equal(0, r.code, r.err)
-    assert.same({ AXH5_B = "other" }, env_of(r))
-    r = run_env(nil, { "--env-file=" .. cwd .. "/other.env" }, { cwd = cwd })
+    local cwd = cwd_with { ["other.env"] = "AXH5_B=other\n" }
+    assert.same({ AXH5_B = "other" }, env_after("AXH5_A=dotenv\n", { "--env-file", "other.env" }, { cwd = cwd }))
+    local r = run_env(nil, { "--env-file=" .. cwd .. "/other.env" }, { cwd = cwd })
     assert.same({ AXH5_B = "other" }, env_of(r))
   end)
 
   it("a missing --env-file is an error", function()
-    local r = run_env("AXH5_A=1\n", { "--env-file", "missing.env" })
-    assert.equal(1, r.code)
-    has(r.err, "alexlua: cannot read env file missing.env: No such file or directory")
-    assert.equal("", r.out)
-    r = run({ "--env-file" })
-    assert.equal(1, r.code)
-    has(r.err, "'--env-file' needs a path")
+    failed(run_env("AXH5_A=1\n", { "--env-file", "missing.env" }), 1,
+      { "alexlua: cannot read env file missing.env: No such file or directory" }, "")
+    failed(run({ "--env-file" }), 1, { "'--env-file' needs a path" })
   end)
 
   it("an env file must be a regular file of at most 1 MiB: /dev/zero, a folder or a FIFO is refused at once", function()
@@ -475,15 +446,12 @@ describe("alexlua .env", function()
       assert.equal("", r.out)
     end
     write(cwd .. "/big.env", ("A=" .. ("x"):rep(1000) .. "\n"):rep(1100))
-    local r = run({ "--env-file", "big.env", "-e", "print('ran')" }, { cwd = cwd })
-    assert.equal(1, r.code)
-    has(r.err, "env file big.env is larger than 1048576 bytes")
+    failed(run({ "--env-file", "big.env", "-e", "print('ran')" }, { cwd = cwd }), 1,
+      { "env file big.env is larger than 1048576 bytes" })
   end)
 
   it("--no-env-file reads none, even a malformed one", function()
-    local r = run_env("AXH5_A=1\nthis is not valid\n", { "--no-env-file" })
-    assert.equal(0, r.code, r.err)
-    assert.same({}, env_of(r))
+    assert.same({}, env_after("AXH5_A=1\nthis is not valid\n", { "--no-env-file" }))
   end)
 
   describe("a malformed line is an error naming the file and line, and nothing runs", function()
@@ -505,10 +473,7 @@ describe("alexlua .env", function()
     }
     for _, c in ipairs(cases) do
       it(c[1], function()
-        local r = run_env(c[2])
-        assert.equal(1, r.code)
-        has(r.err, ("alexlua: .env:%d: %s"):format(c[3], c[4]))
-        assert.equal("", r.out)
+        failed(run_env(c[2]), 1, { ("alexlua: .env:%d: %s"):format(c[3], c[4]) }, "")
       end)
     end
 
@@ -520,11 +485,9 @@ describe("alexlua .env", function()
     end)
 
     it("names the --env-file path", function()
-      local cwd = new_cwd()
-      write(cwd .. "/conf.env", "OK=1\nbad line\n")
-      local r = run_env(nil, { "--env-file", cwd .. "/conf.env" }, { cwd = cwd })
-      assert.equal(1, r.code)
-      has(r.err, ("alexlua: %s/conf.env:2: expected '=' after the key"):format(cwd))
+      local cwd = cwd_with { ["conf.env"] = "OK=1\nbad line\n" }
+      failed(run_env(nil, { "--env-file", cwd .. "/conf.env" }, { cwd = cwd }), 1,
+        { ("alexlua: %s/conf.env:2: expected '=' after the key"):format(cwd) })
     end)
   end)
 end)
@@ -537,12 +500,19 @@ describe("alexlua Ctrl-C", function()
     ]]):format(body))
   end
 
-  it("SIGINT stops an endless loop: exit 130 and one line 'interrupted' on stderr", function()
+  -- loop.lua with `body` started in the background; returns its handle once
+  -- the script has made ready1.
+  local function started(body)
     local cwd = new_cwd()
-    loop_script(cwd, "ready('ready1') while true do end")
+    loop_script(cwd, body)
     local h = spawn({ "loop.lua" }, cwd)
     finally(h.cleanup)
     assert.is_true(wait_for_file(cwd .. "/ready1", 10), "script did not start")
+    return h, cwd
+  end
+
+  it("SIGINT stops an endless loop: exit 130 and one line 'interrupted' on stderr", function()
+    local h = started("ready('ready1') while true do end")
     h.signal("INT")
     local code, _, err = h.wait(10)
     assert.equal(130, code)
@@ -552,16 +522,12 @@ describe("alexlua Ctrl-C", function()
   for _, case in ipairs { { "TERM", 15, "terminated" }, { "HUP", 1, "hangup" } } do
     local sig, n, text = case[1], case[2], case[3]
     it(("SIG%s is handled as SIGINT is: the error %q, cleanup runs, exit %d"):format(sig, text, 128 + n), function()
-      local cwd = new_cwd()
-      loop_script(cwd, [[
+      local h = started([[
         local ok, err = pcall(function() ready('ready1') while true do end end)
         io.stderr:write("caught: ", tostring(ok), " [", tostring(err), "] ",
                         tostring((require "alex.host").interrupted()), "\n")
         error(err, 0)
       ]])
-      local h = spawn({ "loop.lua" }, cwd)
-      finally(h.cleanup)
-      assert.is_true(wait_for_file(cwd .. "/ready1", 10), "script did not start")
       h.signal(sig)
       local code, _, err = h.wait(10)
       assert.equal(128 + n, code)
@@ -585,8 +551,7 @@ describe("alexlua Ctrl-C", function()
   end)
 
   it("a pcall catches the interruption once, so cleanup code can run; os.exit(3) then exits 130", function()
-    local cwd = new_cwd()
-    loop_script(cwd, [[
+    local h = started([[
       local function spin() local x = 0 while true do x = x + 1 end end
       local function work() ready('ready1') spin() end
       local ok, err = pcall(work)
@@ -597,9 +562,6 @@ describe("alexlua Ctrl-C", function()
       io.stdout:write("cleaned up ", n, "\n")
       os.exit(3)
     ]])
-    local h = spawn({ "loop.lua" }, cwd)
-    finally(h.cleanup)
-    assert.is_true(wait_for_file(cwd .. "/ready1", 10), "script did not start")
     h.signal("INT")
     local code, out, err = h.wait(10)
     -- a failing exit after an interruption reports the interruption, as a
@@ -610,14 +572,10 @@ describe("alexlua Ctrl-C", function()
   end)
 
   it("a script that caught the interruption and then fails otherwise exits 1, not 130", function()
-    local cwd = new_cwd()
-    loop_script(cwd, [[
+    local h = started([[
       pcall(function() ready('ready1') while true do end end)
       error("something else")
     ]])
-    local h = spawn({ "loop.lua" }, cwd)
-    finally(h.cleanup)
-    assert.is_true(wait_for_file(cwd .. "/ready1", 10), "script did not start")
     h.signal("INT")
     local code, _, err = h.wait(10)
     assert.equal(1, code)
@@ -625,16 +583,12 @@ describe("alexlua Ctrl-C", function()
   end)
 
   it("a second SIGINT kills a script that caught the first and kept looping", function()
-    local cwd = new_cwd()
-    loop_script(cwd, [[
+    local h, cwd = started([[
       pcall(function() ready('ready1') while true do end end)
       io.stderr:write("caught once\n")
       ready('ready2')
       while true do end
     ]])
-    local h = spawn({ "loop.lua" }, cwd)
-    finally(h.cleanup)
-    assert.is_true(wait_for_file(cwd .. "/ready1", 10), "script did not start")
     h.signal("INT")
     assert.is_true(wait_for_file(cwd .. "/ready2", 10), "first SIGINT was not caught")
     assert.is_nil(h.wait(0.2), "exited after the first SIGINT")

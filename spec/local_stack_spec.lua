@@ -21,21 +21,23 @@ local function listening(port)
   return false
 end
 
-local alive = require("servers").alive
-
-local sorted_keys = require("servers").sorted_keys
+local alive, sorted_keys = servers.alive, servers.sorted_keys
 
 describe("local/stack.sh", function()
   local s, secrets
 
-  lazy_setup(function()
-    s = stack.start { faults = { seed = 7 }, tx_idle_timeout = 5 }
+  stack.shared({ faults = { seed = 7 }, tx_idle_timeout = 5 }, function(started)
+    s = started
     secrets = stack.read_env(s.dir .. "/secrets.env")
   end)
 
-  lazy_teardown(function()
-    if s then s:stop() end
-  end)
+  -- stack.sh status exits 3 (not everything runs), saying each of `says`.
+  local function status_exits_3(says)
+    local ok, out, code = s:script("status")
+    assert.is_false(ok)
+    assert.equal(3, code)
+    for _, text in ipairs(says) do assert.matches(text, out, 1, true) end
+  end
 
   it("up writes local.env with exactly the ten names, mode 600", function()
     local path = s.dir .. "/local.env"
@@ -145,20 +147,12 @@ describe("local/stack.sh", function()
     assert.is_true(ok, out)
     assert.is_false(alive(service))
     -- pg_ctl stop returns once postmaster.pid is gone; the process ends right after
-    for _ = 1, 50 do
-      if not alive(postmaster) then break end
-      stack.run("sleep 0.1")
-    end
+    servers.wait_until(function() return not alive(postmaster) end, 5, 0.1)
     assert.is_false(alive(postmaster))
     assert.is_false(listening(s.pg_port))
     assert.is_false(listening(s.api_port))
     assert.is_nil(read_file(s.dir .. "/dataapi.pid"))
-    local code
-    ok, out, code = s:script("status")
-    assert.is_false(ok)
-    assert.equal(3, code)
-    assert.matches("postgresql: stopped", out, 1, true)
-    assert.matches("alex-dataapi: stopped", out, 1, true)
+    status_exits_3 { "postgresql: stopped", "alex-dataapi: stopped" }
     -- down twice is fine
     ok, out = s:script("down")
     assert.is_true(ok, out)
@@ -177,17 +171,10 @@ describe("local/stack.sh", function()
   it("status exits 3 when only one of the two runs", function()
     local pid = assert(s:service_pid())
     assert.is_true((stack.run("kill -TERM " .. pid)))
-    for _ = 1, 100 do
-      if not alive(pid) then break end
-      stack.run("sleep 0.1")
-    end
-    local ok, out, code = s:script("status")
-    assert.is_false(ok)
-    assert.equal(3, code)
-    assert.matches("postgresql: running", out, 1, true)
-    assert.matches("alex-dataapi: stopped", out, 1, true)
+    servers.wait_until(function() return not alive(pid) end, 10, 0.1)
+    status_exits_3 { "postgresql: running", "alex-dataapi: stopped" }
     -- and up brings the missing one back
-    ok, out = s:script("up")
+    local ok, out = s:script("up")
     assert.is_true(ok, out)
     ok = s:script("status")
     assert.is_true(ok)

@@ -1,7 +1,6 @@
 -- alex.migrate and scripts/migrate.lua against a private local stack: status,
 -- checksums, a failing migration rolled back whole, concurrent runners,
 -- --dry-run and --status.
-local stack = require "stack"
 local migrate = require "alex.migrate"
 local ops = require "dbops"
 
@@ -48,17 +47,7 @@ describe("migrations", function()
     return assert(s:psql("SELECT coalesce(string_agg(version, ',' ORDER BY version), '') FROM schema_migrations"))
   end
 
-  lazy_setup(function()
-    s = stack.start { tx_idle_timeout = 5 }
-    conn = ops.connect(s)
-    dirs = {}
-  end)
-
-  lazy_teardown(function()
-    for _, d in ipairs(dirs or {}) do ops.rmdir(d) end
-    if conn then conn:close() end
-    if s then s:stop() end
-  end)
+  ops.connected_stack({ tx_idle_timeout = 5 }, function(...) s, conn, dirs = ... end)
 
   before_each(function()
     ops.no_faults(s)

@@ -3,7 +3,6 @@
 -- written), each table's operations, portfolio values as exact decimals,
 -- position moves, job transitions (one winner when agents race), and values
 -- that look like SQL injection stored verbatim or refused, never run.
-local stack = require "stack"
 local db = require "alex.db"
 local models = require "alex.models"
 local migrate = require "alex.migrate"
@@ -25,14 +24,7 @@ local function as_nulls(cases)
   return out
 end
 
-local function with(base, over)
-  local r = {}
-  for k, v in pairs(base) do r[k] = v end
-  for k, v in pairs(over or {}) do
-    if v == NIL then r[k] = nil else r[k] = v end
-  end
-  return r
-end
+local function with(base, over) return require("servers").with(base, over, NIL) end
 
 local INSTRUMENT = { symbol = "TEST.A-1", name = "Test fund", instrument_type = "etf", current_price = "12.34",
   allocation_regions = { north_america = 60, europe = 40 }, allocation_sectors = { technology = 100 },
@@ -84,17 +76,11 @@ describe("alex.models", function()
     return m.accounts:create { clerk_user_id = user, account_name = name, cash_balance = cash or "0" }
   end
 
-  lazy_setup(function()
-    s = stack.start { tx_idle_timeout = 2 }
-    conn = ops.connect(s)
+  ops.connected_stack({ tx_idle_timeout = 2 }, function(...)
+    s, conn = ...
     m = models.bind(conn)
     migrate.run(conn, assert(migrate.load("schema")))
     seed = cjson.decode((assert(ops.read("seed/instruments.json"))))
-  end)
-
-  lazy_teardown(function()
-    if conn then conn:close() end
-    if s then s:stop() end
   end)
 
   before_each(function()
@@ -294,9 +280,7 @@ describe("alex.models", function()
       local row = m.accounts:create(base)
       assert.equal("1234.56", row.cash_balance)
       assert.equal("0.0425", row.cash_interest)
-      local update_cases = {}
-      for i = 2, #cases do update_cases[#update_cases + 1] = cases[i] end
-      refuse_all({}, as_nulls(update_cases), function(r) return m.accounts:update(row.id, r) end, 1)
+      refuse_all({}, as_nulls { table.unpack(cases, 2) }, function(r) return m.accounts:update(row.id, r) end, 1)
     end)
 
     it("positions: create, upsert and update refuse bad records", function()
@@ -326,8 +310,7 @@ describe("alex.models", function()
       assert.equal(acct.id, row.account_id)
       assert.equal("10.50000000", row.quantity)
       assert.equal("2024-02-29", row.as_of_date)
-      local update_cases = {}
-      for i = 5, #cases do update_cases[#update_cases + 1] = cases[i] end
+      local update_cases = { table.unpack(cases, 5) }
       -- in an update, db.null clears a field: a required one is then missing
       refuse_all({}, as_nulls(update_cases), function(r) return m.positions:update(row.id, r) end, 1)
     end)

@@ -19,10 +19,7 @@ local SCALING = "ServerlessV2ScalingConfiguration."
 
 local S, H, VERSION
 
-local function contains(s, sub)
-  assert.is_string(s)
-  assert(s:find(sub, 1, true), ("expected %q\nto contain %q"):format(s, sub))
-end
+local contains = servers.contains
 
 -- ---- requests -----------------------------------------------------------
 
@@ -137,19 +134,13 @@ local function botocore(code)
   return ok, out
 end
 
-lazy_setup(function()
-  S = stack.start { settings = { log_level = "debug" } }
+stack.shared({ settings = { log_level = "debug" } }, function(started)
+  S, VERSION = started, started:engine_version()
   H = http.new { connect_timeout = 5, timeout = 30 }
-  local num = assert(tonumber(assert(S:psql("SHOW server_version_num"))))
-  VERSION = ("%d.%d"):format(num // 10000, num % 100)
-end)
-
-lazy_teardown(function()
-  if H then H:close() end
-  if S then
+  return function()
+    H:close()
     -- the stack's service and the extra ones (engine_version 15.4, the broken state file)
     local _, stderr = run("cat " .. q(S.dir) .. "/dataapi.log.out " .. q(S.dir) .. "/extra*.out")
-    S:stop()
     assert.is_nil(stderr:find("Sanitizer", 1, true), stderr)
     assert.is_nil(stderr:find("runtime error:", 1, true), stderr)
   end
@@ -293,12 +284,7 @@ describe("the RDS API of the local stack", function()
   describe("Enable/DisableHttpEndpoint", function()
     it("turns the Data API off and on for the cluster's ARN only", function()
       local function data_api()
-        local body = cjson.encode { resourceArn = S.cluster_arn, secretArn = S.secret_arn, sql = "SELECT 1" }
-        local url = S.env.AWS_ENDPOINT_URL_RDS_DATA .. "/Execute"
-        local signed = sigv4.sign { method = "POST", url = url, body = body, service = "rds-data",
-          headers = { { "Content-Type", "application/json" } }, region = S.env.AWS_REGION,
-          access_key = S.env.AWS_ACCESS_KEY_ID, secret_key = S.env.AWS_SECRET_ACCESS_KEY }
-        local res = assert(H:request { method = "POST", url = url, headers = signed.headers, body = body })
+        local res = S:execute(H, "SELECT 1")
         return res.status, cjson.decode(res.body)
       end
       local r = result(call { { "Action", "DisableHttpEndpoint" }, { "ResourceArn", S.cluster_arn } },

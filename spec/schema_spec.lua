@@ -3,7 +3,6 @@
 -- default), primary key, unique constraint, foreign key, index, trigger and
 -- function must be on both sides, so a migration that drifts from the
 -- declaration (or a declaration that drifts from the migrations) fails here.
-local stack = require "stack"
 local migrate = require "alex.migrate"
 local schema = require "alex.schema"
 local ops = require "dbops"
@@ -280,17 +279,7 @@ end)
 describe("alex.schema against the migrated database", function()
   local s, conn, dirs
 
-  lazy_setup(function()
-    s = stack.start()
-    conn = ops.connect(s)
-    dirs = {}
-  end)
-
-  lazy_teardown(function()
-    for _, d in ipairs(dirs or {}) do ops.rmdir(d) end
-    if conn then conn:close() end
-    if s then s:stop() end
-  end)
+  ops.connected_stack({}, function(...) s, conn, dirs = ... end)
 
   -- A fresh database migrated with schema/*.sql plus `extra` as a last migration.
   local function migrated(extra)

@@ -64,14 +64,10 @@ describe("scripts", function()
     assert.equal(0, s:stats().open_transactions)
   end
 
-  lazy_setup(function()
-    s = stack.start { tx_idle_timeout = 3 }
+  stack.shared({ tx_idle_timeout = 3 }, function(started)
+    s = started
     tmp = ops.tmpdir()
-  end)
-
-  lazy_teardown(function()
-    if tmp then ops.rmdir(tmp) end
-    if s then s:stop() end
+    return function() ops.rmdir(tmp) end
   end)
 
   before_each(function()
@@ -138,7 +134,7 @@ describe("scripts", function()
     it("PostgreSQL stopped behind a running Data API", function()
       local d = stack.start {}
       finally(function() d:stop() end)
-      assert.equal(0, ops.run(d, "scripts/reset.lua", { "--with-test-data" }).code)
+      ops.seed(d)
       -- a fast shutdown (SIGINT) of the postmaster; the service keeps running
       local pid = assert(tonumber((ops.read(d.dir .. "/pg/postmaster.pid") or ""):match("^(%d+)")))
       assert(os.execute("kill -INT " .. pid))

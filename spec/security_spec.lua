@@ -38,15 +38,7 @@ local function child_env(vars, home)
   local env = { PATH = os.getenv("PATH") or "/usr/bin:/bin", HOME = home, AWS_EC2_METADATA_DISABLED = "true",
                 NO_COLOR = "1" }
   for _, k in ipairs { "ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS" } do env[k] = os.getenv(k) end
-  for k, v in pairs(vars) do
-    if v == false then env[k] = nil else env[k] = v end
-  end
-  local names = {}
-  for k in pairs(env) do names[#names + 1] = k end
-  table.sort(names)
-  local parts = {}
-  for _, k in ipairs(names) do parts[#parts + 1] = k .. "=" .. q(env[k]) end
-  return table.concat(parts, " ")
+  return servers.assignments(servers.with(env, vars, false))
 end
 
 -- Runs alexlua with args (a list of words) in the project root; returns ok,
@@ -286,26 +278,29 @@ describe("security", function()
       assert.matches("DatabaseErrorException", out, 1, true)
     end)
 
+    -- test_data_api.lua with `changes`, refused with the AWS error `error_name`;
+    -- the `planted` values (what -> value) are not printed either.
+    local function refused(name, changes, error_name, planted)
+      local out = run_script(name, { "scripts/test_data_api.lua" }, false, changes)
+      assert.matches(error_name, out, 1, true)
+      if planted then assert_no_secret(out, planted, "the output of " .. name) end
+    end
+
     it("a wrong secret key is refused; neither key is printed", function()
       local wrong = random_text(40)
-      local out = run_script("a wrong-secret call", { "scripts/test_data_api.lua" }, false,
-        { AWS_SECRET_ACCESS_KEY = wrong })
-      assert.matches("InvalidSignatureException", out, 1, true)
-      assert_no_secret(out, { ["the wrong secret key"] = wrong }, "the output of a wrong-secret call")
+      refused("a wrong-secret call", { AWS_SECRET_ACCESS_KEY = wrong }, "InvalidSignatureException",
+        { ["the wrong secret key"] = wrong })
     end)
 
     it("a wrong session token is refused without being echoed", function()
       local other = "OTHERsessionTOKEN" .. random_text(40)
-      local out = run_script("a wrong-token call", { "scripts/test_data_api.lua" }, false,
-        { AWS_SESSION_TOKEN = other })
-      assert.matches("UnrecognizedClientException", out, 1, true)
-      assert_no_secret(out, { ["the wrong token"] = other }, "the output of a wrong-token call")
+      refused("a wrong-token call", { AWS_SESSION_TOKEN = other }, "UnrecognizedClientException",
+        { ["the wrong token"] = other })
     end)
 
     it("a token sent to a service that expects none is refused without being echoed", function()
-      local out = run_script("a token to the stack's service", { "scripts/test_data_api.lua" }, false,
-        { AWS_ENDPOINT_URL_RDS_DATA = s.endpoint })
-      assert.matches("UnrecognizedClientException", out, 1, true)
+      refused("a token to the stack's service", { AWS_ENDPOINT_URL_RDS_DATA = s.endpoint },
+        "UnrecognizedClientException")
     end)
 
     it("the services' logs and PostgreSQL's log hold no secret", function()

@@ -4,6 +4,7 @@
 local sigv4 = require "alex.sigv4"
 local cjson = require "cjson"
 local lfs = require "lfs"
+local servers = require "servers"
 
 -- spec/fixtures/sigv4 (see its PROVENANCE.md), found from this file's path so
 -- the spec runs from any folder.
@@ -15,12 +16,7 @@ local function fixtures_dir()
 end
 local SUITE = fixtures_dir() .. "/sigv4"
 
-local function slurp(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local function slurp(path) return (assert(servers.read_file(path))) end
 
 local FIXED = {
   access_key = "AKIDEXAMPLE",
@@ -79,12 +75,7 @@ local function count_named(headers, name)
   return n
 end
 
-local function with(base, extra)
-  local t = {}
-  for k, v in pairs(base) do t[k] = v end
-  for k, v in pairs(extra or {}) do t[k] = v end
-  return t
-end
+local with = servers.with
 
 -- A typical request used by several tests below.
 local BASE = {
@@ -314,19 +305,24 @@ describe("alex.sigv4.sign behaviour", function()
       for l in (creq(url) .. "\n"):gmatch("(.-)\n") do lines[#lines + 1] = l end
       return lines[n]
     end
-    assert.equal("/a%2520b/c", line("https://h/a%20b/c", 2)) -- encoded once more (non-S3)
-    assert.equal("/a/", line("https://h/a/b/../", 2))
-    assert.equal("/a", line("https://h/a/b/..", 2))
-    assert.equal("/a", line("https://h/a/.", 2))
-    assert.equal("/", line("https://h/../../..", 2))
-    assert.equal("/%24x/%C3%A9", line("https://h//$x//\195\169", 2))
-    assert.equal("/", line("https://h?a=1", 2))
-    assert.equal("a=1", line("https://h?a=1", 3))
-    assert.equal("a=1&b=", line("https://h/?&&b&a=1&", 3))
-    assert.equal("a=b%3Dc&a=b%3Dd", line("https://h/?a=b=d&a=b=c", 3))
-    assert.equal("k=a%2Bb%20c", line("https://h/?k=a+b%20c", 3))
-    assert.equal("k=%25zz%25", line("https://h/?k=%zz%", 3))
-    assert.equal("A=2&B=1&a=3", line("https://h/?a=3&B=1&A=2", 3))
+    -- the URL, the line of the canonical request (2: path, 3: query), what it holds
+    for _, c in ipairs {
+      { "https://h/a%20b/c", 2, "/a%2520b/c" }, -- encoded once more (non-S3)
+      { "https://h/a/b/../", 2, "/a/" },
+      { "https://h/a/b/..", 2, "/a" },
+      { "https://h/a/.", 2, "/a" },
+      { "https://h/../../..", 2, "/" },
+      { "https://h//$x//\195\169", 2, "/%24x/%C3%A9" },
+      { "https://h?a=1", 2, "/" },
+      { "https://h?a=1", 3, "a=1" },
+      { "https://h/?&&b&a=1&", 3, "a=1&b=" },
+      { "https://h/?a=b=d&a=b=c", 3, "a=b%3Dc&a=b%3Dd" },
+      { "https://h/?k=a+b%20c", 3, "k=a%2Bb%20c" },
+      { "https://h/?k=%zz%", 3, "k=%25zz%25" },
+      { "https://h/?a=3&B=1&A=2", 3, "A=2&B=1&a=3" },
+    } do
+      assert.equal(c[3], line(c[1], c[2]))
+    end
   end)
 
   it("fills amz_date with the current UTC time when absent", function()
@@ -827,27 +823,22 @@ describe("alex.sigv4.signer", function()
         fails(function() new(without(good, f)) end, "sigv4.signer: " .. f .. ": missing")
         fails(function() new(with(good, { [f] = 42 })) end, "sigv4.signer: " .. f .. ": must be a string (got number)")
       end
-      fails(function() new(with(good, { session_token = {} })) end,
-        "sigv4.signer: session_token: must be a string (got table)")
-      fails(function() new(with(good, { access_key = "" })) end,
-        "sigv4.signer: access_key: empty, or has blanks, control characters or / , ; =")
-      fails(function() new(with(good, { access_key = "AK/ID" })) end,
-        "sigv4.signer: access_key: empty, or has blanks, control characters or / , ; =")
-      fails(function() new(with(good, { secret_key = "" })) end,
-        "sigv4.signer: secret_key: empty or contains a NUL byte")
-      fails(function() new(with(good, { session_token = TOKEN .. "\r\nX-Evil: 1" })) end,
-        "sigv4.signer: session_token: contains a line break or NUL byte")
-      fails(function() new(with(good, { region = "us east 1" })) end,
-        "sigv4.signer: region: empty, or has blanks, control characters or / , ; =")
-      fails(function() new(with(good, { service = "rds/data" })) end,
-        "sigv4.signer: service: empty, or has blanks, control characters or / , ; =")
-      fails(function() new(with(good, { service = "s3" })) end,
-        "sigv4.signer: service: s3 needs S3's own canonical path rules, which alex.sigv4 does not implement")
-      fails(function() new(with(good, { content_sha256 = "yes" })) end,
-        "sigv4.signer: content_sha256: must be a boolean (got string)")
-      fails(function() new(with(good, { regoin = "us-east-1" })) end, "sigv4.signer: unknown option 'regoin'")
-      fails(function() new(with(good, { "positional" })) end,
-        "sigv4.signer: options must be named fields (got a number key)")
+      -- the good options with one change, and the message
+      for _, c in ipairs {
+        { { session_token = {} }, "session_token: must be a string (got table)" },
+        { { access_key = "" }, "access_key: empty, or has blanks, control characters or / , ; =" },
+        { { access_key = "AK/ID" }, "access_key: empty, or has blanks, control characters or / , ; =" },
+        { { secret_key = "" }, "secret_key: empty or contains a NUL byte" },
+        { { session_token = TOKEN .. "\r\nX-Evil: 1" }, "session_token: contains a line break or NUL byte" },
+        { { region = "us east 1" }, "region: empty, or has blanks, control characters or / , ; =" },
+        { { service = "rds/data" }, "service: empty, or has blanks, control characters or / , ; =" },
+        { { service = "s3" }, "service: s3 needs S3's own canonical path rules, which alex.sigv4 does not implement" },
+        { { content_sha256 = "yes" }, "content_sha256: must be a boolean (got string)" },
+        { { regoin = "us-east-1" }, "unknown option 'regoin'" },
+        { { "positional" }, "options must be named fields (got a number key)" },
+      } do
+        fails(function() new(with(good, c[1])) end, "sigv4.signer: " .. c[2])
+      end
     end)
 
     it("name the request field sign and explain refuse", function()
@@ -863,21 +854,19 @@ describe("alex.sigv4.signer", function()
         for _, f in ipairs { "method", "url", "body", "amz_date" } do
           fails(function() call(with(REQ, { [f] = 42 })) end, who .. ": " .. f .. ": must be a string (got number)")
         end
-        fails(function() call(with(REQ, { method = "" })) end, who .. ": method: empty")
-        fails(function() call(with(REQ, { amz_date = "2015-08-30" })) end,
-          who .. ": amz_date: malformed (want YYYYMMDDTHHMMSSZ)")
-        fails(function() call(with(REQ, { url = "ftp://h/" })) end,
-          who .. ": url: not an absolute http:// or https:// URL")
-        fails(function() call(with(REQ, { headers = "Content-Type: x" })) end,
-          who .. ": headers: must be a table (got string)")
-        fails(function() call(with(REQ, { headers = { { "A", "x\r\nX-Injected: 1" } } })) end,
-          who .. ": headers[1]: header value has a bare line break")
-        fails(function() call(with(REQ, { headers = { ["Bad Name"] = "x" } })) end,
-          who .. ": headers: invalid header name")
-        fails(function() call(with(REQ, { headers = { Authorization = "old" } })) end,
-          who .. ": headers: has Authorization, which the signer makes")
-        fails(function() call(with(REQ, { headers = { ["X-Amz-Date"] = "20150830T123601Z" } })) end,
-          who .. ": amz_date: differs from the X-Amz-Date header")
+        -- the request with one change, and the message
+        for _, c in ipairs {
+          { { method = "" }, "method: empty" },
+          { { amz_date = "2015-08-30" }, "amz_date: malformed (want YYYYMMDDTHHMMSSZ)" },
+          { { url = "ftp://h/" }, "url: not an absolute http:// or https:// URL" },
+          { { headers = "Content-Type: x" }, "headers: must be a table (got string)" },
+          { { headers = { { "A", "x\r\nX-Injected: 1" } } }, "headers[1]: header value has a bare line break" },
+          { { headers = { ["Bad Name"] = "x" } }, "headers: invalid header name" },
+          { { headers = { Authorization = "old" } }, "headers: has Authorization, which the signer makes" },
+          { { headers = { ["X-Amz-Date"] = "20150830T123601Z" } }, "amz_date: differs from the X-Amz-Date header" },
+        } do
+          fails(function() call(with(REQ, c[1])) end, who .. ": " .. c[2])
+        end
         local ok, err = pcall(call, with(REQ, { headers = { ["X-A"] = "1", ["x-a"] = "2" } }))
         assert.is_false(ok)
         assert.matches(who .. ": headers: two names for one header (", err, 1, true)

@@ -42,45 +42,36 @@ describe("sql.split", function()
     assert.same({ 5 }, lines(list))
   end)
 
-  it("keeps semicolons inside single-quoted strings with '' escapes", function()
-    local list = split_ok("insert into t values ('a;b', 'it''s; fine', '');select ';'")
-    assert.same({ "insert into t values ('a;b', 'it''s; fine', '')", "select ';'" }, texts(list))
-  end)
-
-  it("treats backslashes as escapes only in E'' strings", function()
-    local list = split_ok([[select E'it\'s; \\'; select 'C:\'; select e'\';x'; select 1]])
-    assert.same({ [[select E'it\'s; \\']], [[select 'C:\']], [[select e'\';x']], "select 1" }, texts(list))
-    -- an identifier ending in e is not an E prefix
-    list = split_ok([[select name'x\'; select 2]])
-    assert.same({ [[select name'x\']], "select 2" }, texts(list))
-  end)
-
-  it("keeps semicolons inside double-quoted identifiers with \"\" escapes", function()
-    local list = split_ok('select "a;b", "say ""hi"";" from "t;"; select 2')
-    assert.same({ 'select "a;b", "say ""hi"";" from "t;"', "select 2" }, texts(list))
-  end)
-
-  it("ignores quotes and semicolons inside -- comments", function()
-    local list = split_ok("select 1 -- it's; \"odd $$\nfrom t; select 2")
-    assert.same({ "select 1 -- it's; \"odd $$\nfrom t", "select 2" }, texts(list))
-    assert.same({ "select 3 - 1" }, texts(split_ok("select 3 - 1")))
-  end)
-
-  it("handles nested /* /* */ */ comments", function()
-    local list = split_ok("select /* a /* b; */ c; ' */ 1; /* x */ select 2 / 1 * 3")
-    assert.same({ "select /* a /* b; */ c; ' */ 1", "select 2 / 1 * 3" }, texts(list))
-  end)
-
-  it("handles dollar quotes with and without tags", function()
-    local list = split_ok("select $$a;b$$; select $fn$ $$; $ $fn$; select $_x1$;$_x1$; select $a$ $b$; $b$ $a$")
-    assert.same({ "select $$a;b$$", "select $fn$ $$; $ $fn$", "select $_x1$;$_x1$", "select $a$ $b$; $b$ $a$" },
-      texts(list))
-  end)
-
-  it("does not take $1 parameters or $ inside identifiers for dollar quotes", function()
-    local list = split_ok("prepare p(int, int) as select $1 + $2; select a$b$c, x$$ from t; select $1$")
-    assert.same({ "prepare p(int, int) as select $1 + $2", "select a$b$c, x$$ from t", "select $1$" }, texts(list))
-  end)
+  -- Each case: what it shows, then pairs of a text and the statements it
+  -- splits into.
+  for _, c in ipairs {
+    { "keeps semicolons inside single-quoted strings with '' escapes",
+      { "insert into t values ('a;b', 'it''s; fine', '');select ';'",
+        { "insert into t values ('a;b', 'it''s; fine', '')", "select ';'" } } },
+    { "treats backslashes as escapes only in E'' strings",
+      { [[select E'it\'s; \\'; select 'C:\'; select e'\';x'; select 1]],
+        { [[select E'it\'s; \\']], [[select 'C:\']], [[select e'\';x']], "select 1" } },
+      -- an identifier ending in e is not an E prefix
+      { [[select name'x\'; select 2]], { [[select name'x\']], "select 2" } } },
+    { "keeps semicolons inside double-quoted identifiers with \"\" escapes",
+      { 'select "a;b", "say ""hi"";" from "t;"; select 2', { 'select "a;b", "say ""hi"";" from "t;"', "select 2" } } },
+    { "ignores quotes and semicolons inside -- comments",
+      { "select 1 -- it's; \"odd $$\nfrom t; select 2", { "select 1 -- it's; \"odd $$\nfrom t", "select 2" } },
+      { "select 3 - 1", { "select 3 - 1" } } },
+    { "handles nested /* /* */ */ comments",
+      { "select /* a /* b; */ c; ' */ 1; /* x */ select 2 / 1 * 3",
+        { "select /* a /* b; */ c; ' */ 1", "select 2 / 1 * 3" } } },
+    { "handles dollar quotes with and without tags",
+      { "select $$a;b$$; select $fn$ $$; $ $fn$; select $_x1$;$_x1$; select $a$ $b$; $b$ $a$",
+        { "select $$a;b$$", "select $fn$ $$; $ $fn$", "select $_x1$;$_x1$", "select $a$ $b$; $b$ $a$" } } },
+    { "does not take $1 parameters or $ inside identifiers for dollar quotes",
+      { "prepare p(int, int) as select $1 + $2; select a$b$c, x$$ from t; select $1$",
+        { "prepare p(int, int) as select $1 + $2", "select a$b$c, x$$ from t", "select $1$" } } },
+  } do
+    it(c[1], function()
+      for i = 2, #c do assert.same(c[i][2], texts(split_ok(c[i][1]))) end
+    end)
+  end
 
   it("keeps a plpgsql body in one statement", function()
     local text = [[

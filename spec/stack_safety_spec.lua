@@ -34,14 +34,6 @@ local function uid_of(pid)
   return tonumber((read_file("/proc/" .. pid .. "/status") or ""):match("\nUid:%s+(%d+)"))
 end
 
-local function wait_until(fn, seconds)
-  for _ = 1, seconds * 10 do
-    if fn() then return true end
-    servers.sleep(0.1)
-  end
-  return fn()
-end
-
 -- A folder in which `unshare` always fails, as in containers that forbid user
 -- namespaces; put first on PATH.
 local function no_unshare_bin(dir)
@@ -233,11 +225,17 @@ describe("concurrent starts and a dead postmaster", function()
     end
   end)
 
-  it("status and up notice a killed postmaster; up starts it again", function()
+  -- The stack up, then its postmaster killed (SIGKILL); returns the dead pid.
+  local function kill_postmaster()
     s:up()
     local old = assert(postmaster(s))
     assert.is_true((run("kill -KILL " .. old)))
-    assert.is_true(wait_until(function() return not alive(old) end, 5))
+    assert.is_true(servers.wait_until(function() return not alive(old) end, 5, 0.1))
+    return old
+  end
+
+  it("status and up notice a killed postmaster; up starts it again", function()
+    local old = kill_postmaster()
     local ok, out, code = s:script("status")
     assert.is_false(ok)
     assert.equal(3, code)
@@ -253,10 +251,7 @@ describe("concurrent starts and a dead postmaster", function()
   end)
 
   it("a script notices a killed postmaster too, and brings it back", function()
-    s:up()
-    local old = assert(postmaster(s))
-    assert.is_true((run("kill -KILL " .. old)))
-    assert.is_true(wait_until(function() return not alive(old) end, 5))
+    kill_postmaster()
     local _, out = run(verify_cmd())
     assert.is_true(reached(out), out)
     assert.is_true(alive(assert(postmaster(s))))
@@ -269,8 +264,7 @@ describe("one running stack", function()
   -- loopback socket buffers, so a client still writing sees an early close
   local CAP = 4194304
 
-  lazy_setup(function() s = stack.start { settings = { max_request_bytes = CAP } } end)
-  lazy_teardown(function() if s then s:stop() end end)
+  stack.shared({ settings = { max_request_bytes = CAP } }, function(started) s = started end)
 
   describe("the admin API", function()
     -- curl against the admin API; returns the HTTP status and the body

@@ -97,22 +97,20 @@ local function merge(into, file_doc, file)
   end
 end
 
-local function resource(rtype, name)
-  local r = module.resource and module.resource[rtype] and module.resource[rtype][name]
-  assert(r, ("resource %s.%s is missing"):format(rtype, name))
-  return r
+-- The block `kind` (resource or data) rtype.name of the module; it must exist.
+local function declared(kind, rtype, name)
+  local b = module[kind] and module[kind][rtype] and module[kind][rtype][name]
+  assert(b, ("%s %s.%s is missing"):format(kind, rtype, name))
+  return b
 end
+
+local function resource(rtype, name) return declared("resource", rtype, name) end
+local function data(rtype, name) return declared("data", rtype, name) end
 
 local function count_of(rtype)
   local n = 0
   for _ in pairs(module.resource[rtype] or {}) do n = n + 1 end
   return n
-end
-
-local function data(rtype, name)
-  local d = module.data and module.data[rtype] and module.data[rtype][name]
-  assert(d, ("data %s.%s is missing"):format(rtype, name))
-  return d
 end
 
 local function sorted(list)
@@ -132,10 +130,7 @@ local function each_string(v, fn, where)
   end
 end
 
-local function contains(s, sub)
-  assert.is_string(s)
-  assert(s:find(sub, 1, true), ("expected %q\nto contain %q"):format(s, sub))
-end
+local contains = servers.contains
 
 setup(function()
   assert(have("node"), "node is not installed: tools/deps.sh installs nodejs and npm")

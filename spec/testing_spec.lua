@@ -3,23 +3,12 @@
 -- process ends (or by the next caller after a kill -9), and sandboxes that
 -- always roll back.
 local testing = require "alex.testing"
-local stack = require "stack"
 local servers = require "servers"
 local ops = require "dbops"
 
-local q = servers.q
-
 describe("alex.testing", function()
   local s
-
-  lazy_setup(function()
-    s = stack.start {}
-    assert.equal(0, ops.run(s, "scripts/reset.lua", { "--with-test-data" }).code)
-  end)
-
-  lazy_teardown(function()
-    if s then s:stop() end
-  end)
+  ops.seeded_stack(function(started) s = started end)
 
   local function databases()
     return assert(s:psql("SELECT string_agg(datname, ',' ORDER BY datname) FROM pg_database" ..
@@ -39,12 +28,9 @@ describe("alex.testing", function()
       io.stdout:write(db.database_name, "\n") io.stdout:flush()
       %s
     ]]):format(s.dir .. "/local.env", body))
-    local env = {}
-    for k, v in pairs(extra_env or {}) do env[#env + 1] = k .. "=" .. q(v) end
-    local ok, out = servers.run(("cd %s && env %s %s --no-env-file %s"):format(q(os.getenv("PWD") or "."),
-      table.concat(env, " "), q(ops.ALEXLUA), q(script)))
+    local r = ops.run(s, script, {}, extra_env)
     ops.rmdir(dir)
-    return ok, out
+    return r.code == 0, r.all
   end
 
   it("gives each caller a migrated, seeded database of its own, apart from the main one", function()
@@ -71,12 +57,12 @@ describe("alex.testing", function()
     end)
     assert.equal(0, n)
     assert.equal(5, db:query_one("SELECT count(*) AS n FROM positions").n)
-    local ok, err = pcall(testing.sandbox, db, function(tx)
-      tx:execute("DELETE FROM accounts")
-      error("the block fails", 0)
-    end)
-    assert.is_false(ok)
-    assert.equal("the block fails", err)
+    assert.has_error(function()
+      testing.sandbox(db, function(tx)
+        tx:execute("DELETE FROM accounts")
+        error("the block fails", 0)
+      end)
+    end, "the block fails")
     assert.equal(3, db:query_one("SELECT count(*) AS n FROM accounts").n)
   end)
 
@@ -108,7 +94,7 @@ describe("alex.testing", function()
     assert.matches("^alex_template_%x+$", first)
     local project = ops.tmpdir()
     finally(function() ops.rmdir(project) end)
-    assert(os.execute(("cp -r schema seed %s/"):format(q(project))))
+    assert(os.execute(("cp -r schema seed %s/"):format(servers.q(project))))
     ops.write(project .. "/schema/004_note.sql", "CREATE TABLE spec_note (id int);\n")
     local ok, out = child("print(db:query_one(\"SELECT to_regclass('spec_note') IS NOT NULL AS t\").t)",
       { ALEX_PROJECT_DIR = project })

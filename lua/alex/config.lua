@@ -82,20 +82,25 @@ local function check_common(arn, service)
   return nil
 end
 
+-- The ARN s split, when it is one of `service`; else nil and why not:
+-- `malformed` when it is no ARN at all, `other_why` when it is one of
+-- `other`, the service it is most often mistaken for.
+local function parse_arn(s, service, malformed, other, other_why)
+  local arn = split_arn(s)
+  if not arn then return nil, malformed end
+  if arn.service == other then return nil, other_why end
+  local why = check_common(arn, service)
+  if why then return nil, why end
+  return arn
+end
+
 -- Returns the parsed ARN, or nil and why it is not an Aurora cluster ARN.
 function config.parse_cluster_arn(s)
-  local arn = split_arn(s)
-  if not arn then
-    if s:match("^[%a][%w%-]*$") then
-      return nil, "it looks like a bare cluster identifier; the Data API needs the whole ARN"
-    end
-    return nil, "it does not have the arn:partition:service:region:account:resource form"
-  end
-  if arn.service == "secretsmanager" then
-    return nil, "it is a Secrets Manager ARN (that one belongs in AURORA_SECRET_ARN)"
-  end
-  local why = check_common(arn, "rds")
-  if why then return nil, why end
+  local arn, why = parse_arn(s, "rds", s:match("^[%a][%w%-]*$")
+      and "it looks like a bare cluster identifier; the Data API needs the whole ARN"
+      or "it does not have the arn:partition:service:region:account:resource form",
+    "secretsmanager", "it is a Secrets Manager ARN (that one belongs in AURORA_SECRET_ARN)")
+  if not arn then return nil, why end
   local kind, id = arn.resource:match("^([^:]*):(.*)$")
   if kind == "db" then
     return nil, "it is a DB instance ARN; the Data API takes the cluster ARN (...:cluster:<id>)"
@@ -112,15 +117,10 @@ end
 
 -- Returns the parsed ARN, or nil and why it is not a Secrets Manager secret ARN.
 function config.parse_secret_arn(s)
-  local arn = split_arn(s)
-  if not arn then
-    return nil, "it does not have the arn:partition:secretsmanager:region:account:secret:name form"
-  end
-  if arn.service == "rds" then
-    return nil, "it is an RDS ARN (the cluster ARN belongs in AURORA_CLUSTER_ARN)"
-  end
-  local why = check_common(arn, "secretsmanager")
-  if why then return nil, why end
+  local arn, why = parse_arn(s, "secretsmanager",
+    "it does not have the arn:partition:secretsmanager:region:account:secret:name form",
+    "rds", "it is an RDS ARN (the cluster ARN belongs in AURORA_CLUSTER_ARN)")
+  if not arn then return nil, why end
   local name = arn.resource:match("^secret:(.+)$")
   if not name then
     return nil, ("its resource %q is not secret:<name>"):format(arn.resource)
@@ -184,35 +184,27 @@ function config.load(opts)
   local _, ferr = aws.config_profile(files)
   if ferr then return nil, ferr end
 
-  -- cluster and secret
-  set("cluster_arn", pick {
-    { opt(opts, "cluster_arn"), "option" },
-    { getenv("AURORA_CLUSTER_ARN"), "environment", "AURORA_CLUSTER_ARN" },
-  })
-  if not cfg.cluster_arn then
-    return nil, "AURORA_CLUSTER_ARN is not set: set AURORA_CLUSTER_ARN in .env: " .. HOW_TO.cluster_arn
+  -- cluster and secret: an ARN each, required; the option, else the variable.
+  -- `what` it must be and the form `expected` go into the message when
+  -- parse(value) refuses it.
+  local function arn_setting(field, parse, what, expected)
+    local var = VARS[field]
+    set(field, pick { { opt(opts, field), "option" }, { getenv(var), "environment", var } })
+    if not cfg[field] then return nil, ("%s is not set: set %s in .env: %s"):format(var, var, HOW_TO[field]) end
+    local arn, why = parse(cfg[field])
+    if not arn then
+      return nil, ("%s is not %s (%q): %s; expected %s; %s"):format(called(field), what, cfg[field], why, expected,
+        HOW_TO[field])
+    end
+    return arn
   end
-  local cluster, why = config.parse_cluster_arn(cfg.cluster_arn)
-  if not cluster then
-    return nil, ("%s is not an Aurora cluster ARN (%q): %s; expected arn:aws:rds:<region>:<12-digit account>"
-      .. ":cluster:<cluster id> (aws-cn and aws-us-gov partitions too); %s"):format(
-      called("cluster_arn"), cfg.cluster_arn, why, HOW_TO.cluster_arn)
-  end
-
-  set("secret_arn", pick {
-    { opt(opts, "secret_arn"), "option" },
-    { getenv("AURORA_SECRET_ARN"), "environment", "AURORA_SECRET_ARN" },
-  })
-  if not cfg.secret_arn then
-    return nil, "AURORA_SECRET_ARN is not set: set AURORA_SECRET_ARN in .env: " .. HOW_TO.secret_arn
-  end
+  local cluster, aerr = arn_setting("cluster_arn", config.parse_cluster_arn, "an Aurora cluster ARN",
+    "arn:aws:rds:<region>:<12-digit account>:cluster:<cluster id> (aws-cn and aws-us-gov partitions too)")
+  if not cluster then return nil, aerr end
   local secret
-  secret, why = config.parse_secret_arn(cfg.secret_arn)
-  if not secret then
-    return nil, ("%s is not a Secrets Manager secret ARN (%q): %s; expected arn:aws:secretsmanager:<region>"
-      .. ":<12-digit account>:secret:<name>; %s"):format(called("secret_arn"), cfg.secret_arn, why,
-      HOW_TO.secret_arn)
-  end
+  secret, aerr = arn_setting("secret_arn", config.parse_secret_arn, "a Secrets Manager secret ARN",
+    "arn:aws:secretsmanager:<region>:<12-digit account>:secret:<name>")
+  if not secret then return nil, aerr end
   if secret.partition ~= cluster.partition then
     return nil, ("%s is in partition %s but %s is in %s: both must come from the same Terraform state; %s")
       :format(called("secret_arn"), secret.partition, called("cluster_arn"), cluster.partition, HOW_TO.secret_arn)

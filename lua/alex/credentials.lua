@@ -270,18 +270,23 @@ local function static_from_profile(section, where, source)
   }
 end
 
+-- Static keys from the profile's section (headed `header`) of one shared
+-- file: `where` names the file, `sections` is what it parsed to (nil:
+-- unreadable or absent, `missing` saying why).
+local function from_shared_file(where, sections, missing, section, header, source)
+  if not sections then return nil, where .. ": " .. missing end
+  if not section then return nil, ("%s: no %s section"):format(where, header) end
+  return static_from_profile(section, where .. " " .. header, source)
+end
+
 function Chain.from_credentials_file(_, ctx)
-  local where = "shared credentials file " .. tostring(ctx.creds_path)
-  if not ctx.creds_sections then return nil, where .. ": " .. ctx.creds_missing end
-  if not ctx.creds then return nil, ("%s: no %s section"):format(where, ctx.section_creds) end
-  return static_from_profile(ctx.creds, where .. " " .. ctx.section_creds, "shared-credentials-file")
+  return from_shared_file("shared credentials file " .. tostring(ctx.creds_path), ctx.creds_sections,
+    ctx.creds_missing, ctx.creds, ctx.section_creds, "shared-credentials-file")
 end
 
 function Chain.from_config_file(_, ctx)
-  local where = "config file " .. tostring(ctx.config_path)
-  if not ctx.config_sections then return nil, where .. ": " .. ctx.config_missing end
-  if not ctx.config then return nil, ("%s: no %s section"):format(where, ctx.section_config) end
-  return static_from_profile(ctx.config, where .. " " .. ctx.section_config, "config-file")
+  return from_shared_file("config file " .. tostring(ctx.config_path), ctx.config_sections, ctx.config_missing,
+    ctx.config, ctx.section_config, "config-file")
 end
 
 function Chain.from_process(_, ctx)

@@ -233,9 +233,18 @@ end
 
 local checkers = {}
 local check_record -- forward
+local check_value -- forward
 
 local function add(errs, path, message)
   errs[#errs + 1] = { field = path, message = message }
+end
+
+-- True when v is of Lua type t; else false, with "expected <what>, got ..."
+-- added to errs.
+local function is_type(v, t, what, path, errs)
+  if type(v) == t then return true end
+  add(errs, path, "expected " .. what .. ", got " .. type_name(v))
+  return false
 end
 
 local function check_bounds(def, x, path, errs)
@@ -271,9 +280,7 @@ local function check_one_of(def, v, path, errs)
 end
 
 function checkers.string(def, v, path, errs)
-  if type(v) ~= "string" then
-    add(errs, path, "expected a string, got " .. type_name(v)); return nil
-  end
+  if not is_type(v, "string", "a string", path, errs) then return nil end
   local n = utf8_len(v)
   if not n then add(errs, path, "is not valid UTF-8"); return nil end
   if find(v, "\0", 1, true) then add(errs, path, "contains a NUL character (\\u0000)"); return nil end
@@ -312,9 +319,7 @@ function checkers.integer(def, v, path, errs)
 end
 
 function checkers.number(def, v, path, errs)
-  if type(v) ~= "number" then
-    add(errs, path, "expected a number, got " .. type_name(v)); return nil
-  end
+  if not is_type(v, "number", "a number", path, errs) then return nil end
   if v ~= v or v == huge or v == -huge then
     add(errs, path, "must be a finite number"); return nil
   end
@@ -339,17 +344,13 @@ function checkers.decimal(def, v, path, errs)
 end
 
 function checkers.boolean(_, v, path, errs)
-  if type(v) ~= "boolean" then
-    add(errs, path, "expected a boolean, got " .. type_name(v)); return nil
-  end
+  if not is_type(v, "boolean", "a boolean", path, errs) then return nil end
   return v
 end
 
 local UUID = "^%x%x%x%x%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%x%x%x%x%x%x%x%x$"
 function checkers.uuid(_, v, path, errs)
-  if type(v) ~= "string" then
-    add(errs, path, "expected a UUID string, got " .. type_name(v)); return nil
-  end
+  if not is_type(v, "string", "a UUID string", path, errs) then return nil end
   if not find(v, UUID) then
     add(errs, path, "is not a UUID (expected xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx)"); return nil
   end
@@ -358,9 +359,7 @@ end
 
 local MONTH_DAYS = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 }
 function checkers.date(_, v, path, errs)
-  if type(v) ~= "string" then
-    add(errs, path, "expected a date string (YYYY-MM-DD), got " .. type_name(v)); return nil
-  end
+  if not is_type(v, "string", "a date string (YYYY-MM-DD)", path, errs) then return nil end
   local y, m, d = match(v, "^(%d%d%d%d)%-(%d%d)%-(%d%d)$")
   y, m, d = tonumber(y), tonumber(m), tonumber(d)
   local days = m and MONTH_DAYS[m]
@@ -383,9 +382,7 @@ for _, set in pairs(ALLOCATION_SETS) do
 end
 
 function checkers.allocation(def, v, path, errs)
-  if type(v) ~= "table" then
-    add(errs, path, "expected a table of percentages, got " .. type_name(v)); return nil
-  end
+  if not is_type(v, "table", "a table of percentages", path, errs) then return nil end
   local set = ALLOCATION_SETS[def.kind]
   local keys = {}
   for k in pairs(v) do keys[#keys + 1] = k end
@@ -471,9 +468,7 @@ local function check_json_value(v, path, errs, depth)
 end
 
 function checkers.json(_, v, path, errs)
-  if type(v) ~= "table" then
-    add(errs, path, "expected a table (JSON object or array), got " .. type_name(v)); return nil
-  end
+  if not is_type(v, "table", "a table (JSON object or array)", path, errs) then return nil end
   return check_json_value(v, path, errs, 1) and v or nil
 end
 
@@ -482,9 +477,7 @@ function checkers.record(def, v, path, errs)
 end
 
 function checkers.array(def, v, path, errs)
-  if type(v) ~= "table" then
-    add(errs, path, "expected an array, got " .. type_name(v)); return nil
-  end
+  if not is_type(v, "table", "an array", path, errs) then return nil end
   local n = #v
   local ok = true
   for k in pairs(v) do
@@ -522,12 +515,8 @@ function checkers.array(def, v, path, errs)
     if x == nil or is_null(x) then
       add(errs, epath, "must not be null"); ok = false
     else
-      local c = checkers[elem.type](elem, x, epath, errs)
-      if c == nil then ok = false
-      elseif elem.custom_check then
-        local good, msg = elem.custom_check(c)
-        if not good then add(errs, epath, msg or "is invalid"); ok = false end
-      end
+      local c = check_value(elem, x, epath, errs)
+      if c == nil then ok = false end
       out[i] = c
     end
   end
@@ -558,6 +547,17 @@ local function resolve(schema)
   return schema
 end
 
+-- v checked by its definition's type, then by its custom_check: the value,
+-- or nil with the problems added to errs.
+check_value = function(def, v, path, errs)
+  local c = checkers[def.type](def, v, path, errs)
+  if c ~= nil and def.custom_check then
+    local good, msg = def.custom_check(c)
+    if not good then add(errs, path, msg or "is invalid"); return nil end
+  end
+  return c
+end
+
 check_record = function(schema, record, path, errs)
   schema = resolve(schema)
   if type(record) ~= "table" or is_null(record) then
@@ -575,12 +575,7 @@ check_record = function(schema, record, path, errs)
         out[name] = copy(def.default)
       end
     else
-      local c = checkers[def.type](def, v, fpath, errs)
-      if c ~= nil and def.custom_check then
-        local good, msg = def.custom_check(c)
-        if not good then add(errs, fpath, msg or "is invalid"); c = nil end
-      end
-      out[name] = c
+      out[name] = check_value(def, v, fpath, errs)
     end
   end
   local unknown = {}

@@ -21,8 +21,8 @@
 -- concatenation.
 local sql = {}
 
-local find, sub, byte, match, lower, gmatch = string.find, string.sub, string.byte, string.match,
-  string.lower, string.gmatch
+local find, sub, byte, char, match, lower, gmatch = string.find, string.sub, string.byte, string.char,
+  string.match, string.lower, string.gmatch
 local type, error = type, error
 
 local B_DASH, B_SLASH, B_STAR, B_SQUOTE, B_DQUOTE = byte("-"), byte("/"), byte("*"), byte("'"), byte('"')
@@ -38,6 +38,24 @@ end
 
 local function space_byte(b)
   return b == 32 or (b >= 9 and b <= 13)
+end
+
+-- The position of the quote closing the quoted token that opens at i (its
+-- quote doubled stands for itself; with `escapes`, a backslash escapes the
+-- next byte), or nil when the text ends first.
+local function closing_quote(text, i, escapes)
+  local q = byte(text, i)
+  local pattern = escapes and "[\\" .. char(q) .. "]" or char(q)
+  local p = i + 1
+  while true do
+    local j = find(text, pattern, p, not escapes)
+    if not j then return nil end
+    if (escapes and byte(text, j) == B_BACKSLASH) or byte(text, j + 1) == q then
+      p = j + 2
+    else
+      return j
+    end
+  end
 end
 
 -- Start of every token that changes the lexer state ('-' and '/' only when
@@ -160,38 +178,16 @@ function sql.split(text)
       code(seg, i - 1)
       local prev = i > 1 and byte(text, i - 1)
       local escapes = (prev == B_E or prev == B_e) and not ident_byte(i > 2 and byte(text, i - 2) or nil)
-      local p = i + 1
-      while true do
-        local j = find(text, escapes and "[\\']" or "'", p)
-        if not j then
-          return fail(i, escapes and "unterminated E'...' string" or "unterminated quoted string")
-        end
-        if byte(text, j) == B_BACKSLASH then
-          p = j + 2
-        elseif byte(text, j + 1) == B_SQUOTE then
-          p = j + 2
-        else
-          p = j + 1
-          break
-        end
-      end
-      token(i, p - 1)
-      pos, seg = p, p
+      local j = closing_quote(text, i, escapes)
+      if not j then return fail(i, escapes and "unterminated E'...' string" or "unterminated quoted string") end
+      token(i, j)
+      pos, seg = j + 1, j + 1
     elseif c == B_DQUOTE then
       code(seg, i - 1)
-      local p = i + 1
-      while true do
-        local j = find(text, '"', p, true)
-        if not j then return fail(i, 'unterminated quoted identifier') end
-        if byte(text, j + 1) == B_DQUOTE then
-          p = j + 2
-        else
-          p = j + 1
-          break
-        end
-      end
-      token(i, p - 1)
-      pos, seg = p, p
+      local j = closing_quote(text, i, false)
+      if not j then return fail(i, 'unterminated quoted identifier') end
+      token(i, j)
+      pos, seg = j + 1, j + 1
     elseif c == B_DOLLAR then
       local opener
       if not ident_byte(i > 1 and byte(text, i - 1) or nil) then

@@ -11,7 +11,8 @@
 --   srv:stats() -> { connections =, requests =, slow_inflight =, slow_started = }
 --   srv:wait_stat("slow_inflight", 1, 5), srv:stop()
 --   servers.free_port(), servers.wait_listening(port, seconds), servers.now(),
---   servers.sleep(s), servers.rmtree(dir), servers.q(shell_word)
+--   servers.sleep(s), servers.wait_until(check, seconds, interval),
+--   servers.rmtree(dir), servers.q(shell_word)
 --
 -- A server is a direct child of the spec (io.popen with exec), so stop() reaps
 -- it; it also exits by itself when the spec process dies.
@@ -42,12 +43,49 @@ local function read_file(path)
 end
 servers.read_file = read_file
 
+-- Asserts that the string s holds sub (plain text), showing both when not.
+function servers.contains(s, sub)
+  local assert = require "luassert"
+  assert.is_string(s)
+  assert(s:find(sub, 1, true), ("expected %q\nto contain %q"):format(s, sub))
+end
+
 -- The keys of t, sorted.
 function servers.sorted_keys(t)
   local keys = {}
   for k in pairs(t) do keys[#keys + 1] = k end
   table.sort(keys, function(a, b) return tostring(a) < tostring(b) end)
   return keys
+end
+
+-- A copy of t with the keys of `changes` set; a change equal to `unset` (when
+-- given) removes its key instead.
+function servers.with(t, changes, unset)
+  local c = {}
+  for k, v in pairs(t) do c[k] = v end
+  for k, v in pairs(changes or {}) do
+    if unset ~= nil and v == unset then c[k] = nil else c[k] = v end
+  end
+  return c
+end
+
+-- An env function (name -> value, as alex.* modules take) over the table t,
+-- with `defaults` for the names t lacks.
+function servers.env(t, defaults)
+  t = t or {}
+  return function(name)
+    local v = t[name]
+    if v == nil then return defaults[name] end
+    return v
+  end
+end
+
+-- NAME='value' words for a shell command line, one per variable of vars,
+-- sorted by name.
+function servers.assignments(vars)
+  local parts = {}
+  for _, k in ipairs(servers.sorted_keys(vars)) do parts[#parts + 1] = k .. "=" .. q(vars[k]) end
+  return table.concat(parts, " ")
 end
 
 -- Whether process pid runs (a zombie does not).
@@ -83,6 +121,18 @@ function servers.now()
   local s = p:read("l")
   p:close()
   return assert(tonumber(s))
+end
+
+-- Calls check() every `interval` seconds while `seconds` have not passed;
+-- returns the first true value it gives, or false when the time ran out.
+function servers.wait_until(check, seconds, interval)
+  local deadline = servers.now() + seconds
+  while servers.now() < deadline do
+    local v = check()
+    if v then return v end
+    servers.sleep(interval)
+  end
+  return false
 end
 
 function servers.tmpdir()

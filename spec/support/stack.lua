@@ -5,7 +5,8 @@
 --   local s = stack.start { faults = { latency_ms = 5 }, tx_idle_timeout = 2 }
 --   s.env.AWS_ENDPOINT_URL_RDS_DATA, s.endpoint, s.admin, s:stats(), s:reset_stats(),
 --   s:set_faults { ... }, s:faults(), s:admin_headers(), s:psql "select 1",
---   s:service_pid(), s:stop()
+--   s:service_pid(), s:engine_version(), s:stop()
+--   stack.shared(opts, function(s) ... end) -- one stack for a describe block
 --
 -- Starting costs a second or two: share one stack per spec file
 -- (lazy_setup / lazy_teardown).
@@ -93,17 +94,9 @@ end
 local Stack = {}
 Stack.__index = Stack
 
-local function env_prefix(vars)
-  local parts, names = {}, {}
-  for k in pairs(vars) do names[#names + 1] = k end
-  table.sort(names)
-  for _, k in ipairs(names) do parts[#parts + 1] = k .. "=" .. shell_quote(vars[k]) end
-  return table.concat(parts, " ")
-end
-
 -- Runs local/stack.sh <command> for this stack; returns ok, output, code.
 function Stack:script(command)
-  return run(env_prefix(self.vars) .. " sh " .. shell_quote(stack.script) .. " " .. command)
+  return run(servers.assignments(self.vars) .. " sh " .. shell_quote(stack.script) .. " " .. command)
 end
 
 -- A stack not started yet, in opts.dir (default: a new temp folder, removed by
@@ -167,6 +160,43 @@ function stack.start(opts)
   local ok, err = pcall(self.up, self)
   if not ok then error(err, 2) end
   return self
+end
+
+-- One stack shared by the cases of the enclosing describe block (or spec
+-- file), started only when one of them runs: busted's lazy_setup starts it
+-- (stack.start's opts) and passes it to ready(s), which keeps it and prepares
+-- what the cases share; the function ready returns, if any, runs in
+-- lazy_teardown before the stack stops (closing connections, removing folders).
+function stack.shared(opts, ready)
+  local busted = require "busted"
+  local s, undo
+  busted.lazy_setup(function()
+    s = stack.start(opts)
+    undo = ready(s)
+  end)
+  busted.lazy_teardown(function()
+    local ok, err = true, nil
+    if undo then ok, err = pcall(undo) end
+    if s then s:stop() end
+    if not ok then error(err, 0) end
+  end)
+end
+
+-- One ExecuteStatement of `sql` on the stack's Data API, signed with its key
+-- and sent through `client` (an alex.http client); returns the response.
+function Stack:execute(client, sql)
+  local body = cjson.encode { resourceArn = self.cluster_arn, secretArn = self.secret_arn, sql = sql }
+  local url = self.endpoint .. "/Execute"
+  local signed = require("alex.sigv4").sign { method = "POST", url = url, body = body, service = "rds-data",
+    headers = { { "Content-Type", "application/json" } }, region = self.env.AWS_REGION,
+    access_key = self.env.AWS_ACCESS_KEY_ID, secret_key = self.env.AWS_SECRET_ACCESS_KEY }
+  return assert(client:request { method = "POST", url = url, headers = signed.headers, body = body })
+end
+
+-- The engine version the stack reports: its PostgreSQL's major.minor.
+function Stack:engine_version()
+  local num = assert(tonumber(assert(self:psql("SHOW server_version_num"))))
+  return ("%d.%d"):format(num // 10000, num % 100)
 end
 
 -- Another alex-dataapi on this stack's settings (dataapi.env) and a free

@@ -23,6 +23,27 @@ function fail(msg) {
   process.exit(1);
 }
 
+// What an hcl2json error says.
+function why(e) {
+  return String(e && e.message ? e.message : e).trim();
+}
+
+// File f's text and what hcl2json's parse makes of it, or exit 1 naming the file.
+async function readParsed(parse, f) {
+  let text, doc;
+  try {
+    text = fs.readFileSync(f, "utf8");
+  } catch (e) {
+    fail(`${f}: ${e.message}`);
+  }
+  try {
+    doc = await parse(path.basename(f), text);
+  } catch (e) {
+    fail(`${f}: not valid HCL: ${why(e)}`);
+  }
+  return { text, doc };
+}
+
 function load(name) {
   try {
     return require(name);
@@ -48,7 +69,7 @@ async function main() {
       try {
         values.push((await parse(`expr${i + 1}.tf`, `value = ${x}\n`)).value);
       } catch (e) {
-        fail(`expression ${i + 1}: not valid HCL: ${String(e && e.message ? e.message : e).trim()}`);
+        fail(`expression ${i + 1}: not valid HCL: ${why(e)}`);
       }
     }
     process.stdout.write(JSON.stringify(values) + "\n");
@@ -58,38 +79,16 @@ async function main() {
     fail("usage: hcl.js parse|fmt FILE... | hcl.js expr < expressions.json");
   }
   const out = {};
-  if (cmd === "parse") {
-    const { parse } = load("@cdktf/hcl2json");
-    for (const f of files) {
-      let text;
-      try {
-        text = fs.readFileSync(f, "utf8");
-      } catch (e) {
-        fail(`${f}: ${e.message}`);
-      }
-      try {
-        out[f] = await parse(path.basename(f), text);
-      } catch (e) {
-        fail(`${f}: not valid HCL: ${String(e && e.message ? e.message : e).trim()}`);
-      }
-    }
-  } else {
-    const { format } = load("@cdktf/hcl-tools");
-    const { parse } = load("@cdktf/hcl2json");
-    for (const f of files) {
-      let text;
-      try {
-        text = fs.readFileSync(f, "utf8");
-      } catch (e) {
-        fail(`${f}: ${e.message}`);
-      }
-      // hclwrite formats what it can tokenize even when it does not parse:
-      // refuse broken files first, so "formatted" means a real HCL file.
-      try {
-        await parse(path.basename(f), text);
-      } catch (e) {
-        fail(`${f}: not valid HCL: ${String(e && e.message ? e.message : e).trim()}`);
-      }
+  const { format } = cmd === "fmt" ? load("@cdktf/hcl-tools") : {};
+  const { parse } = load("@cdktf/hcl2json");
+  for (const f of files) {
+    // fmt parses too: hclwrite formats what it can tokenize even when it does
+    // not parse, so broken files are refused first and "formatted" means a
+    // real HCL file.
+    const { text, doc } = await readParsed(parse, f);
+    if (cmd === "parse") {
+      out[f] = doc;
+    } else {
       const expected = await format(text);
       out[f] = { formatted: expected === text, expected };
     }
