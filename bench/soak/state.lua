@@ -30,7 +30,7 @@ end
 -- answer was lost may have recorded its run or not).  The ledger is then
 -- emptied, so the state compares with the canonical one again.  Returns a
 -- problem, or nil.
-function state.check_ledger(ctx, succeeded, unknown)
+local function check_ledger(ctx, succeeded, unknown)
   local applied = tonumber(state.psql(ctx, "SELECT count(*) FROM data_fix_runs WHERE status = 'applied'"))
   local other = tonumber(state.psql(ctx, "SELECT count(*) FROM data_fix_runs WHERE status <> 'applied'"))
   state.psql(ctx, "DELETE FROM data_fix_runs") -- its changes go with it (ON DELETE CASCADE)
@@ -39,6 +39,24 @@ function state.check_ledger(ctx, succeeded, unknown)
       " their outcome unknown)"):format(applied, other, succeeded, unknown)
   end
   return nil
+end
+
+-- The end of a scenario of concurrent fixes, once the data is restored:
+-- the ledger as check_ledger says, then nothing else may differ from the
+-- canonical state; the tally counts the run.  rs: the children's results.
+function state.after_concurrent_fixes(ctx, rs, what)
+  local succeeded, unknown = 0, 0
+  for _, r in ipairs(rs) do
+    if r.rc == 0 then succeeded = succeeded + 1 elseif r.commit_unknown then unknown = unknown + 1 end
+  end
+  local ledger = check_ledger(ctx, succeeded, unknown)
+  if ledger then ctx:violation("%s", ledger) end
+  local d = state.diff(ctx.canonical, state.fingerprint(ctx))
+  if #d > 0 then ctx:violation("%s changed something else: %s", what, table.concat(d, "; ")) end
+  if not ctx.current.violated then
+    local t = ctx.tally.by[ctx.current.name]
+    if succeeded == #rs then t.ok = t.ok + 1 else t.intact = t.intact + 1 end
+  end
 end
 
 function state.duplicate_check(ctx, tables)

@@ -92,7 +92,6 @@ end
 
 function moves.run(ctx)
   tally.begin_scenario(ctx, "moves")
-  local t = ctx.tally.by.moves
   if not canonical.ensure(ctx) then tally.end_scenario(ctx) return end
   local symbol = SYMBOLS[math.random(#SYMBOLS)]
   local canonical_holdings = holdings(ctx, symbol)
@@ -133,14 +132,13 @@ function moves.run(ctx)
   local final, raw = holdings(ctx, symbol)
   local sum = 0
   for _, q in pairs(final) do sum = sum + q end
-  local must, maybe, names, succeeded = {}, {}, {}, 0
+  local must, maybe, names = {}, {}, {}
   for i, r in ipairs(rs) do
     local m = planned[i]
     local mark = r.rc == 0 and "" or (r.commit_unknown and "?" or "x")
     names[i] = ("%s>%s:%s%s"):format(m.from:sub(1, 1), m.to:sub(1, 1), m.quantity or "all", mark)
     if r.rc == 0 then
       must[#must + 1] = m
-      succeeded = succeeded + 1
     elseif r.commit_unknown then
       maybe[#maybe + 1] = m
     end
@@ -164,15 +162,7 @@ function moves.run(ctx)
     if q > 0 then restore[#restore + 1] = insert_holding(symbol, name, tostring(q)) end
   end
   psql(ctx, table.concat(restore, "\n"))
-  local unknown = 0
-  for _, r in ipairs(rs) do if r.rc ~= 0 and r.commit_unknown then unknown = unknown + 1 end end
-  local ledger = state.check_ledger(ctx, succeeded, unknown)
-  if ledger then ctx:violation("%s", ledger) end
-  local d = state.diff(ctx.canonical, state.fingerprint(ctx))
-  if #d > 0 then ctx:violation("concurrent moves changed something else: %s", table.concat(d, "; ")) end
-  if not ctx.current.violated then
-    if succeeded == k then t.ok = t.ok + 1 else t.intact = t.intact + 1 end
-  end
+  state.after_concurrent_fixes(ctx, rs, "concurrent moves")
   ctx:say("moves   #%-3d %-4s %d/%d/%d -> %d/%d/%d  %-40s %s", ctx.current.n, symbol, start[ACCOUNTS[1]],
     start[ACCOUNTS[2]], start[ACCOUNTS[3]], final[ACCOUNTS[1]], final[ACCOUNTS[2]], final[ACCOUNTS[3]],
     table.concat(names, " "), faults.describe(f))

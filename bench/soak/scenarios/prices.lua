@@ -11,7 +11,6 @@ local prices = {}
 
 function prices.run(ctx)
   tally.begin_scenario(ctx, "prices")
-  local t = ctx.tally.by.prices
   if not canonical.ensure(ctx) then tally.end_scenario(ctx) return end
   local psql, literal = state.psql, state.literal
   local symbols = {}
@@ -49,15 +48,7 @@ function prices.run(ctx)
     for _, r in ipairs(rs) do ctx:keep(r) end
   end
   psql(ctx, ("UPDATE instruments SET current_price = %s WHERE symbol = %s"):format(original, literal(symbol)))
-  local unknown = 0
-  for _, r in ipairs(rs) do if r.rc ~= 0 and r.commit_unknown then unknown = unknown + 1 end end
-  local ledger = state.check_ledger(ctx, succeeded, unknown)
-  if ledger then ctx:violation("%s", ledger) end
-  local d = state.diff(ctx.canonical, state.fingerprint(ctx))
-  if #d > 0 then ctx:violation("concurrent price updates changed something else: %s", table.concat(d, "; ")) end
-  if not ctx.current.violated then
-    if succeeded == k then t.ok = t.ok + 1 else t.intact = t.intact + 1 end
-  end
+  state.after_concurrent_fixes(ctx, rs, "concurrent price updates")
   ctx:say("prices  #%-3d %-5s %s -> %s %-30s %s", ctx.current.n, symbol, original, final, table.concat(names, " "),
     faults.describe(f))
   tally.end_scenario(ctx)
