@@ -7,11 +7,11 @@ src/client.py, src/models.py), through boto3 against the same Data API
 endpoint, producing the same schema and rows as
 `alexlua scripts/reset.lua --with-test-data`.
 
-It is not the package itself: to reach this schema it drops 8 tables (the 7
-of schema/*.sql and alexlua's schema_migrations ledger) and runs the 21
-statements of schema/*.sql, 71 Data API calls with --with-test-data.  The
-package, run unchanged against the local stack, drops its 5 tables and runs
-its 17 statements: 64 calls.
+It is not the package itself: to reach this schema it drops 10 tables (the 9
+of schema/*.sql and alexlua's schema_migrations ledger) and 2 functions and
+runs the 34 statements of schema/*.sql, 87 Data API calls with
+--with-test-data.  The package, run unchanged against the local stack, drops
+its 5 tables and runs its 17 statements: 64 calls.
 
 What it imitates, call for call:
   * reset_db.py (this process, role "main") makes two boto3 clients (its

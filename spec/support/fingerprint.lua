@@ -39,19 +39,23 @@ end
 local VOLATILE = { id = true, created_at = true, updated_at = true, applied_at = true, duration_ms = true,
                    as_of_date = true, started_at = true, completed_at = true, account_id = true, job_id = true }
 
+-- The schema's parts; %s: a SQL array of table names left out (with their
+-- indexes and constraints).
 local SCHEMA_SQL = [[
 SELECT 'schema.relations|' || count(*) || '|' || md5(coalesce(string_agg(c.relname || ':' || c.relkind::text, ','
          ORDER BY c.relname), ''))
   FROM pg_class c WHERE c.relnamespace = current_schema()::regnamespace AND c.relkind IN ('r', 'i', 'S', 'v', 'm')
+   AND c.relname <> ALL(%s) AND NOT EXISTS (SELECT 1 FROM pg_index i JOIN pg_class t ON t.oid = i.indrelid
+     WHERE i.indexrelid = c.oid AND t.relname = ANY(%s))
 UNION ALL
 SELECT 'schema.columns|' || count(*) || '|' || md5(coalesce(string_agg(table_name || '.' || column_name || ' ' ||
          data_type || ' ' || coalesce(column_default, '') || ' ' || is_nullable, ',' ORDER BY table_name,
          ordinal_position), ''))
-  FROM information_schema.columns WHERE table_schema = current_schema()
+  FROM information_schema.columns WHERE table_schema = current_schema() AND table_name <> ALL(%s)
 UNION ALL
 SELECT 'schema.constraints|' || count(*) || '|' || md5(coalesce(string_agg(conrelid::regclass::text || '.' ||
          conname || ':' || pg_get_constraintdef(oid), ',' ORDER BY conrelid::regclass::text, conname), ''))
-  FROM pg_constraint WHERE connamespace = current_schema()::regnamespace
+  FROM pg_constraint WHERE connamespace = current_schema()::regnamespace AND conrelid::regclass::text <> ALL(%s)
 UNION ALL
 SELECT 'schema.triggers|' || count(*) || '|' || md5(coalesce(string_agg(tgrelid::regclass::text || '.' || tgname,
          ',' ORDER BY tgrelid::regclass::text, tgname), ''))
@@ -65,18 +69,29 @@ local COLUMNS_SQL = [[SELECT table_name || '|' || column_name || '|' || data_typ
     WHERE relnamespace = current_schema()::regnamespace AND relkind = 'r')
   ORDER BY table_name, ordinal_position]]
 
-function fingerprint.content(psql)
+-- content(psql [, without]) -> the fingerprint, and the set of tables;
+-- without: names of tables left out (one tool's own ledger, say).
+function fingerprint.content(psql, without)
+  local skip, names = {}, {}
+  for _, t in ipairs(without or {}) do
+    assert(t:find("^[%w_]+$"), "table names only")
+    skip[t] = true
+    names[#names + 1] = "'" .. t .. "'"
+  end
+  local array = ("ARRAY[%s]::text[]"):format(table.concat(names, ","))
   local fp, tables, cols, order = {}, {}, {}, {}
   for line in psql(COLUMNS_SQL):gmatch("[^\n]+") do
     local t, c, ty = line:match("^([^|]+)|([^|]+)|(.*)$")
-    if not tables[t] then
-      tables[t] = true
-      cols[t] = {}
-      order[#order + 1] = t
+    if not skip[t] then
+      if not tables[t] then
+        tables[t] = true
+        cols[t] = {}
+        order[#order + 1] = t
+      end
+      if not VOLATILE[c] and ty ~= "uuid" then cols[t][#cols[t] + 1] = ('t."%s"'):format(c) end
     end
-    if not VOLATILE[c] and ty ~= "uuid" then cols[t][#cols[t] + 1] = ('t."%s"'):format(c) end
   end
-  local parts = { SCHEMA_SQL }
+  local parts = { SCHEMA_SQL:format(array, array, array, array) }
   for _, t in ipairs(order) do
     local list = cols[t]
     local from = ('"%s" t'):format(t)
