@@ -840,19 +840,30 @@ local function formatted_rows(text, columns, types)
   if type(list) ~= "table" then
     raise(errors.new { name = "InvalidResponse", message = "formattedRecords is not a JSON array" })
   end
-  local conv = {}
+  local conv, converted = {}, {}
   for i, name in ipairs(columns) do
     local t = types[i]
     if INT_TYPES[t] then conv[name] = to_integer
     elseif JSON_TYPES[t] then conv[name] = to_json
     elseif t == "bytea" then conv[name] = function(v) return (base64.decode(v)) end end
+    if conv[name] then converted[#converted + 1] = name end
   end
   local null = json.null
-  for r = 1, #list do
-    local row = list[r]
-    for k, v in pairs(row) do
-      if v == null then row[k] = nil
-      elseif conv[k] and type(v) == "string" then row[k] = conv[k](v) end
+  if text:find(":null", 1, true) then -- some cell is NULL (or holds that text): look at every cell
+    for r = 1, #list do
+      local row = list[r]
+      for k, v in pairs(row) do
+        if v == null then row[k] = nil
+        elseif conv[k] and type(v) == "string" then row[k] = conv[k](v) end
+      end
+    end
+  elseif #converted > 0 then -- only the columns that need it
+    for r = 1, #list do
+      local row = list[r]
+      for _, k in ipairs(converted) do
+        local v = row[k]
+        if type(v) == "string" then row[k] = conv[k](v) end
+      end
     end
   end
   list.columns, list.types = columns, types
