@@ -54,25 +54,24 @@ end
 -- Is there an order of the moves that must have happened (and some of the
 -- maybe-happened ones) that leads from start to final?
 function moves.serial_outcome(start, must, maybe, final)
-  local function search(s, left_must, left_maybe)
-    if #left_must == 0 and equal_state(s, final) then return true end
-    for i, m in ipairs(left_must) do
+  local search
+  -- tries each move of list next; rest_of(list without it) -> the search's
+  -- remaining must and maybe lists
+  local function try_each(s, list, rest_of)
+    for i, m in ipairs(list) do
       local nxt = apply_move(s, m)
       if nxt then
-        local rest = { table.unpack(left_must) }
+        local rest = { table.unpack(list) }
         table.remove(rest, i)
-        if search(nxt, rest, left_maybe) then return true end
-      end
-    end
-    for i, m in ipairs(left_maybe) do
-      local nxt = apply_move(s, m)
-      if nxt then
-        local rest = { table.unpack(left_maybe) }
-        table.remove(rest, i)
-        if search(nxt, left_must, rest) then return true end
+        if search(nxt, rest_of(rest)) then return true end
       end
     end
     return false
+  end
+  search = function(s, left_must, left_maybe)
+    if #left_must == 0 and equal_state(s, final) then return true end
+    return try_each(s, left_must, function(rest) return rest, left_maybe end)
+      or try_each(s, left_maybe, function(rest) return left_must, rest end)
   end
   return search(start, must, maybe)
 end
