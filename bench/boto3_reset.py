@@ -9,7 +9,7 @@ endpoint, producing the same schema and rows as
 
 It is not the package itself: to reach this schema it drops 10 tables (the 9
 of schema/*.sql and alexlua's schema_migrations ledger) and 2 functions and
-runs the 34 statements of schema/*.sql, 87 Data API calls with
+runs the 28 statements of schema/*.sql, 81 Data API calls with
 --with-test-data.  The package, run unchanged against the local stack, drops
 its 5 tables and runs its 17 statements: 64 calls.
 

@@ -67,17 +67,17 @@ BEGIN
 END;
 $$ LANGUAGE plpgsql;
 
-CREATE TRIGGER data_fix_capture_users AFTER INSERT OR UPDATE OR DELETE ON users
-    FOR EACH ROW WHEN (current_setting('alex.fix_run', true) <> '') EXECUTE FUNCTION data_fix_capture();
-CREATE TRIGGER data_fix_capture_instruments AFTER INSERT OR UPDATE OR DELETE ON instruments
-    FOR EACH ROW WHEN (current_setting('alex.fix_run', true) <> '') EXECUTE FUNCTION data_fix_capture();
-CREATE TRIGGER data_fix_capture_accounts AFTER INSERT OR UPDATE OR DELETE ON accounts
-    FOR EACH ROW WHEN (current_setting('alex.fix_run', true) <> '') EXECUTE FUNCTION data_fix_capture();
-CREATE TRIGGER data_fix_capture_positions AFTER INSERT OR UPDATE OR DELETE ON positions
-    FOR EACH ROW WHEN (current_setting('alex.fix_run', true) <> '') EXECUTE FUNCTION data_fix_capture();
-CREATE TRIGGER data_fix_capture_jobs AFTER INSERT OR UPDATE OR DELETE ON jobs
-    FOR EACH ROW WHEN (current_setting('alex.fix_run', true) <> '') EXECUTE FUNCTION data_fix_capture();
-CREATE TRIGGER data_fix_capture_price_history AFTER INSERT OR UPDATE OR DELETE ON price_history
-    FOR EACH ROW WHEN (current_setting('alex.fix_run', true) <> '') EXECUTE FUNCTION data_fix_capture();
-CREATE TRIGGER data_fix_capture_agent_logs AFTER INSERT OR UPDATE OR DELETE ON agent_logs
-    FOR EACH ROW WHEN (current_setting('alex.fix_run', true) <> '') EXECUTE FUNCTION data_fix_capture();
+-- The same capture trigger, data_fix_capture_<table>, on every table a fix
+-- may change.
+DO $$
+DECLARE
+    t TEXT;
+BEGIN
+    FOREACH t IN ARRAY ARRAY['users', 'instruments', 'accounts', 'positions', 'jobs', 'price_history',
+                             'agent_logs'] LOOP
+        EXECUTE format('CREATE TRIGGER %I AFTER INSERT OR UPDATE OR DELETE ON %I FOR EACH ROW'
+                       ' WHEN (current_setting(''alex.fix_run'', true) <> '''')'
+                       ' EXECUTE FUNCTION data_fix_capture()', 'data_fix_capture_' || t, t);
+    END LOOP;
+END;
+$$;

@@ -139,16 +139,22 @@ local function drift(conn)
 
   -- constraints: primary keys, unique constraints and foreign keys both
   -- ways; any other kind (CHECK, EXCLUDE) is not part of the declarations
+  -- one wording of a constraint for both sides, so that they compare
+  local function primary_key(tbl, cols) return ("%s: primary key (%s)"):format(tbl, cols) end
+  local function unique(tbl, cols) return ("%s: unique (%s)"):format(tbl, cols) end
+  local function foreign_key(tbl, cols, ref_table, ref_cols, on_delete)
+    return ("%s: foreign key (%s) references %s(%s) on delete %s"):format(tbl, cols, ref_table, ref_cols, on_delete)
+  end
   local db_constraints, declared_constraints = {}, {}
   for _, r in ipairs(conn:query(CONSTRAINTS_SQL)) do
     if r.tbl ~= ledger then
       if r.kind == "p" then
-        db_constraints[("%s: primary key (%s)"):format(r.tbl, r.cols)] = true
+        db_constraints[primary_key(r.tbl, r.cols)] = true
       elseif r.kind == "u" then
-        db_constraints[("%s: unique (%s)"):format(r.tbl, r.cols)] = true
+        db_constraints[unique(r.tbl, r.cols)] = true
       elseif r.kind == "f" then
-        db_constraints[("%s: foreign key (%s) references %s(%s) on delete %s"):format(r.tbl, r.cols, r.ref_table,
-          r.ref_cols, ON_DELETE[r.on_delete] or r.on_delete)] = true
+        db_constraints[foreign_key(r.tbl, r.cols, r.ref_table, r.ref_cols,
+          ON_DELETE[r.on_delete] or r.on_delete)] = true
       else
         problems[#problems + 1] = ("%s: constraint %s (contype %s): in the database, not declared"):format(r.tbl,
           r.name, r.kind)
@@ -156,16 +162,15 @@ local function drift(conn)
     end
   end
   for _, t in ipairs(schema.TABLES) do
-    declared_constraints[("%s: primary key (%s)"):format(t.name, table.concat(t.primary_key, ","))] = true
+    declared_constraints[primary_key(t.name, table.concat(t.primary_key, ","))] = true
     for _, u in ipairs(t.unique or {}) do
-      declared_constraints[("%s: unique (%s)"):format(t.name, table.concat(u, ","))] = true
+      declared_constraints[unique(t.name, table.concat(u, ","))] = true
     end
     for _, c in ipairs(t.column_list) do
       local def = t.columns[c]
       if def.references then
         local rt, rc = def.references:match("^(.-)%.(.*)$")
-        declared_constraints[("%s: foreign key (%s) references %s(%s) on delete %s"):format(t.name, c, rt, rc,
-          def.on_delete or "no action")] = true
+        declared_constraints[foreign_key(t.name, c, rt, rc, def.on_delete or "no action")] = true
       end
     end
   end
