@@ -43,14 +43,6 @@ local CANCELLED = setmetatable({}, { __name = "alex.fix.cancelled" })
 
 -- ---------------------------------------------------------------- who and what
 
-local function read_line(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("l")
-  f:close()
-  return s and s:gsub("%s+$", "")
-end
-
 local function whoami()
   local user = os.getenv("USER") or os.getenv("LOGNAME")
   if not user or user == "" then
@@ -61,13 +53,15 @@ local function whoami()
   return user or "unknown"
 end
 
+-- Who runs this fix, in the words of a run row; the process is the journal's
+-- (the same pid, start time, boot id and host), read once.
+local who
 local function identity()
-  local st = journal.process_stat("self") or {}
-  return {
-    run_by = whoami(), host = read_line("/proc/sys/kernel/hostname") or "unknown",
-    pid = st.pid or 0, process_start = st.start or "0",
-    boot_id = read_line("/proc/sys/kernel/random/boot_id") or "unknown",
-  }
+  if not who then
+    local m = journal.me()
+    who = { run_by = whoami(), host = m.host, pid = m.pid, process_start = m.start, boot_id = m.boot }
+  end
+  return who
 end
 
 -- Whether the process that a run row names still runs.
@@ -80,20 +74,8 @@ end
 local OWN_OPTIONS = { apply = true, yes = true, resume = true, again = true, batch_size = true, pause = true,
                       json = true, verbose = true, help = true }
 
-local function canonical(v)
-  if type(v) ~= "table" then return json.encode(v) end
-  if #v > 0 or next(v) == nil and getmetatable(v) == json.array_mt then
-    local parts = {}
-    for i, x in ipairs(v) do parts[i] = canonical(x) end
-    return "[" .. table.concat(parts, ",") .. "]"
-  end
-  local keys = {}
-  for k in pairs(v) do keys[#keys + 1] = tostring(k) end
-  table.sort(keys)
-  local parts = {}
-  for _, k in ipairs(keys) do parts[#parts + 1] = json.encode_string(k) .. ":" .. canonical(v[k]) end
-  return "{" .. table.concat(parts, ",") .. "}"
-end
+-- json.encode sorts object keys: the same value gives the same text.
+local function canonical(v) return assert(json.encode(v)) end
 fix.canonical = canonical
 
 local function fix_arguments(args)
@@ -102,6 +84,13 @@ local function fix_arguments(args)
     if type(k) == "string" and not OWN_OPTIONS[k] and v ~= false then out[k] = v end
   end
   return out
+end
+
+-- def.arguments (the fix's own) and def.arguments_key, their text, which
+-- names "this fix with these arguments" in the run record.
+local function set_arguments(def, args)
+  def.arguments = fix_arguments(args)
+  def.arguments_key = canonical(def.arguments)
 end
 
 -- The command line that runs the fix again with these arguments (for the
@@ -260,11 +249,18 @@ local function insert_run(tx, def, status)
     VALUES (:name, :checksum, CAST(:arguments AS jsonb), :key, :status, :run_by, :host, :pid, :start, :boot,
       :batch_size, :rows_total)
     RETURNING %s]]):format(RUN_COLUMNS), {
-      name = def.name, checksum = def.checksum, arguments = def.arguments_json, key = def.arguments_key,
+      name = def.name, checksum = def.checksum, arguments = def.arguments_key, key = def.arguments_key,
       status = status, run_by = me.run_by, host = me.host, pid = me.pid, start = me.process_start,
       boot = me.boot_id, batch_size = def.batch_size or require("alex.db").null,
       rows_total = def.rows_total or require("alex.db").null,
     })
+end
+
+-- A run row whose changes the capture triggers record for the rest of tx.
+local function begin_run(tx, def)
+  local run = insert_run(tx, def, "running")
+  tx:query("SELECT set_config('alex.fix_run', :id, true) AS run", { id = tostring(run.id) })
+  return run
 end
 
 -- The applied run of this fix with these arguments, if any.
@@ -339,8 +335,7 @@ local function run_change(conn, def, args, opts)
     if opts.apply and not opts.again then
       refuse_if_applied(tx, def)
     end
-    run = insert_run(tx, def, "running")
-    tx:query("SELECT set_config('alex.fix_run', :id, true) AS run", { id = tostring(run.id) })
+    run = begin_run(tx, def)
     def.change(tx, args)
     changes = fix.changes(tx, run.id)
     if not opts.apply then error(ROLLBACK, 0) end
@@ -378,13 +373,19 @@ end
 
 local NAME = "^[%a_][%w_]*$"
 
--- The next batch after `after` (nil: from the start), keyset-paged on key.
-local function fetch_batch(tx, def, args, after, size)
+-- The collection's SQL (without a closing ';') and a fresh table of its parameters.
+local function collection_query(def, args)
   local c = def.collection
   local params = {}
   for k, v in pairs(c.params and c.params(args) or {}) do params[k] = v end
+  return (c.sql:gsub("%s*;%s*$", "")), params
+end
+
+-- The next batch after `after` (nil: from the start), keyset-paged on key.
+local function fetch_batch(tx, def, args, after, size)
+  local c = def.collection
+  local inner, params = collection_query(def, args)
   params.alex_limit = size
-  local inner = c.sql:gsub("%s*;%s*$", "")
   local sql
   if after == nil then
     sql = ("SELECT * FROM (%s) AS alex_batch ORDER BY alex_batch.%s LIMIT :alex_limit"):format(inner, c.key)
@@ -397,15 +398,27 @@ local function fetch_batch(tx, def, args, after, size)
 end
 
 -- The SQL type of the collection's key, so a checkpoint (kept as JSON) is
--- compared as the key's own type.
+-- compared as the key's own type (text when the name is not a plain type
+-- name), and the number of rows.
 local function key_type(conn, def, args)
-  local c = def.collection
-  local params = {}
-  for k, v in pairs(c.params and c.params(args) or {}) do params[k] = v end
+  local inner, params = collection_query(def, args)
   local row = conn:query_one(("SELECT pg_typeof(alex_batch.%s)::text AS t, count(*) OVER () AS n FROM (%s) AS" ..
-    " alex_batch LIMIT 1"):format(c.key, c.sql:gsub("%s*;%s*$", "")), params)
+    " alex_batch LIMIT 1"):format(def.collection.key, inner), params)
   if not row then return "text", 0 end
-  return row.t, row.n
+  return row.t:find("^[%w_ ]+$") and row.t or "text", row.n
+end
+
+-- Every batch of the collection inside tx, one after another; returns the
+-- number of rows processed.
+local function all_batches(tx, def, args, size)
+  local after, processed = nil, 0
+  while true do
+    local rows = fetch_batch(tx, def, args, after, size)
+    if #rows == 0 then return processed end
+    def.each_batch(tx, rows, args)
+    processed = processed + #rows
+    after = json.encode(rows[#rows][def.collection.key])
+  end
 end
 
 local Progress = {}
@@ -508,23 +521,13 @@ local function run_collection(conn, def, args, opts)
   local size = opts.batch_size or def.batch_size or fix.DEFAULT_BATCH_SIZE
   def.batch_size = size
   def.key_type, def.rows_total = key_type(conn, def, args)
-  if not def.key_type:find("^[%w_ ]+$") then def.key_type = "text" end
 
   if not opts.apply then
     -- a dry run: every batch in one transaction, rolled back
     local changes, processed
     local ok, err = pcall(conn.transaction, conn, function(tx)
-      local run = insert_run(tx, def, "running")
-      tx:query("SELECT set_config('alex.fix_run', :id, true) AS run", { id = tostring(run.id) })
-      local after
-      processed = 0
-      while true do
-        local rows = fetch_batch(tx, def, args, after, size)
-        if #rows == 0 then break end
-        def.each_batch(tx, rows, args)
-        processed = processed + #rows
-        after = json.encode(rows[#rows][c.key])
-      end
+      local run = begin_run(tx, def)
+      processed = all_batches(tx, def, args, size)
       changes = fix.changes(tx, run.id)
       error(ROLLBACK, 0)
     end)
@@ -645,9 +648,7 @@ function fix.run(def)
   end
   local source = path and files.read(path)
   def.checksum = sigv4.sha256_hex(source or def.name)
-  def.arguments = fix_arguments(args)
-  def.arguments_key = canonical(def.arguments)
-  def.arguments_json = def.arguments_key
+  set_arguments(def, args)
   local opts = { apply = args.apply, yes = args.yes, again = args.again, json = args.json, resume = args.resume,
                  batch_size = args.batch_size, pause = args.pause,
                  interactive = host.isatty(0) and host.isatty(2) }
@@ -681,25 +682,15 @@ end
 function fix.try(tx, def, args)
   args = args or {}
   def.checksum = def.checksum or ("0"):rep(64)
-  def.arguments = fix_arguments(args)
-  def.arguments_key = canonical(def.arguments)
-  def.arguments_json = def.arguments_key
+  set_arguments(def, args)
   if def.check_arguments then
     local ok, why = def.check_arguments(args)
     if not ok then error(cli.problem(why, "refused"), 0) end
   end
-  local run = insert_run(tx, def, "running")
-  tx:query("SELECT set_config('alex.fix_run', :id, true) AS run", { id = tostring(run.id) })
+  local run = begin_run(tx, def)
   if def.collection then
     def.key_type = key_type(tx, def, args)
-    if not def.key_type:find("^[%w_ ]+$") then def.key_type = "text" end
-    local after
-    while true do
-      local rows = fetch_batch(tx, def, args, after, def.batch_size or fix.DEFAULT_BATCH_SIZE)
-      if #rows == 0 then break end
-      def.each_batch(tx, rows, args)
-      after = json.encode(rows[#rows][def.collection.key])
-    end
+    all_batches(tx, def, args, def.batch_size or fix.DEFAULT_BATCH_SIZE)
   else
     def.change(tx, args)
   end

@@ -50,6 +50,7 @@ local function process_stat(pid)
 end
 journal.process_stat = process_stat
 
+-- This process: { pid, start, boot, host }, read once.
 local self_stat
 local function me()
   if not self_stat then
@@ -58,6 +59,7 @@ local function me()
   end
   return self_stat
 end
+journal.me = me
 
 -- Whether process pid, started at start (clock ticks since boot), still runs
 -- on this machine (a zombie does not).
