@@ -18,20 +18,12 @@ local paint = cli.painter(1)
 cli.run(function()
   local conn = cli.connect()
   if args.dry_run and not args.status then
-    local pending = 0
-    for _, st in ipairs(migrate.status(conn, list)) do
-      if st.state == "changed" then cli.refuse(("migration %s was changed after it was applied"):format(st.name)) end
-      if st.state == "pending" then
-        pending = pending + 1
-        for _, m in ipairs(list) do
-          if m.version == st.version then
-            print(("-- %s (%d statements)"):format(m.name, #m.statements))
-            for _, s in ipairs(m.statements) do print(s.sql .. ";\n") end
-          end
-        end
-      end
+    local pending = migrate.pending(conn, list)
+    for _, m in ipairs(pending) do
+      print(("-- %s (%d statements)"):format(m.name, #m.statements))
+      for _, s in ipairs(m.statements) do print(s.sql .. ";\n") end
     end
-    if pending == 0 then print("-- nothing pending") end
+    if #pending == 0 then print("-- nothing pending") end
     os.exit(cli.EXIT.OK)
   end
 

@@ -171,8 +171,9 @@ local function applied_map(conn)
   return map, rows
 end
 
--- status(conn, list) -> array of { version, name, state = "applied"|"pending"|"changed"|"missing", applied_at }.
--- "missing": recorded in the database but no file has it any more.
+-- status(conn, list) -> array of { version, name, state = "applied"|"pending"|"changed"|"missing", applied_at,
+-- migration }.  "missing": recorded in the database but no file has it any
+-- more; migration: the entry of list (none for a missing one).
 function migrate.status(conn, list)
   local exists = conn:query_one("SELECT to_regclass(:t) IS NOT NULL AS present", { t = migrate.TABLE })
   local map = {}
@@ -185,7 +186,7 @@ function migrate.status(conn, list)
     local state = "pending"
     if a then state = (a.checksum == m.checksum) and "applied" or "changed" end
     out[#out + 1] = { version = m.version, name = m.name, state = state, applied_at = a and a.applied_at,
-                      duration_ms = a and a.duration_ms }
+                      duration_ms = a and a.duration_ms, migration = m }
   end
   for _, r in ipairs(rows) do
     if not known[r.version] then
@@ -199,6 +200,17 @@ local function changed_error(m)
   return require("alex.errors").new { name = "MigrationChanged", message = ("migration %s was changed after it" ..
     " was applied (checksum differs): restore the file, or add a new migration for the change"):format(
     m.path or m.name) }
+end
+
+-- pending(conn, list) -> the migrations of list not applied yet, in order.
+-- Raises MigrationChanged when an applied one was edited since.
+function migrate.pending(conn, list)
+  local out = {}
+  for _, st in ipairs(migrate.status(conn, list)) do
+    if st.state == "changed" then error(changed_error(st.migration), 0) end
+    if st.state == "pending" then out[#out + 1] = st.migration end
+  end
+  return out
 end
 
 -- run(conn, list, opts) -> array of the migrations applied now.  Raises on

@@ -156,18 +156,7 @@ function reset.run(tx, inputs, opts)
     step(("dropping %d tables and %d functions the schema owns"):format(#owned.tables, #owned.functions))
     tx:execute(drop_sql())
   end
-  local pending = inputs.migrations
-  if opts.skip_drop then
-    pending = {}
-    for _, st in ipairs(migrate.status(tx, inputs.migrations)) do
-      if st.state == "changed" then
-        cli.refuse(("migration %s was changed after it was applied"):format(st.name))
-      end
-      if st.state == "pending" then
-        for _, m in ipairs(inputs.migrations) do if m.version == st.version then pending[#pending + 1] = m end end
-      end
-    end
-  end
+  local pending = opts.skip_drop and migrate.pending(tx, inputs.migrations) or inputs.migrations
   for _, m in ipairs(pending) do
     step(("applying %s (%d statements)"):format(m.name, #m.statements))
     tx:execute(migrate.block(m))
