@@ -692,7 +692,9 @@ local function transaction_busy(err)
   return err.name == "DatabaseErrorException" and tostring(err.message):find("still running a query", 1, true)
 end
 
--- Rolls tx back -> true, or false and the error.  A rollback is repeatable
+-- Rolls tx back -> true, or false and the error; third, whether the
+-- transaction has ended (rolled back, or not found: it had ended already).
+-- A rollback is repeatable
 -- (a second one finds the transaction gone), so every retryable failure is
 -- retried, at least 3 attempts in all whatever AWS_MAX_ATTEMPTS says, and a
 -- busy transaction is waited for: a transaction left open holds its locks (a
@@ -706,12 +708,14 @@ local function rollback(tx)
   local started, told = clock.monotonic(), false
   while true do
     local ok, err = pcall(tx._call, tx, "RollbackTransaction", req, {}, { repeatable = true, min_attempts = 3 })
-    if ok then return true end
+    if ok then return true, nil, true end
     if not errors.is_error(err) then error(err, 0) end
     -- "not found" after an attempt whose answer was lost: that attempt ended it
-    if err.name == "TransactionNotFoundException" and (err.attempts or 1) > 1 then return true end
+    if err.name == "TransactionNotFoundException" and (err.attempts or 1) > 1 then return true, nil, true end
     local waited = clock.monotonic() - started
-    if not transaction_busy(err) or waited >= ROLLBACK_WAIT_SECONDS then return false, err end
+    if not transaction_busy(err) or waited >= ROLLBACK_WAIT_SECONDS then
+      return false, err, err.name == "TransactionNotFoundException"
+    end
     if not told and waited >= 1 then
       told = true
       io.stderr:write("alexlua: waiting for the statement in flight to finish before rolling back",
@@ -742,8 +746,8 @@ function Connection:_begin(first_sql)
     ok, err = pcall(tx.execute, tx, "SELECT set_config('lock_timeout', :ms, true)", { ms = ms .. "ms" })
   end
   if not ok then
-    local rolled, rerr = rollback(tx)
-    self:_ended(tx, rolled or rerr.name == "TransactionNotFoundException")
+    local _, _, ended = rollback(tx)
+    self:_ended(tx, ended)
     raise(err)
   end
   return tx
@@ -768,32 +772,23 @@ function Connection:_transaction_once(fn)
       -- A transaction the commit did not end keeps its locks until it expires:
       -- roll it back.  That succeeds only when nothing was committed, which
       -- also settles an unknown outcome.
-      local ended = false
+      local rolled, _, ended = rollback(tx)
       if not errors.is_error(err) then
         -- a stop (or a bug) while the commit was in flight: it may have run.
         -- A rollback that finds the transaction gone says the commit most
         -- likely went through: the stop is raised as an outcome unknown.
-        local rolled, rerr = rollback(tx)
-        ended = rolled or rerr.name == "TransactionNotFoundException"
         if not rolled and type(err) == "string" then
           err = errors.new { name = "Interrupted", message = err .. " while the commit was in flight: the" ..
             " transaction has ended, so the commit was most likely applied", operation = "CommitTransaction",
             commit_unknown = true }
         end
-      else
-        local rolled, rerr = rollback(tx)
-        if rolled then
-          ended = true
-          err.outcome_unknown = nil
-          err.message = err.message .. " (rolled back: nothing was committed)"
-        elseif err.outcome_unknown then
-          err.commit_unknown = true
-          ended = rerr.name == "TransactionNotFoundException"
-        elseif rerr.name ~= "TransactionNotFoundException" then
-          err.left_open = true
-        else
-          ended = true
-        end
+      elseif rolled then
+        err.outcome_unknown = nil
+        err.message = err.message .. " (rolled back: nothing was committed)"
+      elseif err.outcome_unknown then
+        err.commit_unknown = true
+      elseif not ended then
+        err.left_open = true
       end
       self:_ended(tx, ended)
       return false, err
@@ -802,13 +797,12 @@ function Connection:_transaction_once(fn)
     return true, table.pack(table.unpack(result, 2, result.n))
   end
   local err = result[2]
-  local rolled, rerr = rollback(tx)
-  local gone = not rolled and rerr.name == "TransactionNotFoundException"
-  self:_ended(tx, rolled or gone)
+  local rolled, rerr, ended = rollback(tx)
+  self:_ended(tx, ended)
   if not rolled then
     self._client:debug_log("rollback failed (the transaction ends anyway when it expires): " .. tostring(rerr))
     -- its locks stay until it expires: running the block again would wait on them
-    if errors.is_error(err) and not gone then err.left_open = true end
+    if errors.is_error(err) and not ended then err.left_open = true end
   end
   return false, err
 end
@@ -984,8 +978,8 @@ function Connection:each(sql, params, opts)
   local function finish()
     if owned_tx and not owned_tx._tx.finished then
       -- read only: rolling back ends it as a commit would, and is repeatable
-      local rolled, rerr = rollback(owned_tx)
-      self:_ended(owned_tx, rolled or rerr.name == "TransactionNotFoundException")
+      local _, _, ended = rollback(owned_tx)
+      self:_ended(owned_tx, ended)
     elseif cursor and not owned_tx and conn._tx and not conn._tx.finished then
       pcall(conn.execute, conn, "CLOSE " .. cursor) -- in the caller's transaction
       cursor = nil
@@ -1021,9 +1015,9 @@ function Connection:_recover()
   local rolled_back = 0
   local settled, failed = jr:recover(function(e)
     local tx = setmetatable({ _client = self._client, _config = self._config, _tx = { id = e.id } }, Connection)
-    local rolled, err = rollback(tx)
+    local rolled, err, ended = rollback(tx)
     if rolled then rolled_back = rolled_back + 1 return true end
-    if err.name == "TransactionNotFoundException" then return true end -- it had ended (expired) already
+    if ended then return true end -- it had ended (expired) already
     return nil, err
   end)
   if rolled_back > 0 and not self._quiet then
