@@ -20,9 +20,10 @@ local parser = cli.parser("reset.lua",
   .. "files are valid whatever the database holds.")
 parser:flag("--with-test-data", "Also create test user test_user_001 with three accounts and five positions.")
 parser:flag("--skip-drop", "Keep existing tables: apply pending migrations and upsert the seed data only.")
-parser:option("--schema-dir", "Folder of the SQL migrations.", cli.project_path("schema"))
-parser:option("--seed-file", "Instruments to seed (JSON array).", cli.project_path("seed/instruments.json"))
-parser:option("--test-data-file", "The test user, accounts and positions.", cli.project_path("seed/test_user.json"))
+local default = reset.default_paths(cli.script_dir() .. "/..")
+parser:option("--schema-dir", "Folder of the SQL migrations.", default.schema_dir)
+parser:option("--seed-file", "Instruments to seed (JSON array).", default.seed_file)
+parser:option("--test-data-file", "The test user, accounts and positions.", default.test_data_file)
 local args = cli.parse(parser)
 
 local paint = cli.painter(1)

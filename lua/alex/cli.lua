@@ -62,9 +62,12 @@ function cli.script_dir()
 end
 
 function cli.project_path(rel)
-  local dir = cli.script_dir()
-  if dir:match("/fixes$") then dir = dir:gsub("/fixes$", "") end
-  return dir .. "/../" .. rel
+  return cli.script_dir() .. "/../" .. rel
+end
+
+-- s as one word for sh: in single quotes, each ' written as '\''.
+function cli.shell_quote(s)
+  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
 end
 
 ---------------------------------------------------------------------------
@@ -241,9 +244,8 @@ function cli.connect(opts)
   return conn
 end
 
--- read(path) / read_json(path) -> contents, or nil and one line naming the
--- file (alex.files: regular files only, at most files.MAX_BYTES, UTF-8).
-cli.read = files.read
+-- read_json(path) -> contents, or nil and one line naming the file
+-- (alex.files: regular files only, at most files.MAX_BYTES, UTF-8).
 cli.read_json = files.read_json
 
 return cli

@@ -100,7 +100,7 @@ local function command_line(extra)
   for i = 1, #(arg or {}) do
     local a = arg[i]
     if not (a == "--apply" or a == "--yes" or a == "--resume" or a == "--again") then
-      parts[#parts + 1] = a:find("^[%w%-%._/=:]+$") and a or ("'" .. a:gsub("'", "'\\''") .. "'")
+      parts[#parts + 1] = a:find("^[%w%-%._/=:]+$") and a or cli.shell_quote(a)
     end
   end
   for _, e in ipairs(extra or {}) do parts[#parts + 1] = e end

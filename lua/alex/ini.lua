@@ -173,7 +173,6 @@ end
 --   files:config()      -> sections, or nil, why, kind ("missing": why is "not found" or
 --                          "not found (HOME is not set)"; "error": why names file and line)
 --   files:credentials() -> the same for the credentials file
---   files:config_profile() / files:credentials_profile() -> the profile's section or nil
 -- getenv must read unset and empty variables as nil (alex.env.wrap).
 local Files = {}
 Files.__index = Files
@@ -212,13 +211,5 @@ end
 
 function Files:config() return read_once(self, self.config_path) end
 function Files:credentials() return read_once(self, self.creds_path) end
-
-function Files:config_profile()
-  return ini.config_profile((self:config()), self.profile)
-end
-
-function Files:credentials_profile()
-  return ini.credentials_profile((self:credentials()), self.profile)
-end
 
 return ini

@@ -2,6 +2,7 @@
 -- service, run by local/stack.sh.  alex.db uses it when no Aurora target is
 -- configured, starting it when it is not running.
 local host = require "alex.host"
+local shell_quote = require("alex.cli").shell_quote
 
 local local_stack = {}
 
@@ -15,9 +16,6 @@ local function dirname(path)
   return path:match("^(.*)/[^/]*$") or "."
 end
 
-local function shell_quote(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
 
 -- The checkout the running binary was built in, when it was (build/alexlua,
 -- build/<variant>/alexlua), or nil for an installed binary.

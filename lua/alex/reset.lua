@@ -76,7 +76,6 @@ function reset.load(paths)
 end
 
 local owned = schema.owned() -- what the schema owns, from its declaration (alex.schema)
-reset.owned = owned
 
 local function drop_sql()
   local tables = {}
