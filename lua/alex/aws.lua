@@ -163,15 +163,7 @@ local MONTHS = { Jan = 1, Feb = 2, Mar = 3, Apr = 4, May = 5, Jun = 6, Jul = 7, 
 function aws.parse_http_date(s)
   local d, mon, y, hh, mm, ss = (s or ""):match("%a+, (%d+) (%a+) (%d+) (%d+):(%d+):(%d+) GMT")
   if not d or not MONTHS[mon] then return nil end
-  -- days from civil (proleptic Gregorian), no dependence on the local time zone
-  local yy, m = tonumber(y), MONTHS[mon]
-  if m <= 2 then yy = yy - 1 end
-  local era = yy // 400
-  local yoe = yy - era * 400
-  local mp = (m + 9) % 12
-  local doy = (153 * mp + 2) // 5 + tonumber(d) - 1
-  local doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
-  local days = era * 146097 + doe - 719468
+  local days = credentials.days_from_civil(tonumber(y), MONTHS[mon], tonumber(d)) -- no local time zone involved
   return days * 86400 + tonumber(hh) * 3600 + tonumber(mm) * 60 + tonumber(ss)
 end
 
@@ -274,17 +266,14 @@ function aws.settings(service, opts)
   if not s.endpoint then set("endpoint", aws.default_endpoint(service, s.region), "default") end
 
   -- attempts
-  local attempts, asource, adetail = pick {
+  local n, asource, adetail = alex_env.number("max_attempts", {
     { opts.max_attempts, "option" },
     { getenv("AWS_MAX_ATTEMPTS"), "environment", "AWS_MAX_ATTEMPTS" },
     { prof("max_attempts"), "config-file", "max_attempts in " .. where },
     { aws.DEFAULT_MAX_ATTEMPTS, "default" },
-  }
-  local n = math.tointeger(tonumber(attempts))
-  if not n or n < 1 or n > 100 then
-    return nil, ("%s must be a whole number from 1 to 100 (the default is %d), got %q"):format(
-      asource == "option" and "option max_attempts" or adetail, aws.DEFAULT_MAX_ATTEMPTS, tostring(attempts))
-  end
+  }, { says = "a whole number from 1 to 100", default = aws.DEFAULT_MAX_ATTEMPTS, min = 1, max = 100,
+       integer = true })
+  if not n then return nil, asource end
   set("max_attempts", n, asource, adetail)
 
   -- retry mode: standard is what runs
@@ -306,16 +295,12 @@ function aws.settings(service, opts)
   end
 
   -- the backoff's base
-  local base, bsource, bdetail = pick {
+  local b, bsource, bdetail = alex_env.number("retry_base", {
     { opts.retry_base, "option" },
     { getenv("ALEX_RETRY_BASE"), "environment", "ALEX_RETRY_BASE" },
     { aws.DEFAULT_RETRY_BASE, "default" },
-  }
-  local b = tonumber(base)
-  if not b or b < 0 or b ~= b or b == math.huge then
-    return nil, ("%s must be a non-negative number of seconds (the default is %d), got %q"):format(
-      bsource == "option" and "option retry_base" or bdetail, aws.DEFAULT_RETRY_BASE, tostring(base))
-  end
+  }, { says = "a non-negative number of seconds", default = aws.DEFAULT_RETRY_BASE, min = 0 })
+  if not b then return nil, bsource end
   set("retry_base", b, bsource, bdetail)
   return s
 end

@@ -233,17 +233,13 @@ function config.load(opts)
   end
 
   -- how long a statement in a transaction waits for a lock another one holds
-  local lt, lsource, ldetail = pick {
+  local ms, lsource, ldetail = alex_env.number("lock_timeout", {
     { opts.lock_timeout, "option" },
     { getenv("ALEX_LOCK_TIMEOUT"), "environment", "ALEX_LOCK_TIMEOUT" },
     { config.DEFAULT_LOCK_TIMEOUT, "default" },
-  }
-  local ms = math.tointeger(tonumber(lt))
-  if not ms or ms < 0 or ms > 3600000 then
-    return nil, ("%s must be a whole number of milliseconds from 0 (wait as long as the Data API lets a" ..
-      " statement run) to 3600000 (the default is %d), got %q"):format(
-      lsource == "option" and "option lock_timeout" or ldetail, config.DEFAULT_LOCK_TIMEOUT, tostring(lt))
-  end
+  }, { says = "a whole number of milliseconds from 0 (wait as long as the Data API lets a statement run) to" ..
+       " 3600000", default = config.DEFAULT_LOCK_TIMEOUT, min = 0, max = 3600000, integer = true })
+  if not ms then return nil, lsource end
   set("lock_timeout", ms, lsource, ldetail)
 
   return cfg, nil, settings

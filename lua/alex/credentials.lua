@@ -59,6 +59,7 @@ local function days_from_civil(y, m, d)
   local doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
   return era * 146097 + doe - 719468
 end
+credentials.days_from_civil = days_from_civil
 
 local function days_in_month(y, m)
   if m == 2 then

@@ -34,20 +34,11 @@ dataapi.OPERATIONS = {
 
 local now = clock.monotonic
 
--- A non-negative number of seconds from the option or the variable; nil and
--- the message when it is not one.
-local function seconds(value, getenv, name, default)
-  local source = "option " .. name:lower():gsub("^alex_", "")
-  if value == nil then
-    value, source = getenv(name), name
-    if value == nil then return default end
-  end
-  local n = tonumber(value)
-  if not n or n < 0 or n ~= n or n == math.huge then
-    return nil, ("%s must be a non-negative number of seconds (the default is %d), got %q"):format(source, default,
-      tostring(value))
-  end
-  return n
+-- A non-negative number of seconds: option `field`, else the variable; nil
+-- and the message when it is not one.
+local function seconds(field, value, getenv, variable, default)
+  return alex_env.number(field, { { value, "option" }, { getenv(variable), "environment", variable },
+    { default, "default" } }, { says = "a non-negative number of seconds", default = default, min = 0 })
 end
 
 local Client = {}
@@ -55,9 +46,9 @@ Client.__index = Client
 
 function dataapi.new(opts)
   local getenv = alex_env.wrap(opts.env, "alex.dataapi")
-  local resume_timeout, terr = seconds(opts.resume_timeout, getenv, "ALEX_RESUME_TIMEOUT", 120)
+  local resume_timeout, terr = seconds("resume_timeout", opts.resume_timeout, getenv, "ALEX_RESUME_TIMEOUT", 120)
   if not resume_timeout then return nil, terr end
-  local resume_base, berr = seconds(opts.resume_base, getenv, "ALEX_RESUME_BASE", 1)
+  local resume_base, berr = seconds("resume_base", opts.resume_base, getenv, "ALEX_RESUME_BASE", 1)
   if not resume_base then return nil, berr end
   local transport = aws.client {
     settings = opts.settings, credentials = opts.credentials, content_type = "application/json",

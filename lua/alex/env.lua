@@ -43,4 +43,19 @@ function env.pick(candidates)
   return nil
 end
 
+-- number(field, candidates, rule) -> pick(candidates)'s value as a number,
+-- its source and detail; or nil and "<where it came from> must be <rule.says>
+-- (the default is <rule.default>), got <value>".  rule: { says, default, min,
+-- max (none: no limit), integer }.
+function env.number(field, candidates, rule)
+  local value, source, detail = env.pick(candidates)
+  local n = tonumber(value)
+  if n and rule.integer then n = math.tointeger(n) end
+  if not n or n ~= n or n == math.huge or n < rule.min or (rule.max and n > rule.max) then
+    return nil, ("%s must be %s (the default is %d), got %q"):format(source == "option" and "option " .. field
+      or detail, rule.says, rule.default, tostring(value))
+  end
+  return n, source, detail
+end
+
 return env

@@ -75,18 +75,15 @@ end
 -- A quick look at the state folder's PostgreSQL (stack.sh up has the last
 -- word): when its postmaster died, the service still answers its health check
 -- but every call would fail.  A killed postmaster nobody reaps stays a zombie,
--- hence the State line.  A pid file we may not read counts as running.
+-- hence the state.  A pid file we may not read counts as running.
 local function postmaster_dead(state)
   local f, _, code = io.open(state .. "/pg/postmaster.pid", "rb")
   if not f then return code == 2 end -- ENOENT: stopped
   local pid = (f:read("l") or ""):match("^%s*(%d+)")
   f:close()
   if not pid then return true end
-  local st = io.open("/proc/" .. pid .. "/status", "rb")
-  if not st then return true end
-  local text = st:read("a") or ""
-  st:close()
-  return text:match("\nState:%s*[ZX]") ~= nil
+  local st = require("alex.journal").process_stat(pid)
+  return not st or st.state == "Z" or st.state == "X"
 end
 
 -- ensure{ getenv, quiet } -> the settings of local.env (a table), starting the

@@ -235,23 +235,16 @@ function Instruments:upsert(record)
   return rows[1]
 end
 
-local UPSERT_COLUMNS = { "symbol", "name", "instrument_type", "current_price", "allocation_regions",
-  "allocation_sectors", "allocation_asset_class" }
-
 -- upsert_many(list) -> count.  All records are checked first; then one
 -- db:insert call (one statement, split only past the request cap).
 function Instruments:upsert_many(list)
   local clean, msg, errs = models.check_instruments(list)
   if not clean then error(errors.new { name = "ValidationError", message = msg, errors = errs }, 0) end
   local rows = {}
-  for i, c in ipairs(clean) do
-    rows[i] = { symbol = c.symbol, name = c.name, instrument_type = c.instrument_type,
-                current_price = c.current_price, allocation_regions = db.json(c.allocation_regions),
-                allocation_sectors = db.json(c.allocation_sectors),
-                allocation_asset_class = db.json(c.allocation_asset_class) }
-  end
-  return (self.conn:insert("instruments", rows, { columns = UPSERT_COLUMNS,
-    on_conflict = { columns = { "symbol" }, update = table.move(UPSERT_COLUMNS, 2, #UPSERT_COLUMNS, 1, {}) } }))
+  for i, c in ipairs(clean) do rows[i] = instrument_params(c) end
+  local columns = COLUMNS.instruments
+  return (self.conn:insert("instruments", rows, { columns = columns,
+    on_conflict = { columns = { "symbol" }, update = table.move(columns, 2, #columns, 1, {}) } }))
 end
 
 function Instruments:update_price(symbol, price)

@@ -704,11 +704,7 @@ function records.check_field(schema, name, value)
   local f = resolve(schema).field_index[name]
   if not f then error("records.check_field: no field " .. tostring(name), 2) end
   local errs = {}
-  local c = checkers[f.def.type](f.def, value, name, errs)
-  if c ~= nil and f.def.custom_check then
-    local good, msg = f.def.custom_check(c)
-    if not good then add(errs, name, msg or "is invalid"); c = nil end
-  end
+  local c = check_value(f.def, value, name, errs)
   if c == nil then return nil, errs end
   return c
 end

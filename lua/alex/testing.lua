@@ -17,7 +17,7 @@ local reset = require "alex.reset"
 local journal = require "alex.journal"
 local local_stack = require "alex.local_stack"
 local sigv4 = require "alex.sigv4"
-local files = require "alex.files"
+local json = require "alex.json"
 local clock = require "alex.clock"
 
 local testing = {}
@@ -67,9 +67,9 @@ local function template_inputs()
     table.concat(problems, "\n"), 0) end
   local parts = {}
   for _, m in ipairs(inputs.migrations) do parts[#parts + 1] = m.name .. ":" .. m.checksum end
-  for _, f in ipairs { paths.seed_file, paths.test_data_file } do
-    parts[#parts + 1] = sigv4.sha256_hex(assert(files.read(f)))
-  end
+  -- what reset.load read of the seed files (json.encode sorts keys: same data, same text)
+  parts[#parts + 1] = sigv4.sha256_hex(assert(json.encode(inputs.instruments)))
+  parts[#parts + 1] = sigv4.sha256_hex(assert(json.encode(inputs.test_data)))
   return inputs, sigv4.sha256_hex(table.concat(parts, "\n")):sub(1, 16)
 end
 
@@ -85,7 +85,7 @@ end
 -- Builds the template under a name of this process's, then renames it: of
 -- two processes building at once, one rename wins and the other's copy goes.
 local function build_template(admin, name, inputs, settings)
-  local me = journal.process_stat("self")
+  local me = journal.me()
   local building = ("%sb%d"):format(name, me.pid)
   admin:execute("DROP DATABASE IF EXISTS " .. quote_ident(building) .. " WITH (FORCE)")
   admin:execute("CREATE DATABASE " .. quote_ident(building))
@@ -141,7 +141,7 @@ function testing.database(opts)
   local template = TEMPLATE_PREFIX .. hash
   drop_orphans(admin)
   if not exists(admin, template) then build_template(admin, template, inputs, settings) end
-  local me = journal.process_stat("self")
+  local me = journal.me()
   counter = counter + 1
   local name = ("%s%d_%s_%d"):format(PREFIX, me.pid, me.start, counter)
   local deadline = clock.monotonic() + 10
