@@ -31,11 +31,12 @@ function bl.shell_quote(s)
   return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
 end
 
--- The alexlua binary to run scripts with: $ALEXLUA (set by make), else the
--- running one.
-function bl.alexlua()
+-- The alexlua binary to run scripts with: $ALEXLUA (set by make), else
+-- `fallback` when given, else the running one.
+function bl.alexlua(fallback)
   local exe = os.getenv("ALEXLUA")
   if exe and exe ~= "" then return exe end
+  if fallback then return fallback end
   local ok, host = pcall(require, "alex.host")
   return ok and host.executable or (bl.root .. "/build/alexlua")
 end

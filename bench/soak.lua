@@ -35,10 +35,11 @@
 -- The parts, in bench/soak/: settings, context (what they share), tally,
 -- faults, children, state (psql, fingerprints, perturbations), canonical,
 -- probe, scenarios/*, report.
-local script_dir = debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or "bench"
-if script_dir:sub(1, 1) ~= "/" then script_dir = (os.getenv("PWD") or ".") .. "/" .. script_dir end
-local root = script_dir:gsub("/bench$", "")
-package.path = root .. "/spec/support/?.lua;" .. script_dir .. "/?.lua;" .. package.path
+-- benchlib finds the root and puts spec/support/ on the path; the soak's parts
+-- (bench/soak/*) require "benchlib" and get this one.
+local bl = dofile((debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or "bench") .. "/benchlib.lua")
+package.loaded.benchlib = bl
+package.path = bl.bench_dir .. "/?.lua;" .. package.path
 
 local stack = require "stack"
 local clock = require "alex.clock"
@@ -65,7 +66,7 @@ local RUN = {
   kill = kill.run, migrate = migrate.run, prices = prices.run, moves = moves.run,
 }
 
-local read_ok, cfg = pcall(settings.read, root)
+local read_ok, cfg = pcall(settings.read, bl.root)
 if not read_ok then -- a setting to fix: one line
   io.stderr:write("soak: ", tostring(cfg), "\n")
   os.exit(2)
