@@ -91,6 +91,14 @@ function bl.psql(s, sql)
   return out
 end
 
+-- The shell command running a PostgreSQL client (psql, pgbench) on the
+-- stack's database as the application role, as bl.psql connects: program, the
+-- connection options, `args`, then the database name (both take it last).
+function bl.pg_command(s, program, args)
+  return ("PGPASSFILE=%s %s -h 127.0.0.1 -p %d -U alex_app %s %s"):format(bl.shell_quote(s.dir .. "/pgpass"),
+    program, s.pg_port, args, bl.shell_quote(s.database))
+end
+
 -- The migrated, seeded database with the test user, through scripts/reset.lua.
 function bl.reset(s)
   local ok, out = bl.run_with_stack(s, ("%s --no-env-file %s/scripts/reset.lua --with-test-data"):format(
