@@ -31,11 +31,12 @@ function bl.shell_quote(s)
   return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
 end
 
--- The alexlua binary to run scripts with: $ALEXLUA (set by make), else the
--- running one.
-function bl.alexlua()
+-- The alexlua binary to run scripts with: $ALEXLUA (set by make), else
+-- `fallback` when given, else the running one.
+function bl.alexlua(fallback)
   local exe = os.getenv("ALEXLUA")
   if exe and exe ~= "" then return exe end
+  if fallback then return fallback end
   local ok, host = pcall(require, "alex.host")
   return ok and host.executable or (bl.root .. "/build/alexlua")
 end
@@ -88,6 +89,14 @@ function bl.psql(s, sql)
   local out, err = s:psql(sql)
   if not out then error("psql failed: " .. tostring(err), 2) end
   return out
+end
+
+-- The shell command running a PostgreSQL client (psql, pgbench) on the
+-- stack's database as the application role, as bl.psql connects: program, the
+-- connection options, `args`, then the database name (both take it last).
+function bl.pg_command(s, program, args)
+  return ("PGPASSFILE=%s %s -h 127.0.0.1 -p %d -U alex_app %s %s"):format(bl.shell_quote(s.dir .. "/pgpass"),
+    program, s.pg_port, args, bl.shell_quote(s.database))
 end
 
 -- The migrated, seeded database with the test user, through scripts/reset.lua.

@@ -46,9 +46,7 @@ end
 
 -- pgbench against the private cluster as the application role.
 local function pgbench(s, args)
-  local cmd = ("PGPASSFILE=%s pgbench -h 127.0.0.1 -p %d -U alex_app %s %s"):format(
-    shell_quote(s.dir .. "/pgpass"), s.pg_port, args, shell_quote(s.database))
-  local ok, out = stack.run(cmd)
+  local ok, out = stack.run(bl.pg_command(s, "pgbench", args))
   if not ok then error("pgbench " .. args .. " failed:\n" .. out, 0) end
   return out
 end

@@ -68,9 +68,8 @@ ANALYZE positions;]]):format(n_accounts, n_symbols, ROWS))
   local copy = {}
   for run = 1, RUNS do
     local t0 = bl.now()
-    local ok, out = bl.stack.run(("PGPASSFILE=%s psql -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p %d" ..
-      " -U alex_app -d %s -c %s"):format(bl.shell_quote(s.dir .. "/pgpass"), s.pg_port, bl.shell_quote(s.database),
-        bl.shell_quote("\\copy (SELECT * FROM positions ORDER BY id) TO '/dev/null'")))
+    local ok, out = bl.stack.run(bl.pg_command(s, "psql", "-X -q -v ON_ERROR_STOP=1 -c " ..
+      bl.shell_quote("\\copy (SELECT * FROM positions ORDER BY id) TO '/dev/null'")))
     copy[run] = bl.now() - t0
     if not ok then error("psql \\copy failed: " .. out, 0) end
   end

@@ -80,16 +80,17 @@ bl.with_stack({}, function(s)
   fill(s)
   local dir = s.dir .. "/fix-bench"
   os.execute("mkdir -p " .. bl.shell_quote(dir))
+  local rows_done = bl.pg_command(s, "psql", "-X -A -t -c " ..
+    bl.shell_quote("SELECT coalesce(max(rows_done), 0) FROM data_fix_runs"))
   local killer = ([[%s > %s/out 2>&1 & pid=$!
     while :; do
-      done=$(PGPASSFILE=%s psql -X -A -t -h 127.0.0.1 -p %d -U alex_app -d %s \
-        -c "SELECT coalesce(max(rows_done), 0) FROM data_fix_runs" 2>/dev/null)
+      done=$(%s 2>/dev/null)
       [ "${done:-0}" -ge %d ] && break
       kill -0 $pid 2>/dev/null || break
       sleep 0.02
     done
-    kill -9 $pid; wait $pid; echo $? > %s/rc]]):format(fix_command(), bl.shell_quote(dir),
-    bl.shell_quote(s.dir .. "/pgpass"), s.pg_port, bl.shell_quote(s.database), ROWS // 2, bl.shell_quote(dir))
+    kill -9 $pid; wait $pid; echo $? > %s/rc]]):format(fix_command(), bl.shell_quote(dir), rows_done, ROWS // 2,
+    bl.shell_quote(dir))
   bl.run_with_stack(s, killer)
   local done_at_kill = tonumber(bl.psql(s, "SELECT rows_done FROM data_fix_runs"))
   local status_at_kill = bl.psql(s, "SELECT status FROM data_fix_runs")

@@ -120,8 +120,7 @@ bl.with_stack({}, function(s)
 
       bl.psql(s, "TRUNCATE positions")
       t0 = bl.now()
-      local ok, out = bl.stack.run(("PGPASSFILE=%s psql -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p %d" ..
-        " -U alex_app -d %s -c %s"):format(bl.shell_quote(s.dir .. "/pgpass"), s.pg_port, bl.shell_quote(s.database),
+      local ok, out = bl.stack.run(bl.pg_command(s, "psql", "-X -q -v ON_ERROR_STOP=1 -c " ..
         bl.shell_quote(("\\copy positions (account_id, symbol, quantity) FROM '%s' WITH (FORMAT csv)"):format(csv))))
       copy[run] = bl.now() - t0 -- psql's start-up and connection included
       if not ok then error("psql \\copy failed: " .. out, 0) end

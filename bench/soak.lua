@@ -35,14 +35,16 @@
 -- The parts, in bench/soak/: settings, context (what they share), tally,
 -- faults, children, state (psql, fingerprints, perturbations), canonical,
 -- probe, scenarios/*, report.
-local script_dir = debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or "bench"
-if script_dir:sub(1, 1) ~= "/" then script_dir = (os.getenv("PWD") or ".") .. "/" .. script_dir end
-local root = script_dir:gsub("/bench$", "")
-package.path = root .. "/spec/support/?.lua;" .. script_dir .. "/?.lua;" .. package.path
+-- benchlib finds the root and puts spec/support/ on the path; the soak's parts
+-- (bench/soak/*) require "benchlib" and get this one.
+local bl = dofile((debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or "bench") .. "/benchlib.lua")
+package.loaded.benchlib = bl
+package.path = bl.bench_dir .. "/?.lua;" .. package.path
 
 local stack = require "stack"
 local clock = require "alex.clock"
 local servers = require "servers"
+local dbops = require "dbops"
 local settings = require "soak.settings"
 local context = require "soak.context"
 local faults = require "soak.faults"
@@ -55,8 +57,6 @@ local migrate = require "soak.scenarios.migrate"
 local prices = require "soak.scenarios.prices"
 local moves = require "soak.scenarios.moves"
 
-local shell_quote = servers.q
-
 local ROTATION = { "reset", "exhaust", "kill", "reset", "prices", "kill", "reset", "exhaust", "moves", "kill",
                    "reset", "migrate" }
 local RUN = {
@@ -65,7 +65,7 @@ local RUN = {
   kill = kill.run, migrate = migrate.run, prices = prices.run, moves = moves.run,
 }
 
-local read_ok, cfg = pcall(settings.read, root)
+local read_ok, cfg = pcall(settings.read, bl.root)
 if not read_ok then -- a setting to fix: one line
   io.stderr:write("soak: ", tostring(cfg), "\n")
   os.exit(2)
@@ -79,9 +79,7 @@ local ctx = context.new(cfg, s)
 
 local started = clock.monotonic()
 local ok, err = pcall(function()
-  local dir = io.popen("mktemp -d " .. shell_quote((os.getenv("TMPDIR") or "/tmp") .. "/alex-soak.XXXXXX")):read("l")
-  assert(dir and dir:sub(1, 1) == "/", "mktemp failed")
-  ctx.logdir = dir
+  ctx.logdir = dbops.tmpdir()
   ctx:say("seed %d, %d s, stack on 127.0.0.1:%d, logs in %s", cfg.seed, cfg.seconds, s.api_port, ctx.logdir)
   assert(s:reset_stats())
   ctx.current = { name = "probe", n = 0 }
@@ -94,7 +92,8 @@ local ok, err = pcall(function()
   end
 end)
 pcall(faults.clear, ctx)
-local total_faults = (pcall(faults.counts, ctx)) and faults.counts(ctx) or { ops = 0 }
+local counted, total_faults = pcall(faults.counts, ctx)
+if not counted then total_faults = { ops = 0 } end
 for _, k in ipairs(faults.KINDS) do total_faults[k] = total_faults[k] or 0 end
 local open_tx = (s:stats() or {}).open_transactions
 s:stop()
@@ -117,6 +116,6 @@ if #ctx.violations > 0 then
   for _, l in ipairs(ctx.kept_logs) do io.stdout:write("  ", l, "\n") end
   os.exit(1)
 end
-os.execute("rm -rf " .. shell_quote(ctx.logdir))
+dbops.rmdir(ctx.logdir)
 ctx:say("report written to %s", cfg.report)
 os.exit(0)

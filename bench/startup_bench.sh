@@ -21,7 +21,7 @@ if [ "$RUNS" -lt 200 ]; then
   echo "startup_bench: RUNS must be at least 200" >&2
   exit 2
 fi
-sh tools/deps.sh
+sh tools/deps.sh build bench
 if [ ! -x "$ALEXLUA" ]; then
   [ "$ALEXLUA" = build/alexlua ] || { echo "startup_bench: no executable $ALEXLUA" >&2; exit 2; }
   make -s build/alexlua

@@ -13,18 +13,11 @@ local children = {}
 -- included), fast retries, stats and the debug log (parsed for retries);
 -- nothing from the caller's AWS setup.
 local function child_env(ctx, extra)
-  local env = { PATH = os.getenv("PATH") or "/usr/bin:/bin", HOME = os.getenv("HOME") or "/tmp",
-                TMPDIR = os.getenv("TMPDIR") or "/tmp", NO_COLOR = "1", ALEX_STATS = "1", ALEX_DEBUG = "1",
-                ALEX_RETRY_BASE = "0.02", ALEX_RESUME_BASE = "0.02", ALEX_RESUME_TIMEOUT = "1",
-                AWS_MAX_ATTEMPTS = "3" } -- the journal: the stack's folder, as local.env says
-  for k, v in pairs(ctx.stack.env) do env[k] = v end
-  for k, v in pairs(extra or {}) do env[k] = v end
-  local names = {}
-  for k in pairs(env) do names[#names + 1] = k end
-  table.sort(names)
-  local parts = {}
-  for _, k in ipairs(names) do parts[#parts + 1] = k .. "=" .. shell_quote(env[k]) end
-  return table.concat(parts, " ")
+  local base = { PATH = os.getenv("PATH") or "/usr/bin:/bin", HOME = os.getenv("HOME") or "/tmp",
+                 TMPDIR = os.getenv("TMPDIR") or "/tmp", NO_COLOR = "1", ALEX_STATS = "1", ALEX_DEBUG = "1",
+                 ALEX_RETRY_BASE = "0.02", ALEX_RESUME_BASE = "0.02", ALEX_RESUME_TIMEOUT = "1",
+                 AWS_MAX_ATTEMPTS = "3" } -- the journal: the stack's folder, as local.env says
+  return servers.assignments(servers.with(servers.with(base, ctx.stack.env), extra))
 end
 
 -- Why a child ended as it did, in a few words.

@@ -1,17 +1,16 @@
 -- The faults the private stack's service injects: random mixes, their
 -- description, and the service's counters.
+local dbops = require "dbops"
+
 local faults = {}
 
 faults.KINDS = { "throttle", "resuming", "5xx", "drop", "drop_after" }
 local RATE_NAMES = { throttle = "throttle_rate", resuming = "resuming_rate", ["5xx"] = "5xx_rate",
                      drop = "drop_rate", drop_after = "drop_after_rate" }
 
-local NONE = { throttle_rate = 0, resuming_rate = 0, ["5xx_rate"] = 0, drop_rate = 0, drop_after_rate = 0,
-               latency_ms = 0 }
-
 function faults.set(ctx, f) assert(ctx.stack:set_faults(f)) end
 
-function faults.clear(ctx) assert(ctx.stack:set_faults(NONE)) end
+function faults.clear(ctx) dbops.no_faults(ctx.stack) end
 
 -- A fault mix: a total rate split at random over the five kinds.
 function faults.mix(total)
@@ -36,9 +35,8 @@ end
 -- The service's counters: faults injected by kind, and operations in all (ops).
 function faults.counts(ctx)
   local st = assert(ctx.stack:stats())
-  local out = { ops = 0 }
+  local out = { ops = dbops.calls(ctx.stack) }
   for _, k in ipairs(faults.KINDS) do out[k] = st.faults[k] or 0 end
-  for _, n in pairs(st.operations) do out.ops = out.ops + n end
   return out
 end
 

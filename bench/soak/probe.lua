@@ -3,6 +3,7 @@
 -- must run once: libcurl resends such a request on a fresh connection unless
 -- told not to.
 local db = require "alex.db"
+local bl = require "benchlib"
 local faults = require "soak.faults"
 local state = require "soak.state"
 
@@ -10,12 +11,8 @@ local probe = {}
 
 -- run(ctx): sets ctx.probe_result; a second execution is a violation.
 function probe.run(ctx)
-  local getenv = function(k)
-    local v = ctx.stack.env[k]
-    if v ~= nil then return v end
-    return os.getenv(k)
-  end
-  local conn = assert(db.connect { env = getenv, quiet = true, max_attempts = 3 })
+  -- what the children see: the stack's settings, nothing of the caller's AWS setup
+  local conn = assert(db.connect { env = bl.getenv_for(ctx.stack), quiet = true, max_attempts = 3 })
   state.psql(ctx, "DROP TABLE IF EXISTS soak_probe; CREATE TABLE soak_probe (n int)")
   conn:query("SELECT 1") -- the connection is now open and kept alive
   faults.set(ctx, { seed = 1, drop_after_rate = 1 })

@@ -1,14 +1,10 @@
 -- The soak's settings: the knobs read from the environment and the fixed
 -- bounds the scenarios and the report share.
+local bl = require "benchlib"
+
 local settings = {}
 
-local function env_number(name, default, min)
-  local v = os.getenv(name)
-  if not v or v == "" then return default end
-  local n = tonumber(v)
-  if not n or n < min then error(("%s must be a number >= %s, got %q"):format(name, min, v), 0) end
-  return n
-end
+local env_number = bl.env_number
 
 local function env_path(name, default)
   local v = os.getenv(name)
@@ -25,7 +21,7 @@ function settings.read(root)
     seconds = seconds, -- scenarios are not started after it
     seed = seed,
     report = os.getenv("SOAK_REPORT") or (root .. "/bench/SOAK.md"),
-    alexlua = env_path("ALEXLUA", root .. "/build/alexlua"),
+    alexlua = bl.alexlua(root .. "/build/alexlua"),
     dataapi = env_path("ALEX_DATAAPI", root .. "/build/alex-dataapi"),
     child_timeout = 90, -- seconds; a child still running then is killed (and reported)
     -- The reset after a killed one must be done within this: only the journal's

@@ -2,7 +2,7 @@
 -- faults.  No run may meet an "already exists" error, the applied versions
 -- are a prefix of the files, and once all are applied (a last run without
 -- faults completes a partial result) the schema is the canonical one.
-local servers = require "servers"
+local migrations = require "alex.migrate"
 local children = require "soak.children"
 local faults = require "soak.faults"
 local state = require "soak.state"
@@ -10,19 +10,19 @@ local tally = require "soak.tally"
 
 local migrate = {}
 
+-- The versions of schema/'s migrations, in order, as migrate.lua reads them.
 local function migration_versions(root)
   local list = {}
-  for name in io.popen("ls " .. servers.q(root .. "/schema")):lines() do
-    local v = name:match("^(%d+)_[%w_%-]+%.sql$")
-    if v then list[#list + 1] = v end
-  end
-  table.sort(list)
+  for i, m in ipairs(assert(migrations.load(root .. "/schema"))) do list[i] = m.version end
   return list
 end
 
 local function applied(ctx)
-  if state.psql(ctx, "SELECT to_regclass('schema_migrations') IS NULL") == "t" then return "" end -- no run got that far
-  return state.psql(ctx, "SELECT coalesce(string_agg(version, ',' ORDER BY version), '') FROM schema_migrations")
+  local tbl = migrations.TABLE
+  if state.psql(ctx, ("SELECT to_regclass(%s) IS NULL"):format(state.literal(tbl))) == "t" then
+    return "" -- no run got that far
+  end
+  return state.psql(ctx, ("SELECT coalesce(string_agg(version, ',' ORDER BY version), '') FROM %s"):format(tbl))
 end
 
 function migrate.run(ctx)
