@@ -11,17 +11,9 @@ local parser = cli.parser("fixes.lua", "List the data fixes applied, or show one
 parser:command_target("command")
 local list = parser:command("list", "The most recent runs, newest first.")
 list:flag("--json", "As JSON.")
-list:option("--limit", "How many runs.", "50"):convert(function(v)
-  local n = math.tointeger(tonumber(v))
-  if not n or n < 1 or n > 100000 then return nil, "must be a whole number from 1 to 100000" end
-  return n
-end)
+list:option("--limit", "How many runs.", "50"):convert(cli.whole(1, 100000))
 local show = parser:command("show", "One run: its record and every row it changed.")
-show:argument("run", "The run's id (see list)."):convert(function(v)
-  local n = math.tointeger(tonumber(v))
-  if not n or n < 1 then return nil, "must be a run id (a whole number)" end
-  return n
-end)
+show:argument("run", "The run's id (see list)."):convert(cli.whole(1, nil, "must be a run id (a whole number)"))
 show:flag("--json", "As JSON.")
 local args = cli.parse(parser)
 

@@ -5,6 +5,7 @@
 local cli = require "alex.cli"
 local files = require "alex.files"
 local models = require "alex.models"
+local reset = require "alex.reset"
 
 local parser = cli.parser("seed.lua", "Upsert instruments from a JSON file, all validated before anything is written.",
   cli.INPUT_HELP)
@@ -16,9 +17,8 @@ local args = cli.parse(parser)
 local name = files.show(args.file)
 local raw, err = cli.read_json(args.file)
 if raw == nil then cli.fail(err, cli.EXIT.UNAVAILABLE) end
-local instruments, _, errs = models.check_instruments(raw)
-if not instruments then cli.fail_all(cli.problem_lines(name, errs), cli.EXIT.REFUSED, "nothing was written") end
-if #instruments == 0 then cli.fail(name .. ": holds no instruments; nothing was written", cli.EXIT.REFUSED) end
+local instruments, problems = reset.check_seed(name, raw)
+if not instruments then cli.fail_all(problems, cli.EXIT.REFUSED, "nothing was written") end
 if args.check then
   print(("%s: %d valid instruments"):format(name, #instruments))
   os.exit(cli.EXIT.OK)

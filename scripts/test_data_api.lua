@@ -4,11 +4,8 @@ local cli = require "alex.cli"
 local clock = require "alex.clock"
 
 local parser = cli.parser("test_data_api.lua", "Check that alexlua can reach the database through the Data API.")
-parser:option("--count", "Round trips to time (1 to 1000).", "3"):convert(function(v)
-  local n = math.tointeger(tonumber(v))
-  if not n or n < 1 or n > 1000 then return nil, ("--count: %q is not a whole number from 1 to 1000"):format(v) end
-  return n
-end)
+parser:option("--count", "Round trips to time (1 to 1000).", "3"):convert(
+  cli.whole(1, 1000, "--count: %q is not a whole number from 1 to 1000"))
 local args = cli.parse(parser)
 local paint = cli.painter(1)
 

@@ -65,6 +65,18 @@ function cli.project_path(rel)
   return cli.script_dir() .. "/../" .. rel
 end
 
+-- whole(min [, max [, message]]) -> an argparse converter to a whole number
+-- from min to max; message (formatted with the value) replaces the default.
+function cli.whole(min, max, message)
+  return function(v)
+    local n = math.tointeger(tonumber(v))
+    if not n or n < min or (max and n > max) then
+      return nil, message and message:format(v) or ("must be a whole number from %d to %d"):format(min, max)
+    end
+    return n
+  end
+end
+
 -- s as one word for sh: in single quotes, each ' written as '\''.
 function cli.shell_quote(s)
   return "'" .. tostring(s):gsub("'", "'\\''") .. "'"

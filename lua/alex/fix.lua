@@ -629,11 +629,7 @@ function fix.run(def)
   if collection then
     parser:flag("--resume", "Continue the last interrupted run of this fix with these arguments.")
     parser:option("--batch-size", "Rows per batch (one transaction each).", tostring(def.batch_size or
-      fix.DEFAULT_BATCH_SIZE)):convert(function(v)
-        local n = math.tointeger(tonumber(v))
-        if not n or n < 1 or n > 100000 then return nil, "must be a whole number from 1 to 100000" end
-        return n
-      end)
+      fix.DEFAULT_BATCH_SIZE)):convert(cli.whole(1, 100000))
     parser:option("--pause", "Milliseconds to wait between batches.", "0"):convert(function(v)
       local n = tonumber(v)
       if not n or n < 0 or n > 600000 then return nil, "must be milliseconds from 0 to 600000" end

@@ -22,6 +22,15 @@ function reset.default_paths(root)
            test_data_file = root .. "/seed/test_user.json" }
 end
 
+-- check_seed(name, raw) -> the instruments of a seed file read as raw, or
+-- nil and its problems, one line each (name: record path: problem).
+function reset.check_seed(name, raw)
+  local instruments, _, errs = models.check_instruments(raw)
+  if not instruments then return nil, cli.problem_lines(name, errs) end
+  if #instruments == 0 then return nil, { name .. ": holds no instruments" } end
+  return instruments
+end
+
 -- load(paths) -> inputs { migrations, instruments, test_data }, or nil, the
 -- list of every problem (one line each: file, record path, problem) and the
 -- exit code they call for.  paths: schema_dir, seed_file, test_data_file,
@@ -45,10 +54,9 @@ function reset.load(paths)
   if raw == nil then
     problem(err, "unavailable")
   else
-    local clean, _, errs = models.check_instruments(raw)
-    instruments = clean
-    if not instruments then record_problems(seed_name, errs)
-    elseif #instruments == 0 then problem(seed_name .. ": holds no instruments") end
+    local lines
+    instruments, lines = reset.check_seed(seed_name, raw)
+    for _, line in ipairs(lines or {}) do problem(line) end
     -- the symbols as written, so that test data naming a seeded symbol whose
     -- record has other problems is not reported twice
     symbols = {}
