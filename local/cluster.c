@@ -31,12 +31,20 @@ typedef struct {
   size_t errlen;
 } load_ctx;
 
-static int parse_acu(const char *v, double *out) {
+int cluster_parse_acu(const char *v, double lo, double *out) {
   char *end;
   errno = 0;
   double d = strtod(v, &end);
-  if (errno || end == v || *end || !isfinite(d) || d < 0 || d > 256 || d * 2 != floor(d * 2)) return -1;
+  if (errno || end == v || *end || !isfinite(d) || d < lo || d > 256 || d * 2 != floor(d * 2)) return -1;
   *out = d;
+  return 0;
+}
+
+int cluster_parse_pause_seconds(const char *v, int *out) {
+  char *end;
+  long n = strtol(v, &end, 10);
+  if (!*v || *end || n < 300 || n > 86400) return -1;
+  *out = (int)n;
   return 0;
 }
 
@@ -46,13 +54,11 @@ static int load_cb(void *ud, const char *key, const char *value) {
   char *end;
   int ok = 1;
   if (strcmp(key, "MIN_CAPACITY") == 0) {
-    ok = parse_acu(value, &c->min_capacity) == 0;
+    ok = cluster_parse_acu(value, 0, &c->min_capacity) == 0;
   } else if (strcmp(key, "MAX_CAPACITY") == 0) {
-    ok = parse_acu(value, &c->max_capacity) == 0 && c->max_capacity >= 1;
+    ok = cluster_parse_acu(value, 1, &c->max_capacity) == 0;
   } else if (strcmp(key, "SECONDS_UNTIL_AUTO_PAUSE") == 0) {
-    long n = strtol(value, &end, 10);
-    ok = *value && !*end && n >= 300 && n <= 86400;
-    c->seconds_until_auto_pause = (int)n;
+    ok = cluster_parse_pause_seconds(value, &c->seconds_until_auto_pause) == 0;
   } else if (strcmp(key, "HTTP_ENDPOINT_ENABLED") == 0) {
     ok = strcmp(value, "true") == 0 || strcmp(value, "false") == 0;
     c->http_endpoint_enabled = strcmp(value, "true") == 0;

@@ -4,8 +4,6 @@
  * <ErrorResponse> shape.  DescribeDBClusters, ModifyDBCluster (the Serverless
  * v2 scaling configuration) and Enable/DisableHttpEndpoint. */
 #include <ctype.h>
-#include <errno.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -324,16 +322,10 @@ static int acu_param(const params *ps, const char *name, double lo, double *out,
   const char *v = param_get(ps, name);
   *given = v != NULL;
   if (!v) return 0;
-  char *end;
-  errno = 0;
-  double d = strtod(v, &end);
-  if (!*v || *end || errno || !isfinite(d) || d < lo || d > 256 || d * 2 != floor(d * 2)) {
-    apierr_set(err, 400, "InvalidParameterValue",
-               "Invalid value '%.40s' for %s: capacities are %g to 256 ACUs in steps of 0.5.", v, name, lo);
-    return -1;
-  }
-  *out = d;
-  return 0;
+  if (cluster_parse_acu(v, lo, out) == 0) return 0;
+  apierr_set(err, 400, "InvalidParameterValue",
+             "Invalid value '%.40s' for %s: capacities are %g to 256 ACUs in steps of 0.5.", v, name, lo);
+  return -1;
 }
 
 static int modify(server *s, const params *ps, sbuf *out, const char *rid, apierr *err) {
@@ -364,16 +356,11 @@ static int modify(server *s, const params *ps, sbuf *out, const char *rid, apier
       acu_param(ps, SCALING "MaxCapacity", 1, &max, &has_max, err) != 0)
     return -1;
   v = param_get(ps, SCALING "SecondsUntilAutoPause");
-  if (v) {
-    char *end;
-    long n = strtol(v, &end, 10);
-    if (!*v || *end || n < 300 || n > 86400) {
-      apierr_set(err, 400, "InvalidParameterValue",
-                 "Invalid value '%.40s' for " SCALING "SecondsUntilAutoPause: a whole number of seconds from 300 to "
-                 "86400.", v);
-      return -1;
-    }
-    secs = (int)n;
+  if (v && cluster_parse_pause_seconds(v, &secs) != 0) {
+    apierr_set(err, 400, "InvalidParameterValue",
+               "Invalid value '%.40s' for " SCALING "SecondsUntilAutoPause: a whole number of seconds from 300 to "
+               "86400.", v);
+    return -1;
   }
   if (min > max) {
     apierr_set(err, 400, "InvalidParameterCombination",

@@ -208,6 +208,11 @@ void faults_json(server *s, sbuf *b);
 
 /* cluster.c: the local cluster's state, kept in cluster_state_file. */
 int cluster_init(server *s, char *err, size_t errlen); /* defaults, then the file; -1 on a bad file */
+/* The Serverless v2 scaling rules, for the state file and ModifyDBCluster:
+ * a capacity is lo..256 ACUs in steps of 0.5; SecondsUntilAutoPause a whole
+ * number from 300 to 86400.  0 with *out set, or -1 (*out untouched). */
+int cluster_parse_acu(const char *v, double lo, double *out);
+int cluster_parse_pause_seconds(const char *v, int *out);
 /* A copy of the state; describing: this is a DescribeDBClusters answer,
  * which uses up one answer of an injected status. */
 void cluster_get(server *s, int describing, cluster_state *out);
