@@ -602,17 +602,6 @@ static signer *checksigner(lua_State *L, const char *who) {
   return s;
 }
 
-/* A credential scope part (access key, region, service): what the core
- * accepts, checked here so that the constructor names the field. */
-static int scope_part_ok(const char *p, size_t n) {
-  if (n == 0) return 0;
-  for (size_t i = 0; i < n; i++) {
-    unsigned char ch = (unsigned char)p[i];
-    if (ch <= 0x20 || ch >= 0x7f || ch == '/' || ch == ',' || ch == '=' || ch == ';') return 0;
-  }
-  return 1;
-}
-
 /* Pushes opts[name] and returns it as a string (NULL when nil); raises naming
  * the field otherwise.  Never shows the value. */
 static const char *signer_opt(lua_State *L, const char *name, int required, size_t *len) {
@@ -643,6 +632,7 @@ static int l_signer(lua_State *L) {
     }
     lua_pop(L, 1);
   }
+  /* the credential scope parts are checked here too, so that the error names the field */
   size_t al, sl, tl, rl, vl;
   const char *access_key = signer_opt(L, "access_key", 1, &al);
   const char *secret_key = signer_opt(L, "secret_key", 1, &sl);
@@ -653,15 +643,15 @@ static int l_signer(lua_State *L) {
   if (t != LUA_TNIL && t != LUA_TBOOLEAN)
     return luaL_error(L, "sigv4.signer: content_sha256: must be a boolean (got %s)", lua_typename(L, t));
   int content_sha256 = lua_toboolean(L, -1);
-  if (!scope_part_ok(access_key, al) || strlen(access_key) != al)
+  if (!sigv4_scope_part_ok(access_key, al) || strlen(access_key) != al)
     return luaL_error(L, "sigv4.signer: access_key: empty, or has blanks, control characters or / , ; =");
   if (sl == 0 || strlen(secret_key) != sl)
     return luaL_error(L, "sigv4.signer: secret_key: empty or contains a NUL byte");
   if (token && (strlen(token) != tl || memchr(token, '\r', tl) || memchr(token, '\n', tl)))
     return luaL_error(L, "sigv4.signer: session_token: contains a line break or NUL byte");
-  if (!scope_part_ok(region, rl) || strlen(region) != rl)
+  if (!sigv4_scope_part_ok(region, rl) || strlen(region) != rl)
     return luaL_error(L, "sigv4.signer: region: empty, or has blanks, control characters or / , ; =");
-  if (!scope_part_ok(service, vl) || strlen(service) != vl)
+  if (!sigv4_scope_part_ok(service, vl) || strlen(service) != vl)
     return luaL_error(L, "sigv4.signer: service: empty, or has blanks, control characters or / , ; =");
   /* S3 signs its paths unnormalized and encoded once: not what the core does */
   if (vl == 2 && (service[0] == 's' || service[0] == 'S') && service[1] == '3')
