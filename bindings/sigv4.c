@@ -602,17 +602,6 @@ static signer *checksigner(lua_State *L, const char *who) {
   return s;
 }
 
-/* Pushes opts[name] and returns it as a string (NULL when nil); raises naming
- * the field otherwise.  Never shows the value. */
-static const char *signer_opt(lua_State *L, const char *name, int required, size_t *len) {
-  int t = lua_getfield(L, 1, name);
-  if (t == LUA_TSTRING) return lua_tolstring(L, -1, len);
-  if (t != LUA_TNIL) luaL_error(L, "sigv4.signer: %s: must be a string (got %s)", name, lua_typename(L, t));
-  if (required) luaL_error(L, "sigv4.signer: %s: missing", name);
-  *len = 0;
-  return NULL;
-}
-
 static int l_signer(lua_State *L) {
   static const char *const known[] = {"access_key", "secret_key", "session_token", "region", "service",
                                       "content_sha256", NULL};
@@ -633,12 +622,13 @@ static int l_signer(lua_State *L) {
     lua_pop(L, 1);
   }
   /* the credential scope parts are checked here too, so that the error names the field */
+  static const char WHO[] = "sigv4.signer";
   size_t al, sl, tl, rl, vl;
-  const char *access_key = signer_opt(L, "access_key", 1, &al);
-  const char *secret_key = signer_opt(L, "secret_key", 1, &sl);
-  const char *token = signer_opt(L, "session_token", 0, &tl);
-  const char *region = signer_opt(L, "region", 1, &rl);
-  const char *service = signer_opt(L, "service", 1, &vl);
+  const char *access_key = opt_string(L, WHO, 1, K_ACCESS_KEY, 1, &al);
+  const char *secret_key = opt_string(L, WHO, 1, K_SECRET_KEY, 1, &sl);
+  const char *token = opt_string(L, WHO, 1, K_SESSION_TOKEN, 0, &tl);
+  const char *region = opt_string(L, WHO, 1, K_REGION, 1, &rl);
+  const char *service = opt_string(L, WHO, 1, K_SERVICE, 1, &vl);
   int t = lua_getfield(L, 1, "content_sha256");
   if (t != LUA_TNIL && t != LUA_TBOOLEAN)
     return luaL_error(L, "sigv4.signer: content_sha256: must be a boolean (got %s)", lua_typename(L, t));
