@@ -226,16 +226,19 @@ static int push_explanation(lua_State *L, const sigv4_view *v, int auth_slot, co
   return t;
 }
 
-/* Case-insensitive comparison with a lower-case literal. */
-#define IEQ(a, al, lit) ((al) == sizeof(lit) - 1 && ieq_n((a), (lit), sizeof(lit) - 1))
-static int ieq_n(const char *a, const char *lit, size_t n) {
+/* Whether two header names of length n are the same but for (ASCII) case. */
+static int same_name(const char *a, const char *b, size_t n) {
   for (size_t i = 0; i < n; i++) {
-    unsigned char c = (unsigned char)a[i];
-    if (c >= 'A' && c <= 'Z') c = (unsigned char)(c + 32);
-    if (c != (unsigned char)lit[i]) return 0;
+    unsigned char x = (unsigned char)a[i], y = (unsigned char)b[i];
+    if (x >= 'A' && x <= 'Z') x = (unsigned char)(x + 32);
+    if (y >= 'A' && y <= 'Z') y = (unsigned char)(y + 32);
+    if (x != y) return 0;
   }
   return 1;
 }
+
+/* Case-insensitive comparison with a literal. */
+#define IEQ(a, al, lit) ((al) == sizeof(lit) - 1 && same_name((a), (lit), sizeof(lit) - 1))
 
 /* Refuses NUL, and CR/LF except as obsolete folding (CRLF or LF + SP/HT). */
 static int value_ok(const char *v, size_t n) {
@@ -675,17 +678,6 @@ static int l_signer(lua_State *L) {
   s->content_sha256 = content_sha256;
   s->x.core = sigv4_ctx_new();
   if (!s->x.core) return luaL_error(L, "sigv4.signer: out of memory");
-  return 1;
-}
-
-/* Whether two header names of length n are the same but for case. */
-static int same_name(const char *a, const char *b, size_t n) {
-  for (size_t i = 0; i < n; i++) {
-    unsigned char x = (unsigned char)a[i], y = (unsigned char)b[i];
-    if (x >= 'A' && x <= 'Z') x = (unsigned char)(x + 32);
-    if (y >= 'A' && y <= 'Z') y = (unsigned char)(y + 32);
-    if (x != y) return 0;
-  }
   return 1;
 }
 
