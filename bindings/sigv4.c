@@ -430,6 +430,34 @@ static int signing_date(lua_State *L, lctx *c, const char *who, const char *hdr_
   return 1;
 }
 
+/* What the headers given hold of those the signing adds: Host,
+ * X-Amz-Security-Token, X-Amz-Content-Sha256, and the first X-Amz-Date's
+ * value. */
+typedef struct {
+  int has_host, has_token, has_sha;
+  const char *date;
+  size_t date_len;
+} given_headers;
+
+/* Notes header h in g; returns 1, noting nothing, when it is an Authorization
+ * (sign() drops it, a signer refuses it). */
+static int note_header(given_headers *g, const sigv4_header *h) {
+  const char *nm = h->name;
+  size_t nl = h->name_len;
+  if (IEQ(nm, nl, "authorization")) return 1;
+  if (IEQ(nm, nl, "host")) {
+    g->has_host = 1;
+  } else if (IEQ(nm, nl, "x-amz-security-token")) {
+    g->has_token = 1;
+  } else if (IEQ(nm, nl, "x-amz-content-sha256")) {
+    g->has_sha = 1;
+  } else if (!g->date && IEQ(nm, nl, "x-amz-date")) {
+    g->date = h->value;
+    g->date_len = h->value_len;
+  }
+  return 0;
+}
+
 static int l_sign(lua_State *L) {
   lctx *c = getctx(L);
   luaL_checktype(L, ARG, LUA_TTABLE);
@@ -469,22 +497,10 @@ static int l_sign(lua_State *L) {
 
   /* Drop an input Authorization; find Host, X-Amz-Date, X-Amz-Security-Token.
    * Compacting the pair array keeps c->ents[k].pair == k + 1. */
-  int has_host = 0, has_token = 0;
-  const char *hdr_date = NULL;
-  size_t hdr_date_len = 0;
+  given_headers g = {0};
   for (size_t i = 0; i < n_in; i++) {
     entry *e = &c->ents[i];
-    const char *nm = e->h.name;
-    size_t nl = e->h.name_len;
-    if (IEQ(nm, nl, "authorization")) continue;
-    if (IEQ(nm, nl, "host")) {
-      has_host = 1;
-    } else if (IEQ(nm, nl, "x-amz-security-token")) {
-      has_token = 1;
-    } else if (!hdr_date && IEQ(nm, nl, "x-amz-date")) {
-      hdr_date = e->h.value;
-      hdr_date_len = e->h.value_len;
-    }
+    if (note_header(&g, &e->h)) continue;
     if (n != i) {
       lua_rawgeti(L, pairs, e->pair);
       lua_rawseti(L, pairs, (lua_Integer)n + 1);
@@ -500,9 +516,9 @@ static int l_sign(lua_State *L) {
 
   /* the header is used as given; its trimmed value is the signing time */
   char datebuf[17];
-  signing_date(L, c, SIGN, hdr_date, hdr_date_len, amz_date, datebuf);
+  signing_date(L, c, SIGN, g.date, g.date_len, amz_date, datebuf);
 
-  if (!has_host) {
+  if (!g.has_host) {
     char host[300];
     size_t hl = sigv4_host_header(&u, host, sizeof host);
     if (!hl) luaL_error(L, "sigv4.sign: url: host too long");
@@ -511,12 +527,12 @@ static int l_sign(lua_State *L) {
     lua_pop(L, 1);
   }
   int date_slot = 0;
-  if (!hdr_date) {
+  if (!g.date) {
     lua_pushlstring(L, datebuf, 16);
     date_slot = lua_gettop(L);
     add_pair(L, c, pairs, n++, H_X_AMZ_DATE, date_slot);
   }
-  if (token && !has_token) add_pair(L, c, pairs, n++, H_X_AMZ_SECURITY_TOKEN, token_slot);
+  if (token && !g.has_token) add_pair(L, c, pairs, n++, H_X_AMZ_SECURITY_TOKEN, token_slot);
 
   for (size_t i = 0; i < n; i++) c->hdrs[i] = c->ents[i].h;
   sigv4_request req = {
@@ -750,24 +766,11 @@ static int signer_run(lua_State *L, const char *who, int explain) {
                     "what it wrote)", who);
     lua_pop(L, 1);
   }
-  int has_host = 0, has_token = 0, has_sha = 0;
-  const char *hdr_date = NULL;
-  size_t hdr_date_len = 0;
+  given_headers g = {0};
   for (size_t i = 0; i < n; i++) {
     const char *nm = c->ents[i].h.name;
     size_t nl = c->ents[i].h.name_len;
-    if (IEQ(nm, nl, "authorization")) {
-      luaL_error(L, "%s: headers: has Authorization, which the signer makes", who);
-    } else if (IEQ(nm, nl, "host")) {
-      has_host = 1;
-    } else if (IEQ(nm, nl, "x-amz-security-token")) {
-      has_token = 1;
-    } else if (IEQ(nm, nl, "x-amz-content-sha256")) {
-      has_sha = 1;
-    } else if (!hdr_date && IEQ(nm, nl, "x-amz-date")) {
-      hdr_date = c->ents[i].h.value;
-      hdr_date_len = c->ents[i].h.value_len;
-    }
+    if (note_header(&g, &c->ents[i].h)) luaL_error(L, "%s: headers: has Authorization, which the signer makes", who);
     /* A map's order is not the order the HTTP client sends it in, and the
      * values of one name are signed joined in sending order. */
     if (is_map) {
@@ -779,9 +782,9 @@ static int signer_run(lua_State *L, const char *who, int explain) {
   }
 
   char datebuf[17];
-  signing_date(L, c, who, hdr_date, hdr_date_len, amz_date, datebuf);
+  signing_date(L, c, who, g.date, g.date_len, amz_date, datebuf);
   int date_slot = 0;
-  if (!hdr_date) {
+  if (!g.date) {
     if (amz_date) {
       date_slot = amz_date_slot;
     } else {
@@ -800,7 +803,7 @@ static int signer_run(lua_State *L, const char *who, int explain) {
   }
 
   int host_slot = 0;
-  if (!has_host) {
+  if (!g.has_host) {
     lua_getiuservalue(L, 1, UV_HOST);
     host_slot = lua_gettop(L);
     size_t hl;
@@ -812,10 +815,10 @@ static int signer_run(lua_State *L, const char *who, int explain) {
     const char *d = lua_tolstring(L, date_slot, &dl);
     signer_add(L, c, n++, H_X_AMZ_DATE, d, dl);
   }
-  int add_token = s->token && !has_token;
+  int add_token = s->token && !g.has_token;
   if (add_token) signer_add(L, c, n++, H_X_AMZ_SECURITY_TOKEN, s->token, s->token_len);
   char payload_hash[65];
-  int add_sha = s->content_sha256 && !has_sha;
+  int add_sha = s->content_sha256 && !g.has_sha;
   if (add_sha) {
     sigv4_sha256_hex(body, body_len, payload_hash);
     signer_add(L, c, n++, H_X_AMZ_CONTENT_SHA256, payload_hash, 64);
