@@ -79,32 +79,29 @@ static int load_cb(void *ud, const char *key, const char *value) {
 
 /* Reads the file into c; 1 when it does not exist, 0, or -1 with err. */
 static int load_file(const char *path, cluster_state *c, char *err, size_t errlen) {
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    if (errno == ENOENT) return 1;
-    snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
-    return -1;
-  }
-  char buf[4096];
-  size_t n = 0;
-  for (;;) {
-    ssize_t r = read(fd, buf + n, sizeof buf - 1 - n);
-    if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) break;
-    n += (size_t)r;
-    if (n == sizeof buf - 1) break;
-  }
-  close(fd);
+  char *buf;
+  size_t n;
+  int rd = read_small_file(path, &buf, &n);
+  if (rd == -1 && errno == ENOENT) return 1;
+  if (rd == -1) snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
+  else if (rd == -2) snprintf(err, errlen, "cannot read %s: unreadable or larger than 1 MiB", path);
+  else if (rd != 0) snprintf(err, errlen, "out of memory");
+  if (rd != 0) return -1;
   char msg[200] = "";
   load_ctx lc = {c, msg, sizeof msg};
   int line = 0;
   int rc = dotenv_parse(buf, n, load_cb, &lc, &line, msg, sizeof msg);
+  free(buf);
   if (rc == 0 && c->min_capacity > c->max_capacity) {
     snprintf(msg, sizeof msg, "MIN_CAPACITY is above MAX_CAPACITY");
     rc = 1;
   }
+  /* a syntax error names its line, as in the config file */
+  char where[40] = "";
+  if (rc == -1) snprintf(where, sizeof where, ":%d", line);
   if (rc != 0) {
-    snprintf(err, errlen, "%s: %s (fix or delete it: the cluster's settings then start from the defaults)", path, msg);
+    snprintf(err, errlen, "%s%s: %s (fix or delete it: the cluster's settings then start from the defaults)", path,
+             where, msg);
     return -1;
   }
   return 0;
