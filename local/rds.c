@@ -450,9 +450,9 @@ static void log_call(server *s, const params *ps, const char *outcome, double ms
       xml_text(&b, ps->p[i].value);
     }
   }
-  sb_putc(&b, '\0');
-  LOGD(&s->log, "rds:%s -> %s (%.1f ms)", b.p ? b.p : "", outcome, ms);
-  sb_free(&b);
+  char *text = sb_detach(&b, NULL); /* NULL when out of memory */
+  LOGD(&s->log, "rds:%s -> %s (%.1f ms)", text ? text : "", outcome, ms);
+  free(text);
 }
 
 static enum MHD_Result answer_error(struct MHD_Connection *conn, const apierr *e, const char *rid, size_t *len) {
