@@ -110,6 +110,21 @@ static int params_add_form(params *ps, const char *s, size_t n, apierr *err) {
   return 0;
 }
 
+/* The parameters the actions take, none of them secret: ModifyDBCluster takes
+ * the first N_MODIFY_PARAMS, the other actions some of these and the rest. */
+static const char *const KNOWN_PARAMS[] = {
+    "Action", "Version", "DBClusterIdentifier", "ApplyImmediately", SCALING "MinCapacity", SCALING "MaxCapacity",
+    SCALING "SecondsUntilAutoPause", "ResourceArn", "MaxRecords"};
+#define N_MODIFY_PARAMS 7
+#define N_KNOWN_PARAMS (sizeof KNOWN_PARAMS / sizeof KNOWN_PARAMS[0])
+
+/* Whether name is among the first n of KNOWN_PARAMS. */
+static int known_param(const char *name, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    if (strcmp(name, KNOWN_PARAMS[i]) == 0) return 1;
+  return 0;
+}
+
 static const char *param_get(const params *ps, const char *name) {
   for (size_t i = ps->n; i-- > 0;)
     if (strcmp(ps->p[i].name, name) == 0) return ps->p[i].value;
@@ -334,9 +349,7 @@ static int modify(server *s, const params *ps, sbuf *out, const char *rid, apier
   if (required(ps, "DBClusterIdentifier", &id, err) != 0 || find_cluster(s, id, err) != 0) return -1;
   for (size_t i = 0; i < ps->n; i++) {
     const char *n = ps->p[i].name;
-    if (strcmp(n, "Action") && strcmp(n, "Version") && strcmp(n, "DBClusterIdentifier") &&
-        strcmp(n, "ApplyImmediately") && strcmp(n, SCALING "MinCapacity") && strcmp(n, SCALING "MaxCapacity") &&
-        strcmp(n, SCALING "SecondsUntilAutoPause")) {
+    if (!known_param(n, N_MODIFY_PARAMS)) {
       apierr_set(err, 400, "InvalidParameterCombination",
                  "The local cluster cannot change %.80s; ModifyDBCluster changes its " SCALING "* here.", n);
       return -1;
@@ -440,9 +453,7 @@ static void log_call(server *s, const params *ps, const char *outcome, double ms
   sbuf b = {0};
   for (size_t i = 0; i < ps->n; i++) {
     const char *n = ps->p[i].name;
-    int shown = strcmp(n, "Action") == 0 || strcmp(n, "Version") == 0 || strcmp(n, "DBClusterIdentifier") == 0 ||
-                strcmp(n, "ApplyImmediately") == 0 || strcmp(n, "ResourceArn") == 0 || strcmp(n, "MaxRecords") == 0 ||
-                strncmp(n, SCALING, strlen(SCALING)) == 0;
+    int shown = known_param(n, N_KNOWN_PARAMS) || strncmp(n, SCALING, strlen(SCALING)) == 0;
     sb_putc(&b, ' ');
     xml_text(&b, n);
     if (shown) {
