@@ -20,6 +20,14 @@ const char *const RDS_ACTION_NAMES[RDS_NACTIONS] = {"DescribeDBClusters", "Modif
 #define NS "http://rds.amazonaws.com/doc/" API_VERSION "/"
 #define SCALING "ServerlessV2ScalingConfiguration."
 
+static const fault_errors FAULT_ERRORS = {
+    .throttle = "Throttling",
+    .unavailable = "ServiceUnavailable",
+    .unavailable_message = "The service is unavailable. Please try again later.",
+    .internal = "InternalFailure",
+    .internal_message = "An internal error has occurred. Please try again later.",
+};
+
 /* ---- parameters ---- */
 
 typedef struct {
@@ -492,8 +500,7 @@ enum MHD_Result rds_request(server *s, conn_ctx *cc, struct MHD_Connection *conn
     return mr;
   }
   fault_draw fd;
-  faults_draw(s, 0, &fd);
-  if (fd.latency_ms > 0) sleep_seconds(fd.latency_ms / 1000.0);
+  faults_start(s, 0, &FAULT_ERRORS, &fd, &err);
   if (fd.fault == FAULT_DROP) {
     stats_count(s, FAULT_DROP, OP_NONE, action, rq->body.len, 0);
     log_call(s, &ps, "fault: dropped the connection", 0);
@@ -502,12 +509,7 @@ enum MHD_Result rds_request(server *s, conn_ctx *cc, struct MHD_Connection *conn
   }
   sbuf out = {0};
   int rc = -1;
-  if (fd.fault == FAULT_THROTTLE) {
-    apierr_set(&err, 400, "Throttling", "Rate exceeded");
-  } else if (fd.fault == FAULT_5XX) {
-    if (fd.use_503) apierr_set(&err, 503, "ServiceUnavailable", "The service is unavailable. Please try again later.");
-    else apierr_set(&err, 500, "InternalFailure", "An internal error has occurred. Please try again later.");
-  } else {
+  if (!err.status) {
     switch (action) {
     case RDS_DESCRIBE: rc = describe(s, &ps, &out, rid, &err); break;
     case RDS_MODIFY: rc = modify(s, &ps, &out, rid, &err); break;

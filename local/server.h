@@ -202,6 +202,18 @@ typedef struct {
 /* Six draws per call, always, so a seed reproduces the same sequence;
  * may_resume: the call can meet DatabaseResumingException. */
 void faults_draw(server *s, int may_resume, fault_draw *d);
+/* An API's names for the errors injected faults answer with. */
+typedef struct {
+  const char *throttle;                          /* 400, "Rate exceeded" */
+  const char *resuming;                          /* 400; NULL: the API never meets a resuming instance */
+  const char *unavailable, *unavailable_message; /* 503 */
+  const char *internal, *internal_message;       /* 500 */
+} fault_errors;
+/* A call's faults: draws them (faults_draw; a resuming instance only when
+ * may_resume and e has a name for it), waits the injected latency, and sets
+ * err in e's names for a throttle, resuming or 5xx fault.  The caller acts on
+ * d->fault == FAULT_DROP and d->drop_after. */
+void faults_start(server *s, int may_resume, const fault_errors *e, fault_draw *d, apierr *err);
 void faults_get(server *s, fault_settings *f);
 void faults_put(server *s, const fault_settings *f, int reseed); /* reseed: restart the generator at f->seed */
 void faults_json(server *s, sbuf *b);
