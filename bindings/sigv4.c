@@ -226,16 +226,19 @@ static int push_explanation(lua_State *L, const sigv4_view *v, int auth_slot, co
   return t;
 }
 
-/* Case-insensitive comparison with a lower-case literal. */
-#define IEQ(a, al, lit) ((al) == sizeof(lit) - 1 && ieq_n((a), (lit), sizeof(lit) - 1))
-static int ieq_n(const char *a, const char *lit, size_t n) {
+/* Whether two header names of length n are the same but for (ASCII) case. */
+static int same_name(const char *a, const char *b, size_t n) {
   for (size_t i = 0; i < n; i++) {
-    unsigned char c = (unsigned char)a[i];
-    if (c >= 'A' && c <= 'Z') c = (unsigned char)(c + 32);
-    if (c != (unsigned char)lit[i]) return 0;
+    unsigned char x = (unsigned char)a[i], y = (unsigned char)b[i];
+    if (x >= 'A' && x <= 'Z') x = (unsigned char)(x + 32);
+    if (y >= 'A' && y <= 'Z') y = (unsigned char)(y + 32);
+    if (x != y) return 0;
   }
   return 1;
 }
+
+/* Case-insensitive comparison with a literal. */
+#define IEQ(a, al, lit) ((al) == sizeof(lit) - 1 && same_name((a), (lit), sizeof(lit) - 1))
 
 /* Refuses NUL, and CR/LF except as obsolete folding (CRLF or LF + SP/HT). */
 static int value_ok(const char *v, size_t n) {
@@ -427,6 +430,34 @@ static int signing_date(lua_State *L, lctx *c, const char *who, const char *hdr_
   return 1;
 }
 
+/* What the headers given hold of those the signing adds: Host,
+ * X-Amz-Security-Token, X-Amz-Content-Sha256, and the first X-Amz-Date's
+ * value. */
+typedef struct {
+  int has_host, has_token, has_sha;
+  const char *date;
+  size_t date_len;
+} given_headers;
+
+/* Notes header h in g; returns 1, noting nothing, when it is an Authorization
+ * (sign() drops it, a signer refuses it). */
+static int note_header(given_headers *g, const sigv4_header *h) {
+  const char *nm = h->name;
+  size_t nl = h->name_len;
+  if (IEQ(nm, nl, "authorization")) return 1;
+  if (IEQ(nm, nl, "host")) {
+    g->has_host = 1;
+  } else if (IEQ(nm, nl, "x-amz-security-token")) {
+    g->has_token = 1;
+  } else if (IEQ(nm, nl, "x-amz-content-sha256")) {
+    g->has_sha = 1;
+  } else if (!g->date && IEQ(nm, nl, "x-amz-date")) {
+    g->date = h->value;
+    g->date_len = h->value_len;
+  }
+  return 0;
+}
+
 static int l_sign(lua_State *L) {
   lctx *c = getctx(L);
   luaL_checktype(L, ARG, LUA_TTABLE);
@@ -466,22 +497,10 @@ static int l_sign(lua_State *L) {
 
   /* Drop an input Authorization; find Host, X-Amz-Date, X-Amz-Security-Token.
    * Compacting the pair array keeps c->ents[k].pair == k + 1. */
-  int has_host = 0, has_token = 0;
-  const char *hdr_date = NULL;
-  size_t hdr_date_len = 0;
+  given_headers g = {0};
   for (size_t i = 0; i < n_in; i++) {
     entry *e = &c->ents[i];
-    const char *nm = e->h.name;
-    size_t nl = e->h.name_len;
-    if (IEQ(nm, nl, "authorization")) continue;
-    if (IEQ(nm, nl, "host")) {
-      has_host = 1;
-    } else if (IEQ(nm, nl, "x-amz-security-token")) {
-      has_token = 1;
-    } else if (!hdr_date && IEQ(nm, nl, "x-amz-date")) {
-      hdr_date = e->h.value;
-      hdr_date_len = e->h.value_len;
-    }
+    if (note_header(&g, &e->h)) continue;
     if (n != i) {
       lua_rawgeti(L, pairs, e->pair);
       lua_rawseti(L, pairs, (lua_Integer)n + 1);
@@ -497,9 +516,9 @@ static int l_sign(lua_State *L) {
 
   /* the header is used as given; its trimmed value is the signing time */
   char datebuf[17];
-  signing_date(L, c, SIGN, hdr_date, hdr_date_len, amz_date, datebuf);
+  signing_date(L, c, SIGN, g.date, g.date_len, amz_date, datebuf);
 
-  if (!has_host) {
+  if (!g.has_host) {
     char host[300];
     size_t hl = sigv4_host_header(&u, host, sizeof host);
     if (!hl) luaL_error(L, "sigv4.sign: url: host too long");
@@ -508,12 +527,12 @@ static int l_sign(lua_State *L) {
     lua_pop(L, 1);
   }
   int date_slot = 0;
-  if (!hdr_date) {
+  if (!g.date) {
     lua_pushlstring(L, datebuf, 16);
     date_slot = lua_gettop(L);
     add_pair(L, c, pairs, n++, H_X_AMZ_DATE, date_slot);
   }
-  if (token && !has_token) add_pair(L, c, pairs, n++, H_X_AMZ_SECURITY_TOKEN, token_slot);
+  if (token && !g.has_token) add_pair(L, c, pairs, n++, H_X_AMZ_SECURITY_TOKEN, token_slot);
 
   for (size_t i = 0; i < n; i++) c->hdrs[i] = c->ents[i].h;
   sigv4_request req = {
@@ -602,28 +621,6 @@ static signer *checksigner(lua_State *L, const char *who) {
   return s;
 }
 
-/* A credential scope part (access key, region, service): what the core
- * accepts, checked here so that the constructor names the field. */
-static int scope_part_ok(const char *p, size_t n) {
-  if (n == 0) return 0;
-  for (size_t i = 0; i < n; i++) {
-    unsigned char ch = (unsigned char)p[i];
-    if (ch <= 0x20 || ch >= 0x7f || ch == '/' || ch == ',' || ch == '=' || ch == ';') return 0;
-  }
-  return 1;
-}
-
-/* Pushes opts[name] and returns it as a string (NULL when nil); raises naming
- * the field otherwise.  Never shows the value. */
-static const char *signer_opt(lua_State *L, const char *name, int required, size_t *len) {
-  int t = lua_getfield(L, 1, name);
-  if (t == LUA_TSTRING) return lua_tolstring(L, -1, len);
-  if (t != LUA_TNIL) luaL_error(L, "sigv4.signer: %s: must be a string (got %s)", name, lua_typename(L, t));
-  if (required) luaL_error(L, "sigv4.signer: %s: missing", name);
-  *len = 0;
-  return NULL;
-}
-
 static int l_signer(lua_State *L) {
   static const char *const known[] = {"access_key", "secret_key", "session_token", "region", "service",
                                       "content_sha256", NULL};
@@ -643,25 +640,27 @@ static int l_signer(lua_State *L) {
     }
     lua_pop(L, 1);
   }
+  /* the credential scope parts are checked here too, so that the error names the field */
+  static const char WHO[] = "sigv4.signer";
   size_t al, sl, tl, rl, vl;
-  const char *access_key = signer_opt(L, "access_key", 1, &al);
-  const char *secret_key = signer_opt(L, "secret_key", 1, &sl);
-  const char *token = signer_opt(L, "session_token", 0, &tl);
-  const char *region = signer_opt(L, "region", 1, &rl);
-  const char *service = signer_opt(L, "service", 1, &vl);
+  const char *access_key = opt_string(L, WHO, 1, K_ACCESS_KEY, 1, &al);
+  const char *secret_key = opt_string(L, WHO, 1, K_SECRET_KEY, 1, &sl);
+  const char *token = opt_string(L, WHO, 1, K_SESSION_TOKEN, 0, &tl);
+  const char *region = opt_string(L, WHO, 1, K_REGION, 1, &rl);
+  const char *service = opt_string(L, WHO, 1, K_SERVICE, 1, &vl);
   int t = lua_getfield(L, 1, "content_sha256");
   if (t != LUA_TNIL && t != LUA_TBOOLEAN)
     return luaL_error(L, "sigv4.signer: content_sha256: must be a boolean (got %s)", lua_typename(L, t));
   int content_sha256 = lua_toboolean(L, -1);
-  if (!scope_part_ok(access_key, al) || strlen(access_key) != al)
+  if (!sigv4_scope_part_ok(access_key, al) || strlen(access_key) != al)
     return luaL_error(L, "sigv4.signer: access_key: empty, or has blanks, control characters or / , ; =");
   if (sl == 0 || strlen(secret_key) != sl)
     return luaL_error(L, "sigv4.signer: secret_key: empty or contains a NUL byte");
   if (token && (strlen(token) != tl || memchr(token, '\r', tl) || memchr(token, '\n', tl)))
     return luaL_error(L, "sigv4.signer: session_token: contains a line break or NUL byte");
-  if (!scope_part_ok(region, rl) || strlen(region) != rl)
+  if (!sigv4_scope_part_ok(region, rl) || strlen(region) != rl)
     return luaL_error(L, "sigv4.signer: region: empty, or has blanks, control characters or / , ; =");
-  if (!scope_part_ok(service, vl) || strlen(service) != vl)
+  if (!sigv4_scope_part_ok(service, vl) || strlen(service) != vl)
     return luaL_error(L, "sigv4.signer: service: empty, or has blanks, control characters or / , ; =");
   /* S3 signs its paths unnormalized and encoded once: not what the core does */
   if (vl == 2 && (service[0] == 's' || service[0] == 'S') && service[1] == '3')
@@ -695,17 +694,6 @@ static int l_signer(lua_State *L) {
   s->content_sha256 = content_sha256;
   s->x.core = sigv4_ctx_new();
   if (!s->x.core) return luaL_error(L, "sigv4.signer: out of memory");
-  return 1;
-}
-
-/* Whether two header names of length n are the same but for case. */
-static int same_name(const char *a, const char *b, size_t n) {
-  for (size_t i = 0; i < n; i++) {
-    unsigned char x = (unsigned char)a[i], y = (unsigned char)b[i];
-    if (x >= 'A' && x <= 'Z') x = (unsigned char)(x + 32);
-    if (y >= 'A' && y <= 'Z') y = (unsigned char)(y + 32);
-    if (x != y) return 0;
-  }
   return 1;
 }
 
@@ -778,24 +766,11 @@ static int signer_run(lua_State *L, const char *who, int explain) {
                     "what it wrote)", who);
     lua_pop(L, 1);
   }
-  int has_host = 0, has_token = 0, has_sha = 0;
-  const char *hdr_date = NULL;
-  size_t hdr_date_len = 0;
+  given_headers g = {0};
   for (size_t i = 0; i < n; i++) {
     const char *nm = c->ents[i].h.name;
     size_t nl = c->ents[i].h.name_len;
-    if (IEQ(nm, nl, "authorization")) {
-      luaL_error(L, "%s: headers: has Authorization, which the signer makes", who);
-    } else if (IEQ(nm, nl, "host")) {
-      has_host = 1;
-    } else if (IEQ(nm, nl, "x-amz-security-token")) {
-      has_token = 1;
-    } else if (IEQ(nm, nl, "x-amz-content-sha256")) {
-      has_sha = 1;
-    } else if (!hdr_date && IEQ(nm, nl, "x-amz-date")) {
-      hdr_date = c->ents[i].h.value;
-      hdr_date_len = c->ents[i].h.value_len;
-    }
+    if (note_header(&g, &c->ents[i].h)) luaL_error(L, "%s: headers: has Authorization, which the signer makes", who);
     /* A map's order is not the order the HTTP client sends it in, and the
      * values of one name are signed joined in sending order. */
     if (is_map) {
@@ -807,9 +782,9 @@ static int signer_run(lua_State *L, const char *who, int explain) {
   }
 
   char datebuf[17];
-  signing_date(L, c, who, hdr_date, hdr_date_len, amz_date, datebuf);
+  signing_date(L, c, who, g.date, g.date_len, amz_date, datebuf);
   int date_slot = 0;
-  if (!hdr_date) {
+  if (!g.date) {
     if (amz_date) {
       date_slot = amz_date_slot;
     } else {
@@ -828,7 +803,7 @@ static int signer_run(lua_State *L, const char *who, int explain) {
   }
 
   int host_slot = 0;
-  if (!has_host) {
+  if (!g.has_host) {
     lua_getiuservalue(L, 1, UV_HOST);
     host_slot = lua_gettop(L);
     size_t hl;
@@ -840,10 +815,10 @@ static int signer_run(lua_State *L, const char *who, int explain) {
     const char *d = lua_tolstring(L, date_slot, &dl);
     signer_add(L, c, n++, H_X_AMZ_DATE, d, dl);
   }
-  int add_token = s->token && !has_token;
+  int add_token = s->token && !g.has_token;
   if (add_token) signer_add(L, c, n++, H_X_AMZ_SECURITY_TOKEN, s->token, s->token_len);
   char payload_hash[65];
-  int add_sha = s->content_sha256 && !has_sha;
+  int add_sha = s->content_sha256 && !g.has_sha;
   if (add_sha) {
     sigv4_sha256_hex(body, body_len, payload_hash);
     signer_add(L, c, n++, H_X_AMZ_CONTENT_SHA256, payload_hash, 64);

@@ -670,16 +670,16 @@ oom:
   return -1;
 }
 
-/* A scope part (access key, region, service): non-empty, printable, no '/',
- * ',', '=' or whitespace, so that the Authorization header parses back. */
-static int bad_scope_part(const char *s) {
-  if (!s || !*s) return 1;
-  for (; *s; s++) {
-    unsigned char ch = (unsigned char)*s;
-    if (ch <= 0x20 || ch >= 0x7f || ch == '/' || ch == ',' || ch == '=' || ch == ';') return 1;
+int sigv4_scope_part_ok(const char *s, size_t n) {
+  if (n == 0) return 0;
+  for (size_t i = 0; i < n; i++) {
+    unsigned char ch = (unsigned char)s[i];
+    if (ch <= 0x20 || ch >= 0x7f || ch == '/' || ch == ',' || ch == '=' || ch == ';') return 0;
   }
-  return 0;
+  return 1;
 }
+
+static int bad_scope_part(const char *s) { return !s || !sigv4_scope_part_ok(s, strlen(s)); }
 
 static int signing_key(sigv4_ctx *c, const sigv4_request *r) {
   size_t sl = strlen(r->secret_key), rl = strlen(r->region), vl = strlen(r->service);

@@ -140,5 +140,9 @@ int sigv4_parse_url(const char *url, size_t len, sigv4_url *out, char *err, size
  * the port is not the scheme's default.  Returns the length written (plus a
  * NUL), or 0 when cap is too small. */
 size_t sigv4_host_header(const sigv4_url *u, char *out, size_t cap);
+/* Whether the n bytes at s make a credential scope part (access key, region,
+ * service) as sigv4_sign accepts it: non-empty, printable ASCII, no blanks and
+ * no '/', ',', ';' or '=', so that the Authorization header parses back. */
+int sigv4_scope_part_ok(const char *s, size_t n);
 
 #endif

@@ -40,19 +40,24 @@ static volatile sig_atomic_t pending_signal = 0;
 /* the signal last raised into Lua: a failing exit after it is 128 + signal */
 static volatile sig_atomic_t raised_signal = 0;
 
-static const int stop_signals[] = {SIGINT, SIGTERM, SIGHUP};
+/* The stop signals, with the name interrupted() gives each and the error
+ * text it raises: exactly this, without a position, so code that catches it
+ * can recognize it (the traceback still says where).  The first, SIGINT,
+ * stands for any other. */
+static const struct {
+  int sig;
+  const char *name, *message;
+} stop_signals[] = {
+    {SIGINT, "SIGINT", "interrupted"}, {SIGTERM, "SIGTERM", "terminated"}, {SIGHUP, "SIGHUP", "hangup"}};
 #define N_STOP_SIGNALS (sizeof stop_signals / sizeof stop_signals[0])
 
-
-/* The error text a stop signal raises: exactly this, without a position, so
- * code that catches it can recognize it (the traceback still says where). */
-static const char *signal_message(int sig) {
-  switch (sig) {
-  case SIGTERM: return "terminated";
-  case SIGHUP: return "hangup";
-  default: return "interrupted";
-  }
+static size_t stop_signal_index(int sig) {
+  for (size_t i = 0; i < N_STOP_SIGNALS; i++)
+    if (stop_signals[i].sig == sig) return i;
+  return 0;
 }
+
+static const char *signal_message(int sig) { return stop_signals[stop_signal_index(sig)].message; }
 
 static void interrupt_hook(lua_State *L, lua_Debug *ar) {
   (void)ar;
@@ -80,13 +85,13 @@ static int inherited_ignore[N_STOP_SIGNALS];
 static void note_ignored_signals(void) {
   for (size_t i = 0; i < N_STOP_SIGNALS; i++) {
     struct sigaction sa;
-    inherited_ignore[i] = sigaction(stop_signals[i], NULL, &sa) == 0 && sa.sa_handler == SIG_IGN;
+    inherited_ignore[i] = sigaction(stop_signals[i].sig, NULL, &sa) == 0 && sa.sa_handler == SIG_IGN;
   }
 }
 
 static void catch_stop_signals(void (*handler)(int)) {
   for (size_t i = 0; i < N_STOP_SIGNALS; i++)
-    if (!inherited_ignore[i]) signal(stop_signals[i], handler);
+    if (!inherited_ignore[i]) signal(stop_signals[i].sig, handler);
 }
 
 /* The exit status for `code`: a failure after a stop signal was raised into
@@ -417,7 +422,7 @@ static int host_isatty(lua_State *L) {
 static int host_interrupted(lua_State *L) {
   int sig = raised_signal;
   if (!sig) return 0;
-  lua_pushstring(L, sig == SIGTERM ? "SIGTERM" : sig == SIGHUP ? "SIGHUP" : "SIGINT");
+  lua_pushstring(L, stop_signals[stop_signal_index(sig)].name);
   lua_pushinteger(L, sig);
   return 2;
 }

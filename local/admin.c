@@ -131,10 +131,8 @@ static enum MHD_Result admin_cluster_post(server *s, struct MHD_Connection *conn
   if (!*msg && (st ? !json_is_string(st) : !m))
     snprintf(msg, sizeof msg, "status must be a string naming an RDS cluster status");
   if (!*msg && n && !st) snprintf(msg, sizeof msg, "for_describes needs a status");
-  if (!*msg && st &&
-      cluster_set_status(s, json_string_value(st), n ? (int)json_integer_value(n) : -1, msg, sizeof msg) != 0 &&
-      !*msg)
-    snprintf(msg, sizeof msg, "invalid status");
+  /* a refused status leaves its reason in msg */
+  if (!*msg && st) cluster_set_status(s, json_string_value(st), n ? (int)json_integer_value(n) : -1, msg, sizeof msg);
   if (*msg) {
     json_decref(j);
     return admin_error(conn, 400, "ValidationException", msg);

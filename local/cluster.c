@@ -31,12 +31,20 @@ typedef struct {
   size_t errlen;
 } load_ctx;
 
-static int parse_acu(const char *v, double *out) {
+int cluster_parse_acu(const char *v, double lo, double *out) {
   char *end;
   errno = 0;
   double d = strtod(v, &end);
-  if (errno || end == v || *end || !isfinite(d) || d < 0 || d > 256 || d * 2 != floor(d * 2)) return -1;
+  if (errno || end == v || *end || !isfinite(d) || d < lo || d > 256 || d * 2 != floor(d * 2)) return -1;
   *out = d;
+  return 0;
+}
+
+int cluster_parse_pause_seconds(const char *v, int *out) {
+  char *end;
+  long n = strtol(v, &end, 10);
+  if (!*v || *end || n < 300 || n > 86400) return -1;
+  *out = (int)n;
   return 0;
 }
 
@@ -46,13 +54,11 @@ static int load_cb(void *ud, const char *key, const char *value) {
   char *end;
   int ok = 1;
   if (strcmp(key, "MIN_CAPACITY") == 0) {
-    ok = parse_acu(value, &c->min_capacity) == 0;
+    ok = cluster_parse_acu(value, 0, &c->min_capacity) == 0;
   } else if (strcmp(key, "MAX_CAPACITY") == 0) {
-    ok = parse_acu(value, &c->max_capacity) == 0 && c->max_capacity >= 1;
+    ok = cluster_parse_acu(value, 1, &c->max_capacity) == 0;
   } else if (strcmp(key, "SECONDS_UNTIL_AUTO_PAUSE") == 0) {
-    long n = strtol(value, &end, 10);
-    ok = *value && !*end && n >= 300 && n <= 86400;
-    c->seconds_until_auto_pause = (int)n;
+    ok = cluster_parse_pause_seconds(value, &c->seconds_until_auto_pause) == 0;
   } else if (strcmp(key, "HTTP_ENDPOINT_ENABLED") == 0) {
     ok = strcmp(value, "true") == 0 || strcmp(value, "false") == 0;
     c->http_endpoint_enabled = strcmp(value, "true") == 0;
@@ -73,32 +79,29 @@ static int load_cb(void *ud, const char *key, const char *value) {
 
 /* Reads the file into c; 1 when it does not exist, 0, or -1 with err. */
 static int load_file(const char *path, cluster_state *c, char *err, size_t errlen) {
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    if (errno == ENOENT) return 1;
-    snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
-    return -1;
-  }
-  char buf[4096];
-  size_t n = 0;
-  for (;;) {
-    ssize_t r = read(fd, buf + n, sizeof buf - 1 - n);
-    if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) break;
-    n += (size_t)r;
-    if (n == sizeof buf - 1) break;
-  }
-  close(fd);
+  char *buf;
+  size_t n;
+  int rd = read_small_file(path, &buf, &n);
+  if (rd == -1 && errno == ENOENT) return 1;
+  if (rd == -1) snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
+  else if (rd == -2) snprintf(err, errlen, "cannot read %s: unreadable or larger than 1 MiB", path);
+  else if (rd != 0) snprintf(err, errlen, "out of memory");
+  if (rd != 0) return -1;
   char msg[200] = "";
   load_ctx lc = {c, msg, sizeof msg};
   int line = 0;
   int rc = dotenv_parse(buf, n, load_cb, &lc, &line, msg, sizeof msg);
+  free(buf);
   if (rc == 0 && c->min_capacity > c->max_capacity) {
     snprintf(msg, sizeof msg, "MIN_CAPACITY is above MAX_CAPACITY");
     rc = 1;
   }
+  /* a syntax error names its line, as in the config file */
+  char where[40] = "";
+  if (rc == -1) snprintf(where, sizeof where, ":%d", line);
   if (rc != 0) {
-    snprintf(err, errlen, "%s: %s (fix or delete it: the cluster's settings then start from the defaults)", path, msg);
+    snprintf(err, errlen, "%s%s: %s (fix or delete it: the cluster's settings then start from the defaults)", path,
+             where, msg);
     return -1;
   }
   return 0;

@@ -2,15 +2,12 @@
 
 #include <ctype.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <openssl/crypto.h>
 
@@ -224,32 +221,13 @@ static int file_cb(void *ud, const char *key, const char *value) {
 }
 
 static int load_file(settings *s, const char *path, char *err, size_t errlen) {
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    seterr(err, errlen, "cannot open config %s: %s", path, strerror(errno));
-    return -1;
-  }
-  struct stat st;
-  if (fstat(fd, &st) != 0 || st.st_size > (1 << 20)) {
-    close(fd);
-    seterr(err, errlen, "config %s: unreadable or larger than 1 MiB", path);
-    return -1;
-  }
-  size_t n = (size_t)st.st_size;
-  char *buf = malloc(n + 1);
-  if (!buf) {
-    close(fd);
-    seterr(err, errlen, "out of memory");
-    return -1;
-  }
-  size_t got = 0;
-  while (got < n) {
-    ssize_t r = read(fd, buf + got, n - got);
-    if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) break;
-    got += (size_t)r;
-  }
-  close(fd);
+  char *buf;
+  size_t got;
+  int rd = read_small_file(path, &buf, &got);
+  if (rd == -1) seterr(err, errlen, "cannot open config %s: %s", path, strerror(errno));
+  else if (rd == -2) seterr(err, errlen, "config %s: unreadable or larger than 1 MiB", path);
+  else if (rd != 0) seterr(err, errlen, "out of memory");
+  if (rd != 0) return -1;
   file_ctx fc = {s, path, err, errlen};
   int line = 0;
   char msg[200];

@@ -6,6 +6,15 @@
 #include "auth.h"
 #include "http.h"
 
+static const fault_errors FAULT_ERRORS = {
+    .throttle = "ThrottlingException",
+    .resuming = "DatabaseResumingException",
+    .unavailable = "ServiceUnavailableError",
+    .unavailable_message = "The service is unavailable. Try again later.",
+    .internal = "InternalServerErrorException",
+    .internal_message = "An internal error occurred.",
+};
+
 static enum op route(const char *path) {
   if (strcmp(path, "/Execute") == 0) return OP_EXECUTE;
   if (strcmp(path, "/BatchExecute") == 0) return OP_BATCH;
@@ -53,22 +62,11 @@ static enum MHD_Result run_operation(server *s, struct MHD_Connection *conn, enu
   enum MHD_Result mr;
   fault_draw fd;
   /* as on AWS, only calls that need the database can meet a resuming instance */
-  faults_draw(s, op == OP_EXECUTE || op == OP_BATCH || op == OP_BEGIN, &fd);
-  if (fd.latency_ms > 0) sleep_seconds(fd.latency_ms / 1000.0);
+  faults_start(s, op == OP_EXECUTE || op == OP_BATCH || op == OP_BEGIN, &FAULT_ERRORS, &fd, &err);
   if (fd.fault == FAULT_DROP) {
     stats_count(s, FAULT_DROP, op, -1, rq->body.len, 0);
     LOGD(&s->log, "%s: fault: dropped the connection", OP_NAMES[op]);
     return MHD_NO;
-  }
-  if (fd.fault == FAULT_THROTTLE) {
-    apierr_set(&err, 400, "ThrottlingException", "Rate exceeded");
-  } else if (fd.fault == FAULT_RESUMING) {
-    apierr_set(&err, 400, "DatabaseResumingException",
-               "The Aurora DB instance %s-instance-1 is resuming after being auto-paused. Please wait a few seconds "
-               "and try again.", s->cluster_id);
-  } else if (fd.fault == FAULT_5XX) {
-    if (fd.use_503) apierr_set(&err, 503, "ServiceUnavailableError", "The service is unavailable. Try again later.");
-    else apierr_set(&err, 500, "InternalServerErrorException", "An internal error occurred.");
   }
   if (err.status) {
     size_t len;

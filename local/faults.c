@@ -32,6 +32,21 @@ void faults_draw(server *s, int may_resume, fault_draw *d) {
   else if (u[4] < f.drop_after_rate) d->drop_after = 1;
 }
 
+void faults_start(server *s, int may_resume, const fault_errors *e, fault_draw *d, apierr *err) {
+  faults_draw(s, may_resume && e->resuming, d);
+  if (d->latency_ms > 0) sleep_seconds(d->latency_ms / 1000.0);
+  if (d->fault == FAULT_THROTTLE) {
+    apierr_set(err, 400, e->throttle, "Rate exceeded");
+  } else if (d->fault == FAULT_RESUMING) {
+    apierr_set(err, 400, e->resuming,
+               "The Aurora DB instance %s-instance-1 is resuming after being auto-paused. Please wait a few seconds "
+               "and try again.", s->cluster_id);
+  } else if (d->fault == FAULT_5XX) {
+    if (d->use_503) apierr_set(err, 503, e->unavailable, "%s", e->unavailable_message);
+    else apierr_set(err, 500, e->internal, "%s", e->internal_message);
+  }
+}
+
 void faults_get(server *s, fault_settings *f) {
   pthread_mutex_lock(&s->fault_mu);
   *f = s->faults;

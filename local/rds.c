@@ -4,8 +4,6 @@
  * <ErrorResponse> shape.  DescribeDBClusters, ModifyDBCluster (the Serverless
  * v2 scaling configuration) and Enable/DisableHttpEndpoint. */
 #include <ctype.h>
-#include <errno.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +19,14 @@ const char *const RDS_ACTION_NAMES[RDS_NACTIONS] = {"DescribeDBClusters", "Modif
 #define API_VERSION "2014-10-31"
 #define NS "http://rds.amazonaws.com/doc/" API_VERSION "/"
 #define SCALING "ServerlessV2ScalingConfiguration."
+
+static const fault_errors FAULT_ERRORS = {
+    .throttle = "Throttling",
+    .unavailable = "ServiceUnavailable",
+    .unavailable_message = "The service is unavailable. Please try again later.",
+    .internal = "InternalFailure",
+    .internal_message = "An internal error has occurred. Please try again later.",
+};
 
 /* ---- parameters ---- */
 
@@ -109,6 +115,21 @@ static int params_add_form(params *ps, const char *s, size_t n, apierr *err) {
     }
     i = end + 1;
   }
+  return 0;
+}
+
+/* The parameters the actions take, none of them secret: ModifyDBCluster takes
+ * the first N_MODIFY_PARAMS, the other actions some of these and the rest. */
+static const char *const KNOWN_PARAMS[] = {
+    "Action", "Version", "DBClusterIdentifier", "ApplyImmediately", SCALING "MinCapacity", SCALING "MaxCapacity",
+    SCALING "SecondsUntilAutoPause", "ResourceArn", "MaxRecords"};
+#define N_MODIFY_PARAMS 7
+#define N_KNOWN_PARAMS (sizeof KNOWN_PARAMS / sizeof KNOWN_PARAMS[0])
+
+/* Whether name is among the first n of KNOWN_PARAMS. */
+static int known_param(const char *name, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    if (strcmp(name, KNOWN_PARAMS[i]) == 0) return 1;
   return 0;
 }
 
@@ -324,16 +345,10 @@ static int acu_param(const params *ps, const char *name, double lo, double *out,
   const char *v = param_get(ps, name);
   *given = v != NULL;
   if (!v) return 0;
-  char *end;
-  errno = 0;
-  double d = strtod(v, &end);
-  if (!*v || *end || errno || !isfinite(d) || d < lo || d > 256 || d * 2 != floor(d * 2)) {
-    apierr_set(err, 400, "InvalidParameterValue",
-               "Invalid value '%.40s' for %s: capacities are %g to 256 ACUs in steps of 0.5.", v, name, lo);
-    return -1;
-  }
-  *out = d;
-  return 0;
+  if (cluster_parse_acu(v, lo, out) == 0) return 0;
+  apierr_set(err, 400, "InvalidParameterValue",
+             "Invalid value '%.40s' for %s: capacities are %g to 256 ACUs in steps of 0.5.", v, name, lo);
+  return -1;
 }
 
 static int modify(server *s, const params *ps, sbuf *out, const char *rid, apierr *err) {
@@ -342,9 +357,7 @@ static int modify(server *s, const params *ps, sbuf *out, const char *rid, apier
   if (required(ps, "DBClusterIdentifier", &id, err) != 0 || find_cluster(s, id, err) != 0) return -1;
   for (size_t i = 0; i < ps->n; i++) {
     const char *n = ps->p[i].name;
-    if (strcmp(n, "Action") && strcmp(n, "Version") && strcmp(n, "DBClusterIdentifier") &&
-        strcmp(n, "ApplyImmediately") && strcmp(n, SCALING "MinCapacity") && strcmp(n, SCALING "MaxCapacity") &&
-        strcmp(n, SCALING "SecondsUntilAutoPause")) {
+    if (!known_param(n, N_MODIFY_PARAMS)) {
       apierr_set(err, 400, "InvalidParameterCombination",
                  "The local cluster cannot change %.80s; ModifyDBCluster changes its " SCALING "* here.", n);
       return -1;
@@ -364,16 +377,11 @@ static int modify(server *s, const params *ps, sbuf *out, const char *rid, apier
       acu_param(ps, SCALING "MaxCapacity", 1, &max, &has_max, err) != 0)
     return -1;
   v = param_get(ps, SCALING "SecondsUntilAutoPause");
-  if (v) {
-    char *end;
-    long n = strtol(v, &end, 10);
-    if (!*v || *end || n < 300 || n > 86400) {
-      apierr_set(err, 400, "InvalidParameterValue",
-                 "Invalid value '%.40s' for " SCALING "SecondsUntilAutoPause: a whole number of seconds from 300 to "
-                 "86400.", v);
-      return -1;
-    }
-    secs = (int)n;
+  if (v && cluster_parse_pause_seconds(v, &secs) != 0) {
+    apierr_set(err, 400, "InvalidParameterValue",
+               "Invalid value '%.40s' for " SCALING "SecondsUntilAutoPause: a whole number of seconds from 300 to "
+               "86400.", v);
+    return -1;
   }
   if (min > max) {
     apierr_set(err, 400, "InvalidParameterCombination",
@@ -453,9 +461,7 @@ static void log_call(server *s, const params *ps, const char *outcome, double ms
   sbuf b = {0};
   for (size_t i = 0; i < ps->n; i++) {
     const char *n = ps->p[i].name;
-    int shown = strcmp(n, "Action") == 0 || strcmp(n, "Version") == 0 || strcmp(n, "DBClusterIdentifier") == 0 ||
-                strcmp(n, "ApplyImmediately") == 0 || strcmp(n, "ResourceArn") == 0 || strcmp(n, "MaxRecords") == 0 ||
-                strncmp(n, SCALING, strlen(SCALING)) == 0;
+    int shown = known_param(n, N_KNOWN_PARAMS) || strncmp(n, SCALING, strlen(SCALING)) == 0;
     sb_putc(&b, ' ');
     xml_text(&b, n);
     if (shown) {
@@ -463,9 +469,9 @@ static void log_call(server *s, const params *ps, const char *outcome, double ms
       xml_text(&b, ps->p[i].value);
     }
   }
-  sb_putc(&b, '\0');
-  LOGD(&s->log, "rds:%s -> %s (%.1f ms)", b.p ? b.p : "", outcome, ms);
-  sb_free(&b);
+  char *text = sb_detach(&b, NULL); /* NULL when out of memory */
+  LOGD(&s->log, "rds:%s -> %s (%.1f ms)", text ? text : "", outcome, ms);
+  free(text);
 }
 
 static enum MHD_Result answer_error(struct MHD_Connection *conn, const apierr *e, const char *rid, size_t *len) {
@@ -494,8 +500,7 @@ enum MHD_Result rds_request(server *s, conn_ctx *cc, struct MHD_Connection *conn
     return mr;
   }
   fault_draw fd;
-  faults_draw(s, 0, &fd);
-  if (fd.latency_ms > 0) sleep_seconds(fd.latency_ms / 1000.0);
+  faults_start(s, 0, &FAULT_ERRORS, &fd, &err);
   if (fd.fault == FAULT_DROP) {
     stats_count(s, FAULT_DROP, OP_NONE, action, rq->body.len, 0);
     log_call(s, &ps, "fault: dropped the connection", 0);
@@ -504,12 +509,7 @@ enum MHD_Result rds_request(server *s, conn_ctx *cc, struct MHD_Connection *conn
   }
   sbuf out = {0};
   int rc = -1;
-  if (fd.fault == FAULT_THROTTLE) {
-    apierr_set(&err, 400, "Throttling", "Rate exceeded");
-  } else if (fd.fault == FAULT_5XX) {
-    if (fd.use_503) apierr_set(&err, 503, "ServiceUnavailable", "The service is unavailable. Please try again later.");
-    else apierr_set(&err, 500, "InternalFailure", "An internal error has occurred. Please try again later.");
-  } else {
+  if (!err.status) {
     switch (action) {
     case RDS_DESCRIBE: rc = describe(s, &ps, &out, rid, &err); break;
     case RDS_MODIFY: rc = modify(s, &ps, &out, rid, &err); break;

@@ -202,12 +202,29 @@ typedef struct {
 /* Six draws per call, always, so a seed reproduces the same sequence;
  * may_resume: the call can meet DatabaseResumingException. */
 void faults_draw(server *s, int may_resume, fault_draw *d);
+/* An API's names for the errors injected faults answer with. */
+typedef struct {
+  const char *throttle;                          /* 400, "Rate exceeded" */
+  const char *resuming;                          /* 400; NULL: the API never meets a resuming instance */
+  const char *unavailable, *unavailable_message; /* 503 */
+  const char *internal, *internal_message;       /* 500 */
+} fault_errors;
+/* A call's faults: draws them (faults_draw; a resuming instance only when
+ * may_resume and e has a name for it), waits the injected latency, and sets
+ * err in e's names for a throttle, resuming or 5xx fault.  The caller acts on
+ * d->fault == FAULT_DROP and d->drop_after. */
+void faults_start(server *s, int may_resume, const fault_errors *e, fault_draw *d, apierr *err);
 void faults_get(server *s, fault_settings *f);
 void faults_put(server *s, const fault_settings *f, int reseed); /* reseed: restart the generator at f->seed */
 void faults_json(server *s, sbuf *b);
 
 /* cluster.c: the local cluster's state, kept in cluster_state_file. */
 int cluster_init(server *s, char *err, size_t errlen); /* defaults, then the file; -1 on a bad file */
+/* The Serverless v2 scaling rules, for the state file and ModifyDBCluster:
+ * a capacity is lo..256 ACUs in steps of 0.5; SecondsUntilAutoPause a whole
+ * number from 300 to 86400.  0 with *out set, or -1 (*out untouched). */
+int cluster_parse_acu(const char *v, double lo, double *out);
+int cluster_parse_pause_seconds(const char *v, int *out);
 /* A copy of the state; describing: this is a DescribeDBClusters answer,
  * which uses up one answer of an injected status. */
 void cluster_get(server *s, int describing, cluster_state *out);

@@ -1,10 +1,13 @@
 #include "util.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <openssl/crypto.h>
 
@@ -229,6 +232,34 @@ char *xstrdup(const char *s) {
   char *p = malloc(n);
   if (p) memcpy(p, s, n);
   return p;
+}
+
+int read_small_file(const char *path, char **out, size_t *len) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  struct stat st;
+  if (fstat(fd, &st) != 0 || st.st_size > READ_FILE_MAX) {
+    close(fd);
+    return -2;
+  }
+  size_t n = (size_t)st.st_size;
+  char *buf = malloc(n + 1);
+  if (!buf) {
+    close(fd);
+    return -3;
+  }
+  size_t got = 0;
+  while (got < n) {
+    ssize_t r = read(fd, buf + got, n - got);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) break;
+    got += (size_t)r;
+  }
+  close(fd);
+  buf[got] = '\0';
+  *out = buf;
+  *len = got;
+  return 0;
 }
 
 int log_level_parse(const char *s) {

@@ -46,6 +46,14 @@ int ct_equal(const char *a, size_t al, const char *b, size_t bl);
 
 char *xstrdup(const char *s); /* NULL when s is NULL or out of memory */
 
+/* The whole of a file of at most READ_FILE_MAX bytes (the config file, the
+ * cluster's state file) in a malloc'd buffer with a NUL after the *len bytes.
+ * 0; -1 when it cannot be opened (errno says why: ENOENT when there is none);
+ * -2 when it cannot be stat'ed or is larger than READ_FILE_MAX; -3 when out
+ * of memory. */
+#define READ_FILE_MAX (1 << 20)
+int read_small_file(const char *path, char **out, size_t *len);
+
 /* ---- log ---- */
 enum { LOG_ERROR = 0, LOG_WARN = 1, LOG_INFO = 2, LOG_DEBUG = 3 };
 typedef struct {
