@@ -43,6 +43,16 @@ function env.pick(candidates)
   return nil
 end
 
+-- state_home(getenv) -> $XDG_STATE_HOME, else $HOME/.local/state (the XDG
+-- default), else nil; empty variables count as unset.
+function env.state_home(getenv)
+  local base = getenv("XDG_STATE_HOME")
+  if base and base ~= "" then return base end
+  local home = getenv("HOME")
+  if home and home ~= "" then return home .. "/.local/state" end
+  return nil
+end
+
 -- number(field, candidates, rule) -> pick(candidates)'s value as a number,
 -- its source and detail; or nil and "<where it came from> must be <rule.says>
 -- (the default is <rule.default>), got <value>".  rule: { says, default, min,

@@ -84,13 +84,8 @@ function journal.default_dir(getenv, local_state_dir)
   local dir = getenv("ALEX_JOURNAL_DIR")
   if dir and dir ~= "" then return dir end
   if local_state_dir then return local_state_dir .. "/journal" end
-  local base = getenv("XDG_STATE_HOME")
-  if not base or base == "" then
-    local home = getenv("HOME")
-    if not home or home == "" then return nil end
-    base = home .. "/.local/state"
-  end
-  return base .. "/alexlua/journal"
+  local base = require("alex.env").state_home(getenv)
+  return base and base .. "/alexlua/journal"
 end
 
 local function mkdir_p(path)

@@ -50,9 +50,7 @@ function local_stack.paths(getenv)
     if root then
       state = root .. "/.alex"
     else
-      local base = getenv("XDG_STATE_HOME")
-      if not base or base == "" then base = (getenv("HOME") or ".") .. "/.local/state" end
-      state = base .. "/alexlua"
+      state = (require("alex.env").state_home(getenv) or "./.local/state") .. "/alexlua"
     end
   end
   return { script = script, service = service, state = state, env_file = state .. "/local.env" }
