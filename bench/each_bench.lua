@@ -43,15 +43,18 @@ ANALYZE positions;]]):format(n_accounts, n_symbols, ROWS))
     local seconds, calls, ops, bytes = {}, nil, nil, nil
     for run = 1, RUNS do
       assert(s:reset_stats())
-      local seen, count = {}, 0
+      local ids, count = {}, 0
       local t0 = bl.now()
       for row in conn:each(mode.sql, nil, mode.opts) do
         count = count + 1
-        seen[row.id] = true
+        ids[count] = row.id
       end
       seconds[run] = bl.now() - t0
-      local n = 0
-      for _ in pairs(seen) do n = n + 1 end
+      -- every row once: checked after the clock stops, as it is the bench's work, not db:each's
+      local seen, n = {}, 0
+      for _, id in ipairs(ids) do
+        if not seen[id] then seen[id], n = true, n + 1 end
+      end
       assert(count == ROWS and n == ROWS, ("%s: %d rows, %d distinct, expected %d"):format(mode.name, count, n, ROWS))
       local st = assert(s:stats())
       calls, ops = bl.calls(s)

@@ -428,8 +428,8 @@ if fig.scale then
     list3((function() local t = {} for i, r in ipairs(s.results) do t[i] = r.batch_best end return t end)()),
     s.exponent, s.linear and "linear" or "not linear")
   add("")
-  add("The same rows through `db:insert` (one `INSERT ... SELECT` from `jsonb_populate_recordset` of a JSON")
-  add("document per request, the table's own types doing the casts):")
+  add("The same rows through `db:insert` (one `INSERT ... SELECT * FROM unnest(...)` per request, a typed array")
+  add("per column, cast to the table's own column types):")
   add("")
   add("| rows | db:insert | calls | vs db:batch | vs \\copy |")
   add("| --- | --- | --- | --- | --- |")

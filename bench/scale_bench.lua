@@ -1,5 +1,5 @@
 -- Seeding at scale: 1,000 / 10,000 / 100,000 positions through db:insert (one
--- INSERT ... SELECT from a JSON document per request) and through db:batch
+-- INSERT ... SELECT from unnest of typed arrays per request) and through db:batch
 -- (a statement per row, as Aurora runs a BatchExecuteStatement): Data API
 -- calls, seconds, rows/s and whether the time grows linearly, next to `psql
 -- \copy` of the same rows into the same table on the same PostgreSQL as the

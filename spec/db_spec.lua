@@ -361,15 +361,19 @@ describe("alex.db", function()
     before_each(function() conn:execute("DELETE FROM ins") end)
 
     it("writes rows of every type in one statement, the table's own types doing the casts", function()
+      local fresh = ops.connect(s)
       s:reset_stats()
-      local n, calls = conn:insert("ins", {
+      local n, calls = fresh:insert("ins", {
         { id = 9007199254740993, name = [[big "quoted" \ name]], price = db.decimal("601.1500"),
           doc = { k = { 1, 2 }, s = "x" }, day = db.date("2024-02-29"), raw = db.blob("\0\1\255") },
         { id = 2, name = "two", price = "0.0001", flag = false },
       })
       assert.equal(2, n)
-      assert.equal(1, calls)
-      assert.equal(1, s:stats().operations.ExecuteStatement)
+      assert.equal(2, calls) -- the table's columns, read once per connection, and the insert
+      assert.equal(2, s:stats().operations.ExecuteStatement)
+      n, calls = fresh:insert("ins", { { id = 4, name = "four" } })
+      assert.same({ 1, 1 }, { n, calls })
+      fresh:close()
       local a = conn:query_one("SELECT id, name, price, doc, day, flag, encode(raw, 'hex') AS raw FROM ins" ..
         " WHERE id = 9007199254740993")
       -- flag is NULL, not its default: another row names the column, this one does not
@@ -418,7 +422,57 @@ describe("alex.db", function()
       assert.equal(0, conn:query_one("SELECT count(*) AS n FROM ins").n)
     end)
 
-    it("refuses bad names and values before anything is sent", function()
+    it("writes every text as it was: array syntax, NULL as a word, escapes, JSON strings", function()
+      local texts = { "", "NULL", "null", " padded ", "a,b", "{x}", [[quote"back\slash]], "tab\tline\nbreak",
+                      "a/b", "\1\31", "é ✓", "()" }
+      local rows = {}
+      for i, t in ipairs(texts) do rows[i] = { id = i, name = t, doc = t } end
+      rows[#rows + 1] = { id = 100, name = "real null", doc = db.null }
+      assert.equal(#rows, (conn:insert("ins", rows)))
+      for i, t in ipairs(texts) do
+        local r = conn:query_one("SELECT name, doc, doc IS NULL AS missing FROM ins WHERE id = :id", { id = i })
+        assert.same({ name = t, doc = t, missing = false }, r) -- a JSON column gets a JSON string
+      end
+      assert.is_true(conn:query_one("SELECT doc IS NULL AS missing FROM ins WHERE id = 100").missing)
+    end)
+
+    it("names a column the table does not have, before writing", function()
+      local ok, err = pcall(conn.insert, conn, "ins", { { id = 1, name = "x", nope = 1 } })
+      assert.is_false(ok)
+      assert.equal("ParameterError", err.name)
+      assert.matches('columns: "nope" is not a column of ins', err.message, 1, true)
+      assert.equal(0, conn:query_one("SELECT count(*) AS n FROM ins").n)
+    end)
+
+    it("writes tables with array and composite columns through a JSON document", function()
+      conn:execute("CREATE TYPE ins_point AS (x int, y int)")
+      conn:execute("CREATE TABLE ins_nested (id int PRIMARY KEY, tags text[], at ins_point)")
+      finally(function() conn:execute("DROP TABLE ins_nested") conn:execute("DROP TYPE ins_point") end)
+      assert.equal(2, (conn:insert("ins_nested", { { id = 1, tags = { "a", "b,c", "" }, at = { x = 1, y = 2 } },
+                                                   { id = 2 } })))
+      assert.same({ tags = '{a,"b,c",""}', at = "(1,2)" },
+        conn:query_one("SELECT tags::text AS tags, at::text AS at FROM ins_nested WHERE id = 1"))
+      assert.same({ missing = true }, conn:query_one("SELECT tags IS NULL AS missing FROM ins_nested WHERE id = 2"))
+    end)
+
+    it("reads a table's columns again after a failed insert (the table may have changed)", function()
+      conn:execute("CREATE TABLE ins_changing (id int, v int)")
+      finally(function() conn:execute("DROP TABLE IF EXISTS ins_changing") end)
+      conn:insert("ins_changing", { { id = 1, v = 1 } })
+      conn:execute("DROP TABLE ins_changing")
+      conn:execute("CREATE TABLE ins_changing (id int, v jsonb)")
+      -- read as an integer column: the database refuses the value, nothing is written
+      local ok, err = pcall(conn.insert, conn, "ins_changing", { { id = 2, v = { a = 1 } } })
+      assert.is_false(ok)
+      assert.equal("DatabaseErrorException", err.name)
+      local n, calls = conn:insert("ins_changing", { { id = 2, v = { a = 1 } } })
+      assert.same({ 1, 2 }, { n, calls })
+      assert.same({ a = 1 }, conn:query_one("SELECT v FROM ins_changing WHERE id = 2").v)
+    end)
+
+    it("refuses bad names and values before anything is written", function()
+      conn:insert("ins", { { id = 1, name = "x" } }) -- the table's columns are known from here on
+      conn:execute("DELETE FROM ins")
       s:reset_stats()
       local function refused(pattern, ...)
         local ok, err = pcall(conn.insert, conn, ...)

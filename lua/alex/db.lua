@@ -506,16 +506,22 @@ end
 
 -- ---------------------------------------------------------------- insert
 
-local IDENT = "^[%a_][%w_]*$"
-
 local function ident_list(list, what)
   for _, name in ipairs(list) do
-    if type(name) ~= "string" or not name:find(IDENT) then
+    if type(name) ~= "string" or not name:find(NAME) then
       raise(errors.new { name = "ParameterError", message = ("%s: %q is not a column name"):format(what,
         tostring(name)) })
     end
   end
   return concat(list, ", ")
+end
+
+local function hex(bytes)
+  return (tostring(bytes):gsub(".", function(c) return fmt("%02x", c:byte()) end))
+end
+
+local function is_null(v)
+  return v == nil or v == db.null or (getmetatable(v) == Typed and (v.value == nil or v.value == db.null))
 end
 
 -- A value as JSON text that jsonb_populate_recordset reads into the column's
@@ -533,19 +539,55 @@ local function json_value(v, name)
     return json.encode(v)
   end
   if t == "boolean" then return v and "true" or "false" end
-  if v == nil or v == db.null then return "null" end
+  if is_null(v) then return "null" end
   if t == "table" and getmetatable(v) == Typed then
-    local inner = v.value
-    if inner == nil or inner == db.null then return "null" end
-    if v.kind == "blob" then -- bytea reads hex text
-      return encode_string("\\x" .. tostring(inner):gsub(".", function(c) return fmt("%02x", c:byte()) end))
-    end
-    if v.kind ~= "json" then return encode_string(tostring(inner)) end
-    v = inner
+    if v.kind == "blob" then return encode_string("\\x" .. hex(v.value)) end -- bytea reads hex text
+    if v.kind ~= "json" then return encode_string(tostring(v.value)) end
+    v = v.value
   end
   local text, err = json.encode(v, name)
   if not text then raise(param_error(name, err)) end
   return text
+end
+
+-- What text costs once escaped into the request's JSON: '"', '\' and '/'
+-- one byte more, a control character at most five.
+local find, gsub, lower = string.find, string.gsub, string.lower
+local function escaped_size(text)
+  if not find(text, '[%c"\\/]') then return #text end
+  local _, plain = gsub(text, '["\\/]', "")
+  local _, control = gsub(text, "%c", "")
+  return #text + plain + 5 * control
+end
+
+-- A value that is not a plain string as its text for an array element, or
+-- nil for NULL.  A JSON column gets the value as a JSON document, as
+-- jsonb_populate_recordset would read it.
+local function element_value(v, name, as_json)
+  if is_null(v) then return nil end
+  if as_json then return json_value(v, name) end
+  local t = type(v)
+  if t == "string" then return v end
+  if t == "number" and math_type(v) == "integer" then return fmt("%d", v) end
+  if t == "boolean" then return v and "true" or "false" end
+  if t == "table" and getmetatable(v) == Typed and v.kind ~= "json" then
+    return v.kind == "blob" and "\\x" .. hex(v.value) or tostring(v.value)
+  end
+  return json_value(v, name) -- a float, or a document kept in a text column
+end
+
+-- A value as one element of a PostgreSQL array literal, which CAST(... AS
+-- type[]) reads into the column's type -> the element, what it costs in the
+-- request.  Quoted when the array syntax needs it.
+local function element(v, name, as_json)
+  if as_json or type(v) ~= "string" then
+    v = element_value(v, name, as_json)
+    if v == nil then return "NULL", 4 end
+  end
+  -- the common case first: only characters neither syntax needs to escape
+  if not find(v, "[^%w%-%.:_+@]") and v ~= "" and not (#v == 4 and lower(v) == "null") then return v, #v end
+  if v == "" or find(v, '[{},"\\%s]') or #v == 4 then v = '"' .. gsub(v, '["\\]', "\\%0") .. '"' end
+  return v, escaped_size(v)
 end
 
 local function conflict_clause(oc)
@@ -563,19 +605,124 @@ local function conflict_clause(oc)
   return (" ON CONFLICT (%s) DO UPDATE SET %s"):format(target, concat(sets, ", "))
 end
 
+-- A table's columns as the catalog has them, read once per client (a
+-- failed insert reads them again): name -> { type = "numeric(20,8)", json =
+-- whether it holds JSON, nested = an array or composite type, which unnest
+-- would take apart }.
+local table_columns = setmetatable({}, { __mode = "k" })
+local COLUMNS_SQL = [[
+SELECT a.attname AS name, format_type(a.atttypid, a.atttypmod) AS type,
+       b.typname IN ('json', 'jsonb') AS json, b.typcategory = 'A' OR b.typtype = 'c' AS nested
+FROM pg_attribute a
+JOIN pg_type t ON t.oid = a.atttypid
+JOIN pg_type b ON b.oid = CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END
+WHERE a.attrelid = CAST(:alex_table AS regclass) AND a.attnum > 0 AND NOT a.attisdropped]]
+
+-- -> columns, calls made
+function Connection:_columns_of(tbl)
+  local cache = table_columns[self._client]
+  if not cache then
+    cache = {}
+    table_columns[self._client] = cache
+  end
+  if cache[tbl] then return cache[tbl], 0 end
+  local cols = {}
+  for _, r in ipairs(self:query(COLUMNS_SQL, { alex_table = tbl }, { idempotent = true })) do cols[r.name] = r end
+  cache[tbl] = cols
+  return cols, 1
+end
+
+local function row_error(i)
+  raise(errors.new { name = "ParameterError", message = ("row %d is not a table"):format(i) })
+end
+
+local function too_large(i)
+  raise(errors.new { name = "ParameterError",
+    message = ("row %d alone makes a request over the Data API limit"):format(i) })
+end
+
+-- Rows as typed arrays, one per column, read back into rows by unnest:
+-- no key repeated per row, and little for either side to escape.
+-- -> chunks (per chunk, per column, the element texts), params(chunk)
+local function array_chunks(rows, columns, cols, limit)
+  local ncol, as_json = #columns, {}
+  for c, name in ipairs(columns) do as_json[c] = cols[name].json end
+  local base = 64 * ncol -- per parameter: its name, type and the braces
+  local chunks, current, size, count = {}, nil, 0, 0
+  local function new_chunk()
+    current, size, count = {}, base, 0
+    for c = 1, ncol do current[c] = {} end
+    chunks[#chunks + 1] = current
+  end
+  new_chunk()
+  local texts = {}
+  for i = 1, #rows do
+    local row = rows[i]
+    if type(row) ~= "table" then row_error(i) end
+    local cost = 0
+    for c = 1, ncol do
+      local e, n = element(row[columns[c]], columns[c], as_json[c])
+      texts[c] = e
+      cost = cost + n + 1
+    end
+    if base + cost > limit then too_large(i) end
+    if size + cost > limit and count > 0 then new_chunk() end
+    count = count + 1
+    for c = 1, ncol do current[c][count] = texts[c] end
+    size = size + cost
+  end
+  return chunks, function(chunk)
+    local p = {}
+    for c = 1, ncol do p["alex_c" .. c] = "{" .. concat(chunk[c], ",") .. "}" end
+    return p
+  end
+end
+
+-- Rows as one JSON document per chunk, for jsonb_populate_recordset: for
+-- tables with array or composite columns.  -> chunks, params(chunk)
+local function document_chunks(rows, columns, limit)
+  local pack = packer(limit, 2)
+  -- parts: key, value, key, value, ..., "}"; what each costs in the request,
+  -- where every '"' and '\' of the row's JSON is escaped once more
+  local parts, ncol, key_cost = {}, #columns, 0
+  for c, name in ipairs(columns) do
+    local key = (c == 1 and "{" or ",") .. encode_string(name) .. ":"
+    parts[2 * c - 1] = key
+    key_cost = key_cost + escaped_size(key)
+  end
+  local last = 2 * ncol + 1
+  parts[last] = "}"
+  for i = 1, #rows do
+    local row = rows[i]
+    if type(row) ~= "table" then row_error(i) end
+    local cost = key_cost + 2 -- "}" and the comma between rows
+    for c = 1, ncol do
+      local v = row[columns[c]]
+      if type(v) == "string" then v = encode_string(v) else v = json_value(v, columns[c]) end
+      parts[2 * c] = v
+      cost = cost + escaped_size(v)
+    end
+    if 2 + cost > limit then too_large(i) end
+    pack.add(concat(parts, "", 1, last), cost)
+  end
+  return pack.finish(), function(chunk) return { alex_rows = "[" .. concat(chunk, ",") .. "]" } end
+end
+
 -- insert(table, rows [, opts]) -> rows written, calls made.  The rows (tables
--- keyed by column) go as one JSON document per request, read by
--- jsonb_populate_recordset into the table's own column types: one
--- INSERT ... SELECT per chunk under the request cap, where db:batch sends
--- one statement per row.  opts.columns: the columns written (default: every
--- key of any row; a row without one of them writes NULL there, a column no
--- row names gets its default).  opts.on_conflict: "nothing", or { columns =
--- { target }, update = { columns set from the new row } }.  In a transaction
--- when one is open; else, when it takes more than one request, in its own,
--- so that it is all-or-nothing like a single call.
+-- keyed by column) go as one typed array per column per request, read back
+-- into rows by unnest and cast to the table's own column types (read from
+-- the catalog once per connection): one INSERT ... SELECT per chunk under
+-- the request cap, where db:batch sends one statement per row.  A table with
+-- array or composite columns gets a JSON document per chunk instead
+-- (jsonb_populate_recordset).  opts.columns: the columns written (default:
+-- every key of any row; a row without one of them writes NULL there, a
+-- column no row names gets its default).  opts.on_conflict: "nothing", or {
+-- columns = { target }, update = { columns set from the new row } }.  In a
+-- transaction when one is open; else, when it takes more than one request,
+-- in its own, so that it is all-or-nothing like a single call.
 function Connection:insert(tbl, rows, opts)
   opts = opts or {}
-  if type(tbl) ~= "string" or not (tbl:find(IDENT) or tbl:find("^[%a_][%w_]*%.[%a_][%w_]*$")) then
+  if type(tbl) ~= "string" or not (tbl:find(NAME) or tbl:find("^[%a_][%w_]*%.[%a_][%w_]*$")) then
     raise(errors.new { name = "ParameterError", message = ("table %q is not a table name"):format(tostring(tbl)) })
   end
   if type(rows) ~= "table" then
@@ -587,9 +734,7 @@ function Connection:insert(tbl, rows, opts)
     local seen = {}
     columns = {}
     for i, row in ipairs(rows) do
-      if type(row) ~= "table" then
-        raise(errors.new { name = "ParameterError", message = ("row %d is not a table"):format(i) })
-      end
+      if type(row) ~= "table" then row_error(i) end
       for k in pairs(row) do
         if not seen[k] then seen[k] = true columns[#columns + 1] = k end
       end
@@ -597,62 +742,47 @@ function Connection:insert(tbl, rows, opts)
     table.sort(columns, function(a, b) return tostring(a) < tostring(b) end)
   end
   local list = ident_list(columns, "columns")
-  local picked = {}
-  for i, c in ipairs(columns) do picked[i] = "alex_r." .. c end
-  local sql = ("INSERT INTO %s (%s) SELECT %s FROM jsonb_populate_recordset(NULL::%s, CAST(:alex_rows AS jsonb))" ..
-    " AS alex_r%s"):format(tbl, list, concat(picked, ", "), tbl, conflict_clause(opts.on_conflict))
+  local conflict = conflict_clause(opts.on_conflict)
+  local cols, lookups = self:_columns_of(tbl)
+  local nested = false
+  for _, name in ipairs(columns) do
+    if not cols[name] then
+      raise(errors.new { name = "ParameterError", message = ("columns: %q is not a column of %s"):format(name, tbl) })
+    end
+    nested = nested or cols[name].nested
+  end
 
-  -- each row's JSON text, and what it costs once escaped into the request
+  local sql
+  if nested then
+    local picked = {}
+    for i, c in ipairs(columns) do picked[i] = "alex_r." .. c end
+    sql = ("INSERT INTO %s (%s) SELECT %s FROM jsonb_populate_recordset(NULL::%s, CAST(:alex_rows AS jsonb))" ..
+      " AS alex_r%s"):format(tbl, list, concat(picked, ", "), tbl, conflict)
+  else
+    local arrays = {}
+    for i, c in ipairs(columns) do arrays[i] = ("CAST(:alex_c%d AS %s[])"):format(i, cols[c].type) end
+    sql = ("INSERT INTO %s (%s) SELECT * FROM unnest(%s) AS alex_r%s"):format(tbl, list, concat(arrays, ", "),
+      conflict)
+  end
   local limit = (opts.max_request_bytes or MAX_REQUEST) - HEADER_ROOM - #sql - 1024
-  local pack = packer(limit, 2)
-  -- parts: key, value, key, value, ..., "}"; what each costs in the request,
-  -- where every '"' and '\' of the row's JSON is escaped once more
-  local parts, ncol, key_cost = {}, #columns, 0
-  for c, name in ipairs(columns) do
-    local key = (c == 1 and "{" or ",") .. encode_string(name) .. ":"
-    parts[2 * c - 1] = key
-    local _, n = key:gsub('["\\]', "")
-    key_cost = key_cost + #key + n
-  end
-  local last = 2 * ncol + 1
-  parts[last] = "}"
-  local find = string.find
-  for i = 1, #rows do
-    local row = rows[i]
-    if type(row) ~= "table" then
-      raise(errors.new { name = "ParameterError", message = ("row %d is not a table"):format(i) })
-    end
-    local cost = key_cost + 2 -- "}" and the comma between rows
-    for c = 1, ncol do
-      local v = row[columns[c]]
-      if type(v) == "string" then v = encode_string(v) else v = json_value(v, columns[c]) end
-      parts[2 * c] = v
-      if find(v, '["\\]') then
-        local _, n = v:gsub('["\\]', "")
-        cost = cost + #v + n
-      else
-        cost = cost + #v
-      end
-    end
-    local text = concat(parts, "", 1, last)
-    if 2 + cost > limit then
-      raise(errors.new { name = "ParameterError",
-        message = ("row %d alone makes a request over the Data API limit"):format(i) })
-    end
-    pack.add(text, cost)
-  end
-  local chunks = pack.finish()
+  local chunks, params
+  if nested then chunks, params = document_chunks(rows, columns, limit)
+  else chunks, params = array_chunks(rows, columns, cols, limit) end
 
   local function send(conn)
     local total = 0
     for _, chunk in ipairs(chunks) do
-      local n = conn:execute(sql, { alex_rows = "[" .. concat(chunk, ",") .. "]" },
-        { idempotent = opts.on_conflict ~= nil })
-      total = total + n
+      total = total + conn:execute(sql, params(chunk), { idempotent = opts.on_conflict ~= nil })
     end
     return total
   end
-  return self:_all_or_nothing(send, #chunks)
+  local ok, written, calls = pcall(self._all_or_nothing, self, send, #chunks)
+  if not ok then
+    -- the table may have changed since its columns were read
+    if errors.is_error(written) and written.name ~= "ParameterError" then table_columns[self._client][tbl] = nil end
+    raise(written)
+  end
+  return written, calls + lookups
 end
 
 -- ---------------------------------------------------------------- transactions
