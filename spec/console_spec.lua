@@ -137,10 +137,10 @@ describe("scripts/console.lua", function()
 
     it("edits lines, recalls history across sessions, and Ctrl-C stops only the running entry", function()
       if not tmux_ok then pending("tmux is not installed") return end
-      local home = ops.tmpdir()
-      finally(function() ops.rmdir(home) end)
-      local t = terminal(console_command(home, { "--sandbox" }))
-      finally(t.stop)
+      local home, t = ops.tmpdir(), nil
+      -- busted keeps one finally per test: this one ends whichever terminal is open
+      finally(function() if t then t.stop() end ops.rmdir(home) end)
+      t = terminal(console_command(home, { "--sandbox" }))
       t.shows("alex (sandbox)>") -- the pane drops trailing spaces
       t.send("answer = 4 + 2", "Left", "Left", "Left", "Left", "0", "Enter") -- edited: 40 + 2
       t.send("answer", "Enter")
@@ -164,7 +164,6 @@ describe("scripts/console.lua", function()
       assert.equal("600\n", mode)
       -- a new session recalls the last one's lines
       t = terminal(console_command(home))
-      finally(t.stop)
       t.shows("alex>")
       t.send("Up", "Enter")
       t.shows("alex> answer\nnil\n") -- recalled; unset in this session
@@ -174,11 +173,10 @@ describe("scripts/console.lua", function()
 
     it("alexlua -i edits lines and keeps history too", function()
       if not tmux_ok then pending("tmux is not installed") return end
-      local home = ops.tmpdir()
-      finally(function() ops.rmdir(home) end)
+      local home, t = ops.tmpdir(), nil
+      finally(function() if t then t.stop() end ops.rmdir(home) end)
       local cmd = ("env HOME=%s %s --no-env-file -i; echo EXIT=$?; sleep 60"):format(q(home), q(ops.ALEXLUA))
-      local t = terminal(cmd)
-      finally(t.stop)
+      t = terminal(cmd)
       t.shows("\n>")
       t.send("print(6 * 6)", "Enter")
       t.shows("\n36\n")
@@ -186,7 +184,6 @@ describe("scripts/console.lua", function()
       t.shows("EXIT=0")
       t.stop()
       t = terminal(cmd)
-      finally(t.stop)
       t.shows("\n>")
       t.send("Up", "Enter")
       t.shows("\n36\n")

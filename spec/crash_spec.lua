@@ -32,41 +32,10 @@ describe("a crash blocks nothing", function()
   -- Transactions the service holds open (each one holds its locks).
   local function open_transactions() return assert(s:stats()).open_transactions end
 
-  -- Starts a reset in the background with the stack's settings; returns a
-  -- handle to signal it and wait for it.
+  -- Starts a reset in the background with the stack's settings; returns its
+  -- handle (servers.spawn) to signal it and wait for it.
   local function start_reset()
-    local dir = ops.tmpdir()
-    -- env --default-signal: a shell starts background commands with SIGINT
-    -- ignored (the default stays through the exec of the command's env)
-    local cmd = ("( env --default-signal=INT %s </dev/null >%s/out 2>%s/err & echo $! >%s/pid; wait $!;" ..
-      " echo $? >%s/rc ) >/dev/null 2>&1 &"):format(
-      ops.command(s, "scripts/reset.lua", { "--with-test-data" }, { ALEX_JOURNAL_DIR = jdir }),
-      q(dir), q(dir), q(dir), q(dir))
-    assert(os.execute(cmd))
-    local h = { dir = dir }
-    local deadline = servers.now() + 10
-    repeat
-      h.pid = tonumber(ops.read(dir .. "/pid") or "")
-      if not h.pid then servers.sleep(0.02) end
-    until h.pid or servers.now() > deadline
-    assert(h.pid, "reset did not start")
-    function h.out() return ops.read(dir .. "/out") or "" end
-    function h.err() return ops.read(dir .. "/err") or "" end
-    -- waits until stdout shows `text` (a step of the reset)
-    function h.wait_for(text, seconds)
-      return servers.wait_until(function() return h.out():find(text, 1, true) ~= nil end, seconds or 20, 0.02)
-    end
-    function h.signal(sig) os.execute(("kill -%s %d 2>/dev/null"):format(sig, h.pid)) end
-    -- its exit code, or nil while it runs after `seconds`
-    function h.wait(seconds)
-      return servers.wait_until(function() return tonumber((ops.read(dir .. "/rc") or ""):match("%d+")) end,
-        seconds or 30, 0.02) or nil
-    end
-    function h.cleanup()
-      if not h.wait(0) then h.signal("KILL") h.wait(5) end
-      ops.rmdir(dir)
-    end
-    return h
+    return servers.spawn(ops.command(s, "scripts/reset.lua", { "--with-test-data" }, { ALEX_JOURNAL_DIR = jdir }))
   end
 
   local function reset(extra)
@@ -124,17 +93,12 @@ describe("a crash blocks nothing", function()
           tx:execute("SELECT pg_sleep(3)")
         end)
       ]])
-      local out = tmp .. "/sleeper.out"
-      local vars = { ALEX_JOURNAL_DIR = jdir }
-      for k, v in pairs(s.env) do vars[k] = v end
-      local env = {}
-      for k, v in pairs(vars) do env[#env + 1] = k .. "=" .. q(v) end
-      assert(os.execute(("env %s %s --no-env-file %s >%s 2>&1 & echo $! >%s.pid"):format(
-        table.concat(env, " "), q(ops.ALEXLUA), q(script), q(out), q(out))))
-      local deadline = servers.now() + 10
-      while not (ops.read(out) or ""):find("locked") and servers.now() < deadline do servers.sleep(0.02) end
+      local h = servers.spawn(("env %s %s --no-env-file %s"):format(
+        servers.assignments(servers.with(s.env, { ALEX_JOURNAL_DIR = jdir })), q(ops.ALEXLUA), q(script)))
+      finally(h.cleanup)
+      h.wait_for("locked", 10)
       servers.sleep(0.3) -- pg_sleep is running
-      os.execute("kill -KILL " .. assert(tonumber(ops.read(out .. ".pid"))))
+      h.signal("KILL")
       local t0 = servers.now()
       local r = reset()
       assert.equal(0, r.code, r.all)
@@ -179,7 +143,13 @@ describe("a crash blocks nothing", function()
         "/fault_proxy.py"), port, q(log))))
       local pport, ppid = (p:read("l") or ""):match("^READY (%d+) (%d+)$")
       assert(pport, "fault_proxy did not start")
-      finally(function() os.execute("kill " .. ppid) p:close() end)
+      local h
+      -- busted keeps one finally per test: this one ends the child and the proxy
+      finally(function()
+        if h then h.cleanup() end
+        os.execute("kill " .. ppid)
+        p:close()
+      end)
       local script = tmp .. "/commit.lua"
       ops.write(script, [[
         local cli = require "alex.cli"
@@ -190,17 +160,16 @@ describe("a crash blocks nothing", function()
           end)
         end)
       ]])
-      local vars = { ALEX_JOURNAL_DIR = jdir }
-      for k, v in pairs(s.env) do vars[k] = v end
-      vars.AWS_ENDPOINT_URL_RDS_DATA = "http://127.0.0.1:" .. pport
-      local env = {}
-      for k, v in pairs(vars) do env[#env + 1] = k .. "=" .. q(v) end
-      local out = tmp .. "/commit.out"
-      assert(os.execute(("( env %s %s --no-env-file %s >%s 2>&1 & pid=$!;" ..
-        " while ! grep -q CommitTransaction %s 2>/dev/null; do sleep 0.05; done; sleep 0.5; kill -TERM $pid;" ..
-        " wait $pid; echo rc=$? >>%s )"):format(table.concat(env, " "), q(ops.ALEXLUA), q(script), q(out), q(log),
-        q(out))))
-      local text = ops.read(out)
+      local vars = servers.with(s.env, { ALEX_JOURNAL_DIR = jdir,
+                                         AWS_ENDPOINT_URL_RDS_DATA = "http://127.0.0.1:" .. pport })
+      h = servers.spawn(("env %s %s --no-env-file %s"):format(servers.assignments(vars), q(ops.ALEXLUA),
+        q(script)))
+      -- the commit reached the proxy, which holds its answer back for 3 s
+      servers.wait_until(function() return (ops.read(log) or ""):find("CommitTransaction", 1, true) end, 30, 0.05)
+      servers.sleep(0.5)
+      h.signal("TERM")
+      local rc = h.wait(30)
+      local text = h.out() .. h.err() .. "rc=" .. tostring(rc) .. "\n"
       assert.matches("rc=143", text, 1, true)
       assert.matches("terminated while the commit was in flight", text, 1, true)
       assert.matches("most likely applied", text, 1, true)

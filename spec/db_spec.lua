@@ -215,28 +215,16 @@ describe("alex.db", function()
         end)
       ]])
       f:close()
-      local envs = {}
-      for k, v in pairs(s.env) do envs[#envs + 1] = ("T_%s='%s'"):format(k, v) end
-      local out = os.tmpname()
-      -- a shell starts background commands with SIGINT ignored: give it back its default
-      local cmd = ("env --default-signal=INT %s %s --no-env-file %s > %s 2>&1 & echo $!"):format(
-        table.concat(envs, " "), os.getenv("ALEXLUA"), script, out)
-      local pid = io.popen(cmd):read("l")
-      finally(function() os.execute("kill -KILL " .. pid .. " 2>/dev/null") end)
-      local clock = require "alex.clock"
-      local deadline = clock.monotonic() + 10
-      repeat
-        clock.sleep(0.05)
-        local text = io.open(out):read("a")
-      until text:find("inserted") or clock.monotonic() > deadline
-      os.execute("kill -INT " .. pid)
-      deadline = clock.monotonic() + 10
-      while os.execute("kill -0 " .. pid .. " 2>/dev/null") and clock.monotonic() < deadline do
-        clock.sleep(0.05)
-      end
-      local text = io.open(out):read("a")
+      local vars = {}
+      for k, v in pairs(s.env) do vars["T_" .. k] = v end
+      local h = servers.spawn(("env %s %s --no-env-file %s"):format(servers.assignments(vars),
+        servers.q(os.getenv("ALEXLUA")), servers.q(script)))
+      finally(h.cleanup)
+      h.wait_for("inserted", 10)
+      h.signal("INT")
+      h.wait(10)
+      local text = h.out() .. h.err()
       os.remove(script)
-      os.remove(out)
       assert.matches("interrupted", text)
       assert.equal(0, conn:query_one("SELECT count(*) AS n FROM items WHERE id = 42").n)
       assert.equal(0, s:stats().open_transactions)
@@ -729,10 +717,8 @@ describe("alex.db", function()
         error(err)
       ]])
       f:close()
-      local envs = {}
-      for k, v in pairs(s.env) do envs[#envs + 1] = ("%s='%s'"):format(k, v) end
-      local cmd = ("env ALEX_DEBUG=1 ALEX_STATS=1 %s %s --no-env-file %s 2>&1"):format(table.concat(envs, " "),
-        os.getenv("ALEXLUA"), script)
+      local cmd = ("env ALEX_DEBUG=1 ALEX_STATS=1 %s %s --no-env-file %s 2>&1"):format(servers.assignments(s.env),
+        servers.q(os.getenv("ALEXLUA")), servers.q(script))
       local p = io.popen(cmd)
       local text = p:read("a")
       p:close()

@@ -158,21 +158,18 @@ describe("data fixes", function()
       exactly_once()
     end)
 
-    -- Starts the fix in the background, stops it with `sig` after `delay`
-    -- seconds; returns its exit code and stderr.
-    local function stopped_run(sig, delay)
-      local dir = ops.tmpdir()
-      local env = {}
-      for k, v in pairs(s.env) do env[#env + 1] = k .. "=" .. q(v) end
-      local argv = {}
-      for i, a in ipairs(args("--apply")) do argv[i] = q(a) end
-      local cmd = ("( env %s env --default-signal=INT %s --no-env-file scripts/fixes/split_adjust.lua %s" ..
-        " </dev/null >%s/out 2>%s/err & pid=$!; sleep %.2f; kill -%s $pid; wait $pid; echo $? >%s/rc )"):format(
-        table.concat(env, " "), q(ops.ALEXLUA), table.concat(argv, " "), q(dir), q(dir), delay, sig, q(dir))
-      assert(os.execute(cmd))
-      local rc = tonumber((ops.read(dir .. "/rc") or ""):match("%d+"))
-      local err = ops.read(dir .. "/err") or ""
-      ops.rmdir(dir)
+    -- Starts the fix with `argv` (default: --apply) in the background, stops
+    -- it with `sig` after `delay` seconds; returns its exit code and stderr.
+    local function stopped_run(sig, delay, argv)
+      local words = {}
+      for i, a in ipairs(argv or args("--apply")) do words[i] = q(a) end
+      local h = servers.spawn(("env %s %s --no-env-file scripts/fixes/split_adjust.lua %s"):format(
+        servers.assignments(s.env), q(ops.ALEXLUA), table.concat(words, " ")))
+      servers.sleep(delay)
+      h.signal(sig)
+      local rc = h.wait(60)
+      local err = h.err()
+      h.cleanup()
       return rc, err
     end
 
@@ -187,19 +184,7 @@ describe("data fixes", function()
         local delay = 0.2 + math.random() * 1.5
         local rc
         if status == "none" then rc = stopped_run("KILL", delay)
-        else
-          -- resume, then kill the resumed run too
-          local dir = ops.tmpdir()
-          local env = {}
-          for k, v in pairs(s.env) do env[#env + 1] = k .. "=" .. q(v) end
-          local argv = {}
-          for i, a in ipairs(args("--resume", "--apply")) do argv[i] = q(a) end
-          assert(os.execute(("( env %s %s --no-env-file scripts/fixes/split_adjust.lua %s </dev/null >/dev/null" ..
-            " 2>&1 & pid=$!; sleep %.2f; kill -KILL $pid; wait $pid; echo $? >%s/rc )"):format(table.concat(env, " "),
-            q(ops.ALEXLUA), table.concat(argv, " "), delay, q(dir))))
-          rc = tonumber((ops.read(dir .. "/rc") or ""):match("%d+"))
-          ops.rmdir(dir)
-        end
+        else rc = stopped_run("KILL", delay, args("--resume", "--apply")) end -- kill the resumed run too
         if rc == 137 then kills = kills + 1 end
       end
       ops.no_faults(s)

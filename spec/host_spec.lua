@@ -11,10 +11,6 @@ local function exists(path)
   return f ~= nil
 end
 
-local function sleep(seconds)
-  os.execute("sleep " .. seconds)
-end
-
 local function has(haystack, needle)
   assert(type(haystack) == "string", "no text to search")
   assert(haystack:find(needle, 1, true), ("expected %q in %q"):format(needle, haystack))
@@ -74,56 +70,16 @@ local function run(args, opts)
   return r
 end
 
--- Starts alexlua in the background; returns a handle with its pid, the
--- folder, and wait()/alive()/kill().
+-- Starts alexlua in the background in cwd (servers.spawn: its files .pid,
+-- .rc, .out and .err there); returns its handle.
 local function spawn(args, cwd)
-  local pidf, rcf = cwd .. "/.pid", cwd .. "/.rc"
   local quoted = {}
   for i, a in ipairs(args) do quoted[i] = q(a) end
-  -- the inner sh writes its pid and execs alexlua, so the pid is alexlua's;
-  -- the subshell around it records the exit status (128 + n for signal n).
-  -- A shell starts background commands with SIGINT ignored, and alexlua
-  -- keeps an ignored signal ignored: env gives it back its default.
-  local line = ("cd %s && ( sh -c 'echo $$ > \"$1\"; shift; exec env --default-signal=INT \"$@\"' sh %s %s %s"
-                .. " </dev/null >%s 2>%s; echo $? > %s ) >/dev/null 2>&1 &")
-    :format(q(cwd), q(pidf), q(ALEXLUA), table.concat(quoted, " "), q(cwd .. "/.out"), q(cwd .. "/.err"), q(rcf))
-  assert(os.execute(line))
-  local pid
-  for _ = 1, 200 do
-    pid = tonumber(read(pidf) or "")
-    if pid then break end
-    sleep(0.02)
-  end
-  assert(pid, "alexlua did not start")
-  local h = { pid = pid }
-  function h.exited() return exists(rcf) and (read(rcf) or ""):match("%d+") ~= nil end
-  function h.wait(seconds)
-    for _ = 1, math.floor(seconds / 0.02) do
-      if h.exited() then
-        local err = read(cwd .. "/.err")
-        assert(not err:find("Sanitizer", 1, true) and not err:find("runtime error:", 1, true), err)
-        return tonumber(read(rcf):match("%d+")), read(cwd .. "/.out"), err
-      end
-      sleep(0.02)
-    end
-    return nil
-  end
-  function h.signal(name) os.execute(("kill -%s %d 2>/dev/null"):format(name, pid)) end
-  function h.cleanup()
-    if not h.exited() then
-      h.signal("KILL")
-      h.wait(5)
-    end
-  end
-  return h
+  return servers.spawn(q(ALEXLUA) .. " " .. table.concat(quoted, " "), cwd, cwd)
 end
 
 local function wait_for_file(path, seconds)
-  for _ = 1, math.floor(seconds / 0.02) do
-    if exists(path) then return true end
-    sleep(0.02)
-  end
-  return false
+  return servers.wait_until(function() return exists(path) end, seconds, 0.02)
 end
 
 setup(function()
@@ -540,11 +496,11 @@ describe("alexlua Ctrl-C", function()
   it("a signal ignored by the parent (nohup, a shell's background job) stays ignored", function()
     local cwd = new_cwd()
     loop_script(cwd, "ready('ready1') local t = os.time() while os.time() - t < 2 do end print('finished')")
-    local pidf, rcf = cwd .. "/.pid", cwd .. "/.rc"
-    assert(os.execute(("cd %s && ( sh -c 'echo $$ > \"$1\"; shift; trap \"\" HUP; exec \"$@\"' sh %s %s loop.lua"
-      .. " </dev/null >.out 2>.err; echo $? > %s ) >/dev/null 2>&1 &"):format(q(cwd), q(pidf), q(ALEXLUA), q(rcf))))
+    local rcf = cwd .. "/.rc"
+    local h = servers.spawn(("sh -c 'trap \"\" HUP; exec \"$@\"' sh %s loop.lua"):format(q(ALEXLUA)), cwd, cwd)
+    finally(h.cleanup)
     assert.is_true(wait_for_file(cwd .. "/ready1", 10), "script did not start")
-    os.execute("kill -HUP " .. assert(tonumber(read(pidf))))
+    h.signal("HUP")
     assert.is_true(wait_for_file(rcf, 10))
     assert.equal("0", read(rcf):match("%d+"))
     assert.equal("finished\n", read(cwd .. "/.out"))

@@ -137,13 +137,8 @@ end
 stack.shared({ settings = { log_level = "debug" } }, function(started)
   S, VERSION = started, started:engine_version()
   H = http.new { connect_timeout = 5, timeout = 30 }
-  return function()
-    H:close()
-    -- the stack's service and the extra ones (engine_version 15.4, the broken state file)
-    local _, stderr = run("cat " .. q(S.dir) .. "/dataapi.log.out " .. q(S.dir) .. "/extra*.out")
-    assert.is_nil(stderr:find("Sanitizer", 1, true), stderr)
-    assert.is_nil(stderr:find("runtime error:", 1, true), stderr)
-  end
+  -- the stack's stop() fails on a sanitizer report in its service's or an extra one's stderr
+  return function() H:close() end
 end)
 
 before_each(function()

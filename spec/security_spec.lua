@@ -17,7 +17,6 @@ local here = debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or "spec"
 if here:sub(1, 1) ~= "/" then here = (os.getenv("PWD") or ".") .. "/" .. here end
 local ROOT = here .. "/.."
 local ALEXLUA = assert(os.getenv("ALEXLUA"), "ALEXLUA is not set (run through make test)")
-local DATAAPI = assert(os.getenv("ALEX_DATAAPI"), "ALEX_DATAAPI is not set (run through make test)")
 
 local function random_text(n, alphabet)
   alphabet = alphabet or "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
@@ -69,50 +68,7 @@ local function unquote(v)
   return (v:gsub("^'(.*)'$", "%1"))
 end
 
--- An alex-dataapi process on the stack's PostgreSQL, with its own config file
--- (the stack's, with `changes` applied); returns { pid, port, url, log, out }.
-local function start_service(s, dir, name, changes)
-  local lines, seen = {}, {}
-  for line in assert(read_file(s.dir .. "/dataapi.env")):gmatch("[^\n]+") do
-    local k = line:match("^([%w_]+)=")
-    if k and changes[k] ~= nil then
-      seen[k] = true
-      if changes[k] ~= false then lines[#lines + 1] = k .. "=" .. changes[k] end
-    else
-      lines[#lines + 1] = line
-    end
-  end
-  for k, v in pairs(changes) do
-    if not seen[k] and v ~= false then lines[#lines + 1] = k .. "=" .. v end
-  end
-  local cfg = dir .. "/" .. name .. ".env"
-  servers.write_file(cfg, table.concat(lines, "\n") .. "\n")
-  os.execute("chmod 600 " .. q(cfg))
-  local out = dir .. "/" .. name .. ".out"
-  local p = assert(io.popen(("env -u ALEX_DATAAPI_LISTEN sh -c 'exec \"$0\" --config \"$1\" </dev/null >>\"$2\" 2>&1 & "
-    .. "echo $!' %s %s %s"):format(q(DATAAPI), q(cfg), q(out))))
-  local pid = tonumber(p:read("l"))
-  p:close()
-  return { pid = pid, cfg = cfg, out = out }
-end
-
-local alive = require("servers").alive
-
-local function stop_service(svc)
-  if not svc or not svc.pid then return end
-  os.execute("kill -TERM " .. svc.pid .. " 2>/dev/null")
-  for _ = 1, 100 do
-    if not alive(svc.pid) then break end
-    servers.sleep(0.05)
-  end
-  os.execute("kill -KILL " .. svc.pid .. " 2>/dev/null")
-  svc.pid = nil
-end
-
-local function sanitizer_report(text)
-  return text:match("==%d+==ERROR: %a+Sanitizer.*") or text:match("[^\n]*runtime error:.*")
-end
-
+local alive = servers.alive
 
 -- Malformed HTTP sent raw (Debian's python3), one connection per case; prints a
 -- JSON line per case: status, whether the body is UTF-8 JSON.
@@ -194,13 +150,8 @@ describe("security", function()
     -- stack:secrets() must hold the same values (quoted or not)
     local listed = table.concat(s:secrets(), "\n")
     assert(listed:find(secrets["the database password"], 1, true), "stack:secrets() lacks the database password")
-    local port = stack.free_ports(1)
-    tok = start_service(s, dir, "token-service", {
-      listen = "127.0.0.1:" .. port, session_token = token, log_level = "debug",
-      log_file = dir .. "/token-service.log", pidfile = dir .. "/token-service.pid",
-    })
-    tok_url = "http://127.0.0.1:" .. port
-    assert(servers.wait_listening(port, 20), "the token service did not start: " .. (read_file(tok.out) or ""))
+    tok = s:extra_service { session_token = token, log_level = "debug" }
+    tok_url = tok.endpoint
     base_vars = {
       AURORA_CLUSTER_ARN = s.cluster_arn, AURORA_SECRET_ARN = s.secret_arn, AURORA_DATABASE = s.database,
       AWS_REGION = s.env.AWS_REGION, AWS_ACCESS_KEY_ID = s.env.AWS_ACCESS_KEY_ID,
@@ -210,11 +161,9 @@ describe("security", function()
   end)
 
   lazy_teardown(function()
-    stop_service(tok)
-    local report = tok and sanitizer_report(read_file(tok.out) or "")
-    if s then s:stop() end
     if dir then servers.rmtree(dir) end
-    if report then error("alex-dataapi (token service): sanitizer report:\n" .. report:sub(1, 4000)) end
+    -- stops the token service too, and fails on a sanitizer report in its stderr
+    if s then s:stop() end
   end)
 
   local function vars(changes)
@@ -304,7 +253,7 @@ describe("security", function()
     end)
 
     it("the services' logs and PostgreSQL's log hold no secret", function()
-      local debug_log = assert(read_file(dir .. "/token-service.log"))
+      local debug_log = assert(read_file(tok.log))
       -- debug level: one line per call, so the scan covers every call above
       assert.matches("ExecuteStatement", debug_log, 1, true)
       assert.matches("UnrecognizedClientException", debug_log, 1, true)
@@ -644,19 +593,15 @@ io.write("result: ", rows and "rows" or tostring(err and err.message or err), "\
     it("refuses to start on a non-loopback address", function()
       for _, listen in ipairs { "0.0.0.0:%d", "[::]:%d" } do
         local port = stack.free_ports(1)
-        local svc = start_service(s, dir, "wide", { listen = listen:format(port), pidfile = false,
-                                                    log_file = false })
-        for _ = 1, 100 do
-          if not alive(svc.pid) then break end
-          servers.sleep(0.05)
-        end
+        local svc = s:extra_service(nil, { args = { listen = listen:format(port) }, wait = false })
+        servers.wait_until(function() return not alive(svc.pid) end, 5, 0.05)
         local running = alive(svc.pid)
-        stop_service(svc)
+        svc.stop()
         local out = read_file(svc.out) or ""
         os.remove(svc.out)
         assert.is_false(running, listen .. " was accepted")
         assert.matches("loopback", out, 1, true)
-        assert.is_nil(sanitizer_report(out), out)
+        assert.is_nil(servers.sanitizer_report(out), out)
       end
     end)
   end)

@@ -12,7 +12,9 @@
 --   srv:wait_stat("slow_inflight", 1, 5), srv:stop()
 --   servers.free_port(), servers.wait_listening(port, seconds), servers.now(),
 --   servers.sleep(s), servers.wait_until(check, seconds, interval),
---   servers.rmtree(dir), servers.q(shell_word)
+--   servers.rmtree(dir), servers.q(shell_word), servers.alive(pid),
+--   servers.stop_pid(pid, "TERM", seconds, kill_after),
+--   servers.sanitizer_report(stderr_text), servers.spawn(cmd, dir, cwd)
 --
 -- A server is a direct child of the spec (io.popen with exec), so stop() reaps
 -- it; it also exits by itself when the spec process dies.
@@ -94,6 +96,23 @@ function servers.alive(pid)
   return status ~= nil and not status:match("\nState:%s+Z")
 end
 
+-- Sends signal `sig` (a name: "TERM", "INT", ...) to process pid and waits up
+-- to `seconds` for it to end; when it still runs then and kill_after is true,
+-- sends KILL.  Returns true when it ended within the time.
+function servers.stop_pid(pid, sig, seconds, kill_after)
+  if not pid then return false end
+  os.execute(("kill -%s %d 2>/dev/null"):format(sig, pid))
+  servers.wait_until(function() return not servers.alive(pid) end, seconds, 0.05)
+  local ended = not servers.alive(pid)
+  if not ended and kill_after then os.execute(("kill -KILL %d 2>/dev/null"):format(pid)) end
+  return ended
+end
+
+-- The sanitizer report (ASan/UBSan/LSan) in a process's stderr text, or nil.
+function servers.sanitizer_report(text)
+  return text:match("==%d+==ERROR: %a+Sanitizer.*") or text:match("[^\n]*runtime error:.*")
+end
+
 function servers.write_file(path, text)
   local f = assert(io.open(path, "wb"))
   assert(f:write(text))
@@ -145,6 +164,53 @@ end
 function servers.rmtree(dir)
   assert(type(dir) == "string" and dir:match("^/tmp/alexlua%-spec%.[%w]+$"), "refusing to remove " .. tostring(dir))
   os.execute("rm -rf " .. q(dir))
+end
+
+-- A child in the background: the shell command `cmd`, which must end in one
+-- program (`env ... program args`: the handle holds that program's pid), run
+-- in folder cwd (default: this one) under env --default-signal=INT (a shell
+-- starts background commands with SIGINT ignored; this gives it back its
+-- default), stdin /dev/null, stdout and stderr in dir/.out and dir/.err (dir:
+-- default a new temp folder, which cleanup() removes).  The handle:
+--   h.pid, h.dir, h.out(), h.err(), h.exited(), h.signal("INT"),
+--   h.wait_for(text, seconds): whether stdout showed text in time (20 s),
+--   h.wait(seconds) -> exit code (128 + n for signal n), stdout, stderr, or nil
+--     while it still runs then; an error when stderr holds a sanitizer report,
+--   h.cleanup(): KILL when it still runs (for finally).
+function servers.spawn(cmd, dir, cwd)
+  local temp = dir == nil
+  dir = dir or servers.tmpdir()
+  local pidf, rcf, outf, errf = dir .. "/.pid", dir .. "/.rc", dir .. "/.out", dir .. "/.err"
+  assert(os.execute(("%s( env --default-signal=INT %s </dev/null >%s 2>%s & echo $! >%s; wait $!; echo $? >%s )"
+    .. " >/dev/null 2>&1 &"):format(cwd and ("cd " .. q(cwd) .. " && ") or "", cmd, q(outf), q(errf), q(pidf),
+    q(rcf))))
+  local h = { dir = dir }
+  h.pid = servers.wait_until(function() return tonumber((read_file(pidf) or ""):match("%d+")) end, 10, 0.02)
+  assert(h.pid, "the child did not start: " .. cmd)
+  function h.out() return read_file(outf) or "" end
+  function h.err() return read_file(errf) or "" end
+  local function code() return tonumber((read_file(rcf) or ""):match("%d+")) end
+  function h.exited() return code() ~= nil end
+  function h.signal(name) os.execute(("kill -%s %d 2>/dev/null"):format(name, h.pid)) end
+  function h.wait_for(text, seconds)
+    return servers.wait_until(function() return h.out():find(text, 1, true) ~= nil end, seconds or 20, 0.02)
+  end
+  function h.wait(seconds)
+    local rc = servers.wait_until(code, seconds, 0.02)
+    if not rc then return nil end
+    local err = h.err()
+    local report = servers.sanitizer_report(err)
+    if report then error("sanitizer report from a child:\n" .. report:sub(1, 4000), 2) end
+    return rc, h.out(), err
+  end
+  function h.cleanup()
+    if not h.exited() then
+      h.signal("KILL")
+      servers.wait_until(code, 5, 0.02)
+    end
+    if temp then servers.rmtree(dir) end
+  end
+  return h
 end
 
 -- A loopback port nothing listens on right now (the kernel's choice).

@@ -200,39 +200,57 @@ function Stack:engine_version()
 end
 
 -- Another alex-dataapi on this stack's settings (dataapi.env) and a free
--- port; env = { name = value } become ALEX_DATAAPI_<NAME> variables.  Returns
--- { endpoint =, port =, pid =, log =, stop = function } once it answers
--- /_alex/health; stop() ends it (stop() of the stack does not).
-function Stack:extra_service(env)
+-- port: env = { name = value } become ALEX_DATAAPI_<NAME> variables, and
+-- opts.args = { name = value } --name=value options, after the stack's own
+-- (--listen, --pidfile, --log-file), which they override.  Returns
+-- { endpoint =, port =, pid =, log =, out = (its stderr), pidfile =, stop = }
+-- once it answers /_alex/health, or at once with opts.wait = false (for a
+-- service that must fail to start: watch svc.pid with servers.alive).
+-- stop() sends TERM, waits up to 10 s, then KILLs; it returns true when TERM
+-- was enough, and raises an error when the stderr holds a sanitizer report.
+-- The stack's stop() stops the extra services still running.
+function Stack:extra_service(env, opts)
+  opts = opts or {}
   local port = free_ports(1)
   local tag = self.dir .. "/extra" .. port
-  local parts = { "exec env" }
-  for k, v in pairs(env or {}) do parts[#parts + 1] = "ALEX_DATAAPI_" .. k:upper() .. "=" .. shell_quote(v) end
+  local svc = { port = port, endpoint = "http://127.0.0.1:" .. port, log = tag .. ".log", out = tag .. ".out",
+                pidfile = tag .. ".pid" }
+  local words = { "env" }
+  env = env or {}
+  for _, k in ipairs(servers.sorted_keys(env)) do
+    words[#words + 1] = "ALEX_DATAAPI_" .. k:upper() .. "=" .. shell_quote(env[k])
+  end
   for _, w in ipairs { self.vars.ALEX_DATAAPI_BIN or "alex-dataapi", "--config", self.dir .. "/dataapi.env",
-                       "--listen", "127.0.0.1:" .. port, "--pidfile", tag .. ".pid", "--log-file", tag .. ".log" } do
-    parts[#parts + 1] = shell_quote(w)
+                       "--listen", "127.0.0.1:" .. port, "--pidfile", svc.pidfile, "--log-file", svc.log } do
+    words[#words + 1] = shell_quote(w)
   end
-  os.execute("(" .. table.concat(parts, " ") .. " </dev/null >" .. shell_quote(tag .. ".out") .. " 2>&1 &)")
-  local svc = { port = port, endpoint = "http://127.0.0.1:" .. port, log = tag .. ".log" }
+  local args = opts.args or {}
+  for _, k in ipairs(servers.sorted_keys(args)) do words[#words + 1] = shell_quote("--" .. k .. "=" .. args[k]) end
+  local p = assert(io.popen(table.concat(words, " ") .. " </dev/null >" .. shell_quote(svc.out) .. " 2>&1 & echo $!"))
+  svc.pid = tonumber(p:read("l"))
+  p:close()
+  self.extras = self.extras or {}
+  self.extras[#self.extras + 1] = svc
   function svc.stop()
-    if not svc.pid then return end
-    os.execute("kill -TERM " .. svc.pid .. " 2>/dev/null")
-    for _ = 1, 100 do
-      if not read_file(tag .. ".pid") then break end
-      os.execute("sleep 0.05")
-    end
-    svc.pid = nil
+    if svc.stopped then return svc.ended end
+    svc.stopped = true
+    svc.ended = servers.stop_pid(svc.pid, "TERM", 10, true)
+    local report = servers.sanitizer_report(read_file(svc.out) or "")
+    if report then error("alex-dataapi (" .. svc.endpoint .. "): sanitizer report:\n" .. report:sub(1, 4000), 2) end
+    return svc.ended
   end
+  if opts.wait == false then return svc end
   local http = require "alex.http"
   local client = http.new { connect_timeout = 1, timeout = 5 }
-  for _ = 1, 200 do
+  local up = servers.wait_until(function()
     local res = client:request { method = "GET", url = svc.endpoint .. "/_alex/health", headers = {} }
-    svc.pid = tonumber((read_file(tag .. ".pid") or ""):match("%d+"))
-    if res and res.status == 200 and svc.pid then break end
-    os.execute("sleep 0.05")
-  end
+    return (res and res.status == 200 and read_file(svc.pidfile)) or not servers.alive(svc.pid)
+  end, 15, 0.05)
   client:close()
-  if not svc.pid then error("alex-dataapi did not start: " .. (read_file(tag .. ".out") or ""), 2) end
+  if not (up and servers.alive(svc.pid)) then
+    pcall(svc.stop)
+    error("alex-dataapi did not start: " .. (read_file(svc.out) or "") .. (read_file(svc.log) or ""), 2)
+  end
   return svc
 end
 
@@ -302,18 +320,25 @@ end
 
 -- Stops the service and PostgreSQL and removes the state folder when it is a
 -- temp folder of stack.new.  Idempotent.
--- Raises an error (after cleaning up) when the service's stderr holds a
--- sanitizer report, so an ASan/UBSan build of the service fails the spec.
+-- Stops the extra services still running first.  Raises an error (after
+-- cleaning up) when a service's stderr holds a sanitizer report, so an
+-- ASan/UBSan build of the service fails the spec.
 function Stack:stop()
   if self.stopped then return true end
   self.stopped = true
   if self.http and self.http.close then self.http:close() end
   self.http = nil
+  local reports = {}
+  for _, svc in ipairs(self.extras or {}) do
+    local stopped, err = pcall(svc.stop)
+    if not stopped then reports[#reports + 1] = tostring(err) end
+  end
   local ok, out = self:script("down")
   local stderr = read_file(self.dir .. "/dataapi.log.out") or ""
   if self.temp then run("rm -rf " .. shell_quote(self.dir)) end
-  local report = stderr:match("==%d+==ERROR: %a+Sanitizer.*") or stderr:match("[^\n]*runtime error:.*")
-  if report then error("alex-dataapi: sanitizer report:\n" .. report:sub(1, 4000), 2) end
+  local report = servers.sanitizer_report(stderr)
+  if report then reports[#reports + 1] = "alex-dataapi: sanitizer report:\n" .. report:sub(1, 4000) end
+  if #reports > 0 then error(table.concat(reports, "\n"), 2) end
   if not ok then return nil, out end
   return true
 end
