@@ -348,28 +348,107 @@ describe("alex.db", function()
     end)
     before_each(function() conn:execute("DELETE FROM ins") end)
 
-    it("writes rows of every type in one statement, the table's own types doing the casts", function()
-      local fresh = ops.connect(s)
+    -- A connection that has read ins's columns (an insert of over 1000 rows
+    -- does, rolled back here): its inserts go as typed arrays.  A fresh
+    -- connection's inserts of a few rows go as one JSON document.
+    local function arrays_ready()
+      local c = ops.connect(s)
+      local many = {}
+      for i = 1, 1001 do many[i] = { id = i, name = "n" .. i } end
+      local ok, err = pcall(c.transaction, c, function(tx)
+        local n, calls = tx:insert("ins", many)
+        assert.same({ 1001, 2 }, { n, calls }) -- the columns, then the rows
+        error("undo", 0)
+      end)
+      assert.same({ false, "undo" }, { ok, err })
+      return c
+    end
+    local PATHS = { { "a JSON document", function() return ops.connect(s) end }, { "typed arrays", arrays_ready } }
+
+    for _, path in ipairs(PATHS) do
+      local how, connection = path[1], path[2]
+      it("writes rows of every type in one statement, the table's own types doing the casts: " .. how, function()
+        local c = connection()
+        finally(function() c:close() end)
+        s:reset_stats()
+        local n, calls = c:insert("ins", {
+          { id = 9007199254740993, name = [[big "quoted" \ name]], price = db.decimal("601.1500"),
+            doc = { k = { 1, 2 }, s = "x" }, day = db.date("2024-02-29"), raw = db.blob("\0\1\255") },
+          { id = 2, name = "two", price = "0.0001", flag = false },
+        })
+        assert.same({ 2, 1 }, { n, calls })
+        assert.equal(1, s:stats().operations.ExecuteStatement)
+        local a = conn:query_one("SELECT id, name, price, doc, day, flag, encode(raw, 'hex') AS raw FROM ins" ..
+          " WHERE id = 9007199254740993")
+        -- flag is NULL, not its default: another row names the column, this one does not
+        assert.same({ id = 9007199254740993, name = [[big "quoted" \ name]], price = "601.1500",
+          doc = { k = { 1, 2 }, s = "x" }, day = "2024-02-29", raw = "0001ff" }, a)
+        assert.equal("9007199254740993", conn:query_one("SELECT id::text AS t FROM ins WHERE name LIKE 'big%'").t)
+        local b = conn:query_one("SELECT price, doc, flag FROM ins WHERE id = 2")
+        assert.same({ price = "0.0001", flag = false }, b) -- doc NULL: a column the row lacks
+      end)
+
+      it("writes every text as it was: array syntax, NULL as a word, escapes, JSON strings: " .. how, function()
+        local c = connection()
+        finally(function() c:close() end)
+        local texts = { "", "NULL", "null", " padded ", "a,b", "{x}", [[quote"back\slash]], "tab\tline\nbreak",
+                        "a/b", "\1\31", "é ✓", "()", "1.5e3" }
+        local rows = {}
+        for i, t in ipairs(texts) do rows[i] = { id = i, name = t, doc = t } end
+        rows[#rows + 1] = { id = 100, name = "real null", doc = db.null, price = 1.25 }
+        assert.equal(#rows, (c:insert("ins", rows)))
+        for i, t in ipairs(texts) do
+          local r = conn:query_one("SELECT name, doc, doc IS NULL AS missing FROM ins WHERE id = :id", { id = i })
+          assert.same({ name = t, doc = t, missing = false }, r) -- a JSON column gets a JSON string
+        end
+        assert.same({ missing = true, price = "1.2500" },
+          conn:query_one("SELECT doc IS NULL AS missing, price FROM ins WHERE id = 100"))
+      end)
+    end
+
+    it("a column the table does not have writes nothing; typed arrays name it before sending", function()
+      local c = arrays_ready()
+      finally(function() c:close() end)
       s:reset_stats()
-      local n, calls = fresh:insert("ins", {
-        { id = 9007199254740993, name = [[big "quoted" \ name]], price = db.decimal("601.1500"),
-          doc = { k = { 1, 2 }, s = "x" }, day = db.date("2024-02-29"), raw = db.blob("\0\1\255") },
-        { id = 2, name = "two", price = "0.0001", flag = false },
-      })
-      assert.equal(2, n)
-      assert.equal(2, calls) -- the table's columns, read once per connection, and the insert
-      assert.equal(2, s:stats().operations.ExecuteStatement)
-      n, calls = fresh:insert("ins", { { id = 4, name = "four" } })
+      local ok, err = pcall(c.insert, c, "ins", { { id = 1, name = "x", nope = 1 } })
+      assert.is_false(ok)
+      assert.equal("ParameterError", err.name)
+      assert.matches('columns: "nope" is not a column of ins', err.message, 1, true)
+      assert.equal(0, s:stats().operations.ExecuteStatement)
+      ok, err = pcall(conn.insert, ops.connect(s), "ins", { { id = 1, name = "x", nope = 1 } }) -- a document
+      assert.is_false(ok)
+      assert.matches('column "nope" of relation "ins" does not exist', err.message, 1, true)
+      assert.equal(0, conn:query_one("SELECT count(*) AS n FROM ins").n)
+    end)
+
+    it("writes tables with array and composite columns through a JSON document", function()
+      conn:execute("CREATE TYPE ins_point AS (x int, y int)")
+      conn:execute("CREATE TABLE ins_nested (id int PRIMARY KEY, tags text[], at ins_point)")
+      finally(function() conn:execute("DROP TABLE ins_nested") conn:execute("DROP TYPE ins_point") end)
+      local rows = { { id = 1, tags = { "a", "b,c", "" }, at = { x = 1, y = 2 } } }
+      for i = 2, 1002 do rows[i] = { id = i } end -- enough rows to read the columns
+      local n, calls = conn:insert("ins_nested", rows)
+      assert.same({ 1002, 2 }, { n, calls })
+      assert.same({ tags = '{a,"b,c",""}', at = "(1,2)" },
+        conn:query_one("SELECT tags::text AS tags, at::text AS at FROM ins_nested WHERE id = 1"))
+      assert.same({ missing = true }, conn:query_one("SELECT tags IS NULL AS missing FROM ins_nested WHERE id = 2"))
+    end)
+
+    it("reads a table's columns again after a failed insert (the table may have changed)", function()
+      conn:execute("CREATE TABLE ins_changing (id int, v int)")
+      finally(function() conn:execute("DROP TABLE IF EXISTS ins_changing") end)
+      local many = {}
+      for i = 1, 1001 do many[i] = { id = i, v = i } end
+      assert.same({ 1001, 2 }, { conn:insert("ins_changing", many) })
+      conn:execute("DROP TABLE ins_changing")
+      conn:execute("CREATE TABLE ins_changing (id int, v jsonb)")
+      -- read as an integer column: the database refuses the value, nothing is written
+      local ok, err = pcall(conn.insert, conn, "ins_changing", { { id = 2, v = { a = 1 } } })
+      assert.is_false(ok)
+      assert.equal("DatabaseErrorException", err.name)
+      local n, calls = conn:insert("ins_changing", { { id = 2, v = { a = 1 } } }) -- a document again
       assert.same({ 1, 1 }, { n, calls })
-      fresh:close()
-      local a = conn:query_one("SELECT id, name, price, doc, day, flag, encode(raw, 'hex') AS raw FROM ins" ..
-        " WHERE id = 9007199254740993")
-      -- flag is NULL, not its default: another row names the column, this one does not
-      assert.same({ id = 9007199254740993, name = [[big "quoted" \ name]], price = "601.1500",
-        doc = { k = { 1, 2 }, s = "x" }, day = "2024-02-29", raw = "0001ff" }, a)
-      assert.equal("9007199254740993", conn:query_one("SELECT id::text AS t FROM ins WHERE name LIKE 'big%'").t)
-      local b = conn:query_one("SELECT price, doc, flag FROM ins WHERE id = 2")
-      assert.same({ price = "0.0001", flag = false }, b) -- doc NULL: a column the row lacks
+      assert.same({ a = 1 }, conn:query_one("SELECT v FROM ins_changing WHERE id = 2").v)
     end)
 
     it("on_conflict: nothing, or update the columns named", function()
@@ -410,57 +489,7 @@ describe("alex.db", function()
       assert.equal(0, conn:query_one("SELECT count(*) AS n FROM ins").n)
     end)
 
-    it("writes every text as it was: array syntax, NULL as a word, escapes, JSON strings", function()
-      local texts = { "", "NULL", "null", " padded ", "a,b", "{x}", [[quote"back\slash]], "tab\tline\nbreak",
-                      "a/b", "\1\31", "é ✓", "()" }
-      local rows = {}
-      for i, t in ipairs(texts) do rows[i] = { id = i, name = t, doc = t } end
-      rows[#rows + 1] = { id = 100, name = "real null", doc = db.null }
-      assert.equal(#rows, (conn:insert("ins", rows)))
-      for i, t in ipairs(texts) do
-        local r = conn:query_one("SELECT name, doc, doc IS NULL AS missing FROM ins WHERE id = :id", { id = i })
-        assert.same({ name = t, doc = t, missing = false }, r) -- a JSON column gets a JSON string
-      end
-      assert.is_true(conn:query_one("SELECT doc IS NULL AS missing FROM ins WHERE id = 100").missing)
-    end)
-
-    it("names a column the table does not have, before writing", function()
-      local ok, err = pcall(conn.insert, conn, "ins", { { id = 1, name = "x", nope = 1 } })
-      assert.is_false(ok)
-      assert.equal("ParameterError", err.name)
-      assert.matches('columns: "nope" is not a column of ins', err.message, 1, true)
-      assert.equal(0, conn:query_one("SELECT count(*) AS n FROM ins").n)
-    end)
-
-    it("writes tables with array and composite columns through a JSON document", function()
-      conn:execute("CREATE TYPE ins_point AS (x int, y int)")
-      conn:execute("CREATE TABLE ins_nested (id int PRIMARY KEY, tags text[], at ins_point)")
-      finally(function() conn:execute("DROP TABLE ins_nested") conn:execute("DROP TYPE ins_point") end)
-      assert.equal(2, (conn:insert("ins_nested", { { id = 1, tags = { "a", "b,c", "" }, at = { x = 1, y = 2 } },
-                                                   { id = 2 } })))
-      assert.same({ tags = '{a,"b,c",""}', at = "(1,2)" },
-        conn:query_one("SELECT tags::text AS tags, at::text AS at FROM ins_nested WHERE id = 1"))
-      assert.same({ missing = true }, conn:query_one("SELECT tags IS NULL AS missing FROM ins_nested WHERE id = 2"))
-    end)
-
-    it("reads a table's columns again after a failed insert (the table may have changed)", function()
-      conn:execute("CREATE TABLE ins_changing (id int, v int)")
-      finally(function() conn:execute("DROP TABLE IF EXISTS ins_changing") end)
-      conn:insert("ins_changing", { { id = 1, v = 1 } })
-      conn:execute("DROP TABLE ins_changing")
-      conn:execute("CREATE TABLE ins_changing (id int, v jsonb)")
-      -- read as an integer column: the database refuses the value, nothing is written
-      local ok, err = pcall(conn.insert, conn, "ins_changing", { { id = 2, v = { a = 1 } } })
-      assert.is_false(ok)
-      assert.equal("DatabaseErrorException", err.name)
-      local n, calls = conn:insert("ins_changing", { { id = 2, v = { a = 1 } } })
-      assert.same({ 1, 2 }, { n, calls })
-      assert.same({ a = 1 }, conn:query_one("SELECT v FROM ins_changing WHERE id = 2").v)
-    end)
-
-    it("refuses bad names and values before anything is written", function()
-      conn:insert("ins", { { id = 1, name = "x" } }) -- the table's columns are known from here on
-      conn:execute("DELETE FROM ins")
+    it("refuses bad names and values before anything is sent", function()
       s:reset_stats()
       local function refused(pattern, ...)
         local ok, err = pcall(conn.insert, conn, ...)

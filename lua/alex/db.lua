@@ -618,6 +618,10 @@ JOIN pg_type t ON t.oid = a.atttypid
 JOIN pg_type b ON b.oid = CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END
 WHERE a.attrelid = CAST(:alex_table AS regclass) AND a.attnum > 0 AND NOT a.attisdropped]]
 
+-- Up to this many rows, an insert into a table whose columns are not known
+-- yet goes as one JSON document (one call, where the arrays need two).
+local ARRAYS_FROM_ROWS = 1000
+
 -- -> columns, calls made
 function Connection:_columns_of(tbl)
   local cache = table_columns[self._client]
@@ -712,9 +716,10 @@ end
 -- keyed by column) go as one typed array per column per request, read back
 -- into rows by unnest and cast to the table's own column types (read from
 -- the catalog once per connection): one INSERT ... SELECT per chunk under
--- the request cap, where db:batch sends one statement per row.  A table with
--- array or composite columns gets a JSON document per chunk instead
--- (jsonb_populate_recordset).  opts.columns: the columns written (default:
+-- the request cap, where db:batch sends one statement per row.  Up to 1000
+-- rows into a table not read yet, and any table with array or composite
+-- columns, get a JSON document per chunk instead (jsonb_populate_recordset
+-- does the casts).  opts.columns: the columns written (default:
 -- every key of any row; a row without one of them writes NULL there, a
 -- column no row names gets its default).  opts.on_conflict: "nothing", or {
 -- columns = { target }, update = { columns set from the new row } }.  In a
@@ -743,13 +748,20 @@ function Connection:insert(tbl, rows, opts)
   end
   local list = ident_list(columns, "columns")
   local conflict = conflict_clause(opts.on_conflict)
-  local cols, lookups = self:_columns_of(tbl)
-  local nested = false
-  for _, name in ipairs(columns) do
-    if not cols[name] then
-      raise(errors.new { name = "ParameterError", message = ("columns: %q is not a column of %s"):format(name, tbl) })
+  -- Reading the columns is a call more: worth it for many rows, or free
+  -- once they are known.  A few rows go as one document either way.
+  local cache = table_columns[self._client]
+  local cols, lookups, nested = nil, 0, true
+  if (cache and cache[tbl]) or #rows > ARRAYS_FROM_ROWS then
+    cols, lookups = self:_columns_of(tbl)
+    nested = false
+    for _, name in ipairs(columns) do
+      if not cols[name] then
+        raise(errors.new { name = "ParameterError", message = ("columns: %q is not a column of %s"):format(name,
+          tbl) })
+      end
+      nested = nested or cols[name].nested
     end
-    nested = nested or cols[name].nested
   end
 
   local sql
@@ -779,7 +791,8 @@ function Connection:insert(tbl, rows, opts)
   local ok, written, calls = pcall(self._all_or_nothing, self, send, #chunks)
   if not ok then
     -- the table may have changed since its columns were read
-    if errors.is_error(written) and written.name ~= "ParameterError" then table_columns[self._client][tbl] = nil end
+    local known = table_columns[self._client]
+    if known and errors.is_error(written) and written.name ~= "ParameterError" then known[tbl] = nil end
     raise(written)
   end
   return written, calls + lookups
