@@ -9,6 +9,13 @@
  *   client:close()
  *   http.request(opts)   -- on a default client kept in the registry
  *
+ *   -- the same request in two halves, so that the caller can work while the
+ *   -- server answers: send returns once the request is on its way
+ *   local ok, err, kind = client:send{ ... }     -- true, or what request fails with
+ *   local res, err, kind = client:receive()      -- what request returns
+ * One request at a time per client: request or send while one is in flight is
+ * an error (a bug in the caller), as is receive with none.
+ *
  * Success: res = { status, headers (lower-case names, repeats joined with ", "),
  * body, new_connections (connections opened for this request: 0 when an open
  * one was reused), time (seconds) }.  Any HTTP status counts as success.
@@ -94,6 +101,9 @@ struct client {
   size_t upload_len, upload_pos;
   char host[300];                   /* "host:port", for messages */
   char errbuf[CURL_ERROR_SIZE];
+  char method[33];                  /* for the verbose line */
+  int pending;                      /* sent by send, not received yet */
+  CURLMcode send_mc;                /* what send's first step of the transfer said */
 };
 
 /* ---------- buffers ---------- */
@@ -353,6 +363,7 @@ static void release_request_state(struct client *c) {
 static void client_release(struct client *c) {
   if (c->closed) return;
   c->closed = 1;
+  c->pending = 0;
   if (c->multi && c->easy) curl_multi_remove_handle(c->multi, c->easy); /* harmless when not added */
   if (c->easy) curl_easy_cleanup(c->easy);
   if (c->multi) curl_multi_cleanup(c->multi);
@@ -421,7 +432,8 @@ static int l_new(lua_State *L) {
   if (ca && *ca == '\0') ca = NULL;
   if (ca && strlen(ca) > 4096) return luaL_error(L, "alex.http: field 'ca_bundle' is too long");
 
-  struct client *c = lua_newuserdatauv(L, sizeof *c, 0);
+  /* user value 1: the body of a request in flight (send to receive) */
+  struct client *c = lua_newuserdatauv(L, sizeof *c, 1);
   memset(c, 0, sizeof *c); /* __gc copes with any handle still NULL */
   luaL_setmetatable(L, CLIENT_MT);
   c->connect_timeout_ms = connect_ms;
@@ -807,7 +819,11 @@ static void set_method_and_body(lua_State *L, struct client *c, struct request_o
 /* Makes the easy handle ready for this request: headers, URL, timeouts, TLS,
  * callbacks, method and body.  The previous request's state is released first. */
 static void prepare_transfer(lua_State *L, struct client *c, struct request_opts *o) {
+  if (c->pending) luaL_error(L, "alex.http: a request is in flight on this client (receive it first)");
   release_request_state(c);
+  snprintf(c->method, sizeof c->method, "%s", o->method);
+  c->upload = NULL;
+  c->upload_len = c->upload_pos = 0;
   c->phase = PHASE_RESOLVING;
   c->interrupted = c->oom = c->too_large = 0;
   c->errbuf[0] = '\0';
@@ -864,14 +880,20 @@ static int interrupt_pending(struct client *c) {
   return 0;
 }
 
-/* Runs the prepared transfer in our own multi loop, waiting at most POLL_MS
- * at a time and checking the interrupt flag after every wait.  Returns the
- * transfer's result; *mc gets the multi interface's own failure, if any. */
-static CURLcode run_transfer(struct client *c, CURLMcode *mc) {
+/* Starts the prepared transfer: the easy handle joins the multi handle. */
+static CURLcode start_transfer(struct client *c, CURLMcode *mc) {
   *mc = CURLM_OK;
   if (interrupt_pending(c)) return CURLE_ABORTED_BY_CALLBACK;
-  CURLcode rc = CURLE_OK;
   *mc = curl_multi_add_handle(c->multi, c->easy);
+  return CURLE_OK;
+}
+
+/* Runs the started transfer to its end in our own multi loop, waiting at most
+ * POLL_MS at a time and checking the interrupt flag after every wait.
+ * Returns the transfer's result; *mc gets the multi interface's own failure,
+ * if any. */
+static CURLcode finish_transfer(struct client *c, CURLMcode *mc) {
+  CURLcode rc = CURLE_OK;
   int done = 0;
   while (*mc == CURLM_OK && !done) {
     int running = 0;
@@ -941,7 +963,7 @@ static int push_failure(lua_State *L, struct client *c, CURLMcode mc, CURLcode r
 }
 
 /* Pushes the result table { status, headers, body, new_connections, time }; returns 1. */
-static int push_response(lua_State *L, struct client *c, const struct request_opts *o) {
+static int push_response(lua_State *L, struct client *c) {
   long status = 0, connects = 0;
   curl_off_t total_us = 0;
   curl_easy_getinfo(c->easy, CURLINFO_RESPONSE_CODE, &status);
@@ -949,7 +971,7 @@ static int push_response(lua_State *L, struct client *c, const struct request_op
   curl_easy_getinfo(c->easy, CURLINFO_TOTAL_TIME_T, &total_us);
   if (c->verbose)
     fprintf(stderr, "alex.http: %s %s: HTTP %ld, sent %zu body bytes, received %zu, %.1f ms, %ld new connection(s)\n",
-            o->method, c->host, status, o->body_len, c->body.len, (double)total_us / 1000.0, connects);
+            c->method, c->host, status, c->upload_len, c->body.len, (double)total_us / 1000.0, connects);
 
   lua_createtable(L, 0, 5);
   lua_pushinteger(L, status);
@@ -966,6 +988,16 @@ static int push_response(lua_State *L, struct client *c, const struct request_op
   return 1;
 }
 
+/* The end of a transfer: the response, or nil, message, kind. */
+static int push_result(lua_State *L, struct client *c, CURLMcode mc, CURLcode rc) {
+  if (mc == CURLM_OUT_OF_MEMORY || rc == CURLE_OUT_OF_MEMORY || c->oom) {
+    release_request_state(c);
+    return luaL_error(L, "alex.http: not enough memory");
+  }
+  if (mc != CURLM_OK || rc != CURLE_OK) return push_failure(L, c, mc, rc);
+  return push_response(L, c);
+}
+
 /* client:request(opts) -> res | nil, message, kind */
 static int l_request(lua_State *L) {
   struct client *c = check_client(L, 1);
@@ -973,13 +1005,44 @@ static int l_request(lua_State *L) {
   read_request_opts(L, c, &o);
   prepare_transfer(L, c, &o);
   CURLMcode mc;
-  CURLcode rc = run_transfer(c, &mc);
-  if (mc == CURLM_OUT_OF_MEMORY || rc == CURLE_OUT_OF_MEMORY || c->oom) {
-    release_request_state(c);
-    return luaL_error(L, "alex.http: not enough memory");
-  }
-  if (mc != CURLM_OK || rc != CURLE_OK) return push_failure(L, c, mc, rc);
-  return push_response(L, c, &o);
+  CURLcode rc = start_transfer(c, &mc);
+  if (mc == CURLM_OK && rc == CURLE_OK) rc = finish_transfer(c, &mc);
+  return push_result(L, c, mc, rc);
+}
+
+/* client:send(opts) -> true | nil, message, kind.  The transfer goes as far
+ * as it can without waiting (a small request is on the wire when it
+ * returns); receive runs it to its end. */
+static int l_send(lua_State *L) {
+  struct client *c = check_client(L, 1);
+  struct request_opts o;
+  read_request_opts(L, c, &o);
+  prepare_transfer(L, c, &o);
+  CURLMcode mc;
+  CURLcode rc = start_transfer(c, &mc);
+  if (mc != CURLM_OK || rc != CURLE_OK) return push_result(L, c, mc, rc);
+  int running = 0;
+  c->send_mc = curl_multi_perform(c->multi, &running);
+  c->pending = 1;
+  lua_pushvalue(L, 5); /* the body (or nil) stays referenced until receive: libcurl reads it from there */
+  lua_setiuservalue(L, 1, 1);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* client:receive() -> res | nil, message, kind, for the request send began. */
+static int l_receive(lua_State *L) {
+  struct client *c = check_client(L, 1);
+  if (!c->pending) return luaL_error(L, "alex.http: receive without a request sent");
+  c->pending = 0;
+  CURLMcode mc = c->send_mc;
+  CURLcode rc = CURLE_OK;
+  if (mc == CURLM_OK) rc = finish_transfer(c, &mc);
+  else curl_multi_remove_handle(c->multi, c->easy);
+  int n = push_result(L, c, mc, rc);
+  lua_pushnil(L);
+  lua_setiuservalue(L, 1, 1);
+  return n;
 }
 
 /* ---------- module ---------- */
@@ -1033,6 +1096,8 @@ int luaopen_alex_http(lua_State *L) {
   if (luaL_newmetatable(L, CLIENT_MT)) {
     static const luaL_Reg methods[] = {
         {"request", l_request},
+        {"send", l_send},
+        {"receive", l_receive},
         {"close", l_close},
         {NULL, NULL},
     };

@@ -333,10 +333,56 @@ describe("alex.db", function()
       assert.equal(0, s:stats().open_transactions)
     end)
 
-    it("ends its snapshot when the loop breaks early", function()
-      for row in conn:each("SELECT id FROM big ORDER BY id", nil, { page_size = 10 }) do
-        if row.id == 3 then break end
+    it("ends its snapshot when the loop breaks early, on the first page or with the next one on its way", function()
+      for _, stop in ipairs { 3, 25 } do
+        for row in conn:each("SELECT id FROM big ORDER BY id", nil, { page_size = 10 }) do
+          if row.id == stop then break end
+        end
+        assert.equal(0, s:stats().open_transactions)
       end
+    end)
+
+    it("lets the loop use the connection while the next page is on its way", function()
+      s:reset_stats()
+      local n = 0
+      for row in conn:each("SELECT id FROM big ORDER BY id", nil, { page_size = 100 }) do
+        n = n + 1
+        if row.id % 500 == 0 then
+          assert.equal(1, conn:execute("UPDATE big SET body = body WHERE id = :id", { id = row.id }))
+        end
+      end
+      assert.equal(6000, n)
+      assert.equal(0, s:stats().open_transactions)
+      assert.equal(1, s:stats().operations.RollbackTransaction) -- the snapshot's transaction, read only
+    end)
+
+    it("in a caller's transaction asks for one page at a time, so the loop may use that transaction", function()
+      local ok, err = pcall(conn.transaction, conn, function(tx)
+        local n = 0
+        for row in tx:each("SELECT id FROM big ORDER BY id LIMIT 50", nil, { page_size = 5 }) do
+          n = n + 1
+          assert.equal(row.id, tx:query_one("SELECT :id::int AS id", { id = row.id }).id)
+        end
+        assert.equal(50, n)
+        error("roll back", 0)
+      end)
+      assert.same({ false, "roll back" }, { ok, err })
+    end)
+
+    it("fetches a page on its way again, smaller, when it comes back over the limit", function()
+      -- 30 short rows, then 30 of 100 KiB: the page asked for ahead of the
+      -- short ones' end holds 20 long rows, over 1 MiB
+      conn:execute("CREATE TABLE grow (id int PRIMARY KEY, body text)")
+      finally(function() conn:execute("DROP TABLE grow") end)
+      conn:execute("INSERT INTO grow SELECT g, CASE WHEN g <= 30 THEN 'x' ELSE repeat('z', 102400) END" ..
+        " FROM generate_series(1, 60) g")
+      s:reset_stats()
+      local ids = {}
+      for row in conn:each("SELECT id, body FROM grow ORDER BY id", nil, { page_size = 10 }) do
+        ids[#ids + 1] = row.id
+      end
+      assert.equal(60, #ids)
+      for i = 1, 60 do assert.equal(i, ids[i]) end
       assert.equal(0, s:stats().open_transactions)
     end)
   end)

@@ -482,6 +482,79 @@ while True:
     end)
   end)
 
+  describe("send and receive", function()
+    local client
+    before_each(function() client = http.new() end)
+    after_each(function() client:close() end)
+
+    it("give what request gives, the body kept alive between them", function()
+      local n = 4 * 1024 * 1024 + 5
+      local body = servers.pattern(n):reverse()
+      assert.is_true(client:send { method = "POST", url = srv.url .. "/raw", body = body })
+      body = nil -- luacheck: ignore (only the client holds the body now)
+      collectgarbage()
+      collectgarbage()
+      local res = assert(client:receive())
+      assert.equal(200, res.status)
+      assert.is_true(res.body == servers.pattern(n):reverse())
+      assert.equal(1, #client:request { url = srv.url .. "/bytes?n=1" }.body) -- the client is free again
+    end)
+
+    it("return from send before the answer, so that other work runs meanwhile", function()
+      local clock = require "alex.clock"
+      local t0 = clock.monotonic()
+      assert.is_true(client:send { url = srv.url .. "/slow?delay=1" })
+      local sent = clock.monotonic() - t0
+      local other = http.new()
+      local res = assert(other:request { url = srv.url .. "/echo" }) -- on another connection, meanwhile
+      other:close()
+      assert.equal(200, res.status)
+      res = assert(client:receive())
+      assert.equal(200, res.status)
+      assert.truthy(sent < 0.5, "send took " .. sent .. " s")
+      assert.truthy(clock.monotonic() - t0 >= 0.9)
+    end)
+
+    it("refuse a second request in flight, and receive with none", function()
+      local function raises(pattern, fn)
+        local ok, err = pcall(fn)
+        assert.is_false(ok)
+        assert.matches(pattern, tostring(err), 1, true)
+      end
+      raises("receive without a request sent", function() client:receive() end)
+      assert.is_true(client:send { url = srv.url .. "/echo" })
+      raises("in flight", function() client:request { url = srv.url .. "/echo" } end)
+      raises("in flight", function() client:send { url = srv.url .. "/echo" } end)
+      assert.equal(200, assert(client:receive()).status)
+      raises("receive without a request sent", function() client:receive() end)
+    end)
+
+    it("report a failure to send as request would, with nothing left in flight", function()
+      local port = servers.free_port()
+      local ok, msg, kind = client:send { url = "http://127.0.0.1:" .. port .. "/" }
+      if ok then ok, msg, kind = client:receive() end -- refused while connecting, or on the way
+      assert.is_nil(ok)
+      assert.equal("connect", kind)
+      assert.matches("127.0.0.1:" .. port, msg, 1, true)
+      assert.equal(200, assert(client:request { url = srv.url .. "/echo" }).status)
+    end)
+
+    it("close a client with a request in flight cleanly", function()
+      local c = http.new()
+      assert.is_true(c:send { method = "POST", url = srv.url .. "/slow?delay=1", body = "x" })
+      c:close()
+      local ok, err = pcall(c.receive, c)
+      assert.is_false(ok)
+      assert.matches("closed", tostring(err), 1, true)
+      local d = http.new()
+      assert.is_true(d:send { url = srv.url .. "/slow?delay=1" })
+      d = nil -- luacheck: ignore (collected with the request in flight)
+      collectgarbage()
+      collectgarbage()
+      assert.equal(200, assert(client:request { url = srv.url .. "/echo" }).status)
+    end)
+  end)
+
   describe("arguments", function()
     local client
     before_each(function() client = http.new() end)

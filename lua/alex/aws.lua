@@ -336,7 +336,7 @@ function aws.client(opts)
     debug = debug and true or false,
     stats = { calls = {}, retries = 0, seconds = 0, bytes_out = 0, bytes_in = 0 },
     _credentials = opts.credentials or credentials.chain { env = s.env, files = s.files },
-    _http = http.new { connect_timeout = opts.connect_timeout or 10, timeout = opts.timeout or 60 },
+    _http_opts = { connect_timeout = opts.connect_timeout or 10, timeout = opts.timeout or 60 },
     _content_type = opts.content_type or "application/octet-stream",
     _log = opts.log or function(line) io.stderr:write("alexlua: ", line, "\n") end,
     _sleep = opts.sleep or real_sleep,
@@ -344,6 +344,7 @@ function aws.client(opts)
     _now = opts.now or os.time,
     _skew = 0, -- seconds to add to the local clock: corrected from a server's Date
   }, Client)
+  self._http = http.new(self._http_opts)
   -- the request the signer reads (its headers: those signed), reused for every attempt
   self._request = { method = "POST", headers = { ["Content-Type"] = self._content_type } }
   if self.debug then
@@ -354,6 +355,18 @@ end
 
 function Client:close()
   if self._http then self._http:close() end
+end
+
+-- companion() -> a client on the same settings, credentials and stats with a
+-- connection of its own: a request started on it (start) can be in flight
+-- while this one makes calls.  close() closes only its connection.
+function Client:companion()
+  local c = setmetatable({
+    _http = http.new(self._http_opts),
+    _request = { method = "POST", headers = { ["Content-Type"] = self._content_type } },
+  }, { __index = self })
+  c._signed_for, c._signer, c._send = nil, nil, nil -- signs with its own header table
+  return c
 end
 
 -- debug_log(line): writes line to the log when debug is on.
@@ -417,8 +430,8 @@ local function clock_skew_error(err)
     and (m:find("expired", 1, true) ~= nil or m:find("not yet current", 1, true) ~= nil)
 end
 
--- One attempt: returns the parsed result, nil and the HTTP status; or nil and an error value.
-function Client:_attempt(req)
+-- Sends one attempt of req on its way -> true, or nil and an error value.
+function Client:_send_attempt(req)
   local op = req.operation
   local creds, cerr = self._credentials:get()
   if not creds then
@@ -431,7 +444,16 @@ function Client:_attempt(req)
   r.url, r.body = url, req.body
   r.amz_date = os.date("!%Y%m%dT%H%M%SZ", self._now() + self._skew)
   signer:sign(r, self._send)
-  local res, msg, kind = self._http:request { method = "POST", url = url, headers = self._send, body = req.body }
+  local sent, msg, kind = self._http:send { method = "POST", url = url, headers = self._send, body = req.body }
+  if not sent then return nil, errors.from_transport(op, msg, kind) end
+  return true
+end
+
+-- The answer to the attempt sent -> the parsed result, nil and the HTTP
+-- status; or nil and an error value.
+function Client:_receive_attempt(req)
+  local op = req.operation
+  local res, msg, kind = self._http:receive()
   if not res then return nil, errors.from_transport(op, msg, kind) end
   self.stats.bytes_in = self.stats.bytes_in + #res.body
   local result, err = req.parse(res, req)
@@ -451,24 +473,41 @@ end
 
 local NO_POLICY = {}
 
-function Client:call(req)
-  local op, policy, stats = req.operation, req.policy or NO_POLICY, self.stats
-  stats.calls[op] = (stats.calls[op] or 0) + 1
+local function next_attempt(self, req)
+  req.attempt = req.attempt + 1
+  req.attempt_started = monotonic()
+  local sent, err = self:_send_attempt(req)
+  req.send_error = not sent and err or nil
+end
+
+-- start(req) -> req, its first attempt on its way: the caller may work
+-- while the server answers, then finish(req).  Nothing else may use this
+-- client in between (a companion may).
+function Client:start(req)
+  local stats = self.stats
+  stats.calls[req.operation] = (stats.calls[req.operation] or 0) + 1
   stats.bytes_out = stats.bytes_out + #req.body
-  local started = monotonic()
-  local attempt, skew_retried = 0, false
+  req.started, req.attempt, req.skew_retried = monotonic(), 0, false
+  next_attempt(self, req)
+  return req
+end
+
+-- finish(req) -> the parsed result, or nil and an error value, after the
+-- retries the policy allows.
+function Client:finish(req)
+  local op, policy, stats = req.operation, req.policy or NO_POLICY, self.stats
   local max_attempts = math.max(self.settings.max_attempts, policy.min_attempts or 0)
   while true do
-    attempt = attempt + 1
-    local t0 = monotonic()
-    local result, err, status = self:_attempt(req)
+    local result, err, status
+    if req.send_error then err = req.send_error else result, err, status = self:_receive_attempt(req) end
+    local attempt = req.attempt
     if self.debug then
       self._log(("%s -> %s attempt %d %.1f ms"):format(req.describe or op,
         result ~= nil and tostring(status) or (err.status and (err.status .. " " .. err.name) or err.name), attempt,
-        (monotonic() - t0) * 1000))
+        (monotonic() - req.attempt_started) * 1000))
     end
     if result ~= nil then
-      stats.seconds = stats.seconds + (monotonic() - started)
+      stats.seconds = stats.seconds + (monotonic() - req.started)
       return result
     end
     err.attempts = attempt
@@ -476,11 +515,11 @@ function Client:call(req)
     local wait = req.wait and req.wait(err, req)
     if wait then
       retry, delay = true, wait
-      attempt = attempt - 1 -- the caller's waits do not use up attempts
+      req.attempt = attempt - 1 -- the caller's waits do not use up attempts
     elseif wait == false then
       retry = false
-    elseif err.clock_skew and not skew_retried then
-      skew_retried, retry, attempt = true, true, attempt - 1
+    elseif err.clock_skew and not req.skew_retried then
+      req.skew_retried, retry, req.attempt = true, true, attempt - 1
     elseif err.retryable and attempt < max_attempts then
       if err.outcome_unknown and not policy.repeatable and (policy.in_transaction or not policy.idempotent) then
         retry = false -- it may have run: repeating it could apply it twice
@@ -489,7 +528,7 @@ function Client:call(req)
       end
     end
     if not retry then
-      stats.seconds = stats.seconds + (monotonic() - started)
+      stats.seconds = stats.seconds + (monotonic() - req.started)
       if err.outcome_unknown and err.retryable then
         err.message = err.message .. " (not retried: the request may have run, and running it again could" ..
           " apply it twice)"
@@ -499,7 +538,13 @@ function Client:call(req)
     stats.retries = stats.retries + 1
     if self.debug then self._log(("retrying %s in %.2f s"):format(op, delay)) end
     self._sleep(delay)
+    next_attempt(self, req)
   end
+end
+
+-- call(req) -> the parsed result, or nil and an error value.
+function Client:call(req)
+  return self:finish(self:start(req))
 end
 
 return aws

@@ -93,17 +93,23 @@ local function describe(op, summary)
   return table.concat(parts, " ")
 end
 
--- An answer -> the decoded body, or nil and the error it carries.
+-- An answer -> the decoded body (its text when req.raw), or nil and the
+-- error it carries.
 local function parse(res, req)
-  if res.status == 200 then
-    local decoded, derr = json.decode_response(res.body)
-    if decoded == nil then
-      return nil, errors.new { name = "InvalidResponse", operation = req.operation, status = 200,
-                               message = "the service sent a body that is not JSON: " .. tostring(derr) }
-    end
-    return decoded
-  end
+  if res.status == 200 and req.raw then return res.body end
+  if res.status == 200 then return dataapi.decode_answer(res.body, req.operation) end
   return nil, errors.from_response(req.operation, res, json.decode(res.body))
+end
+
+-- decode_answer(text, operation) -> a successful answer's body decoded, or
+-- nil and an InvalidResponse error.
+function dataapi.decode_answer(text, operation)
+  local decoded, derr = json.decode_response(text)
+  if decoded == nil then
+    return nil, errors.new { name = "InvalidResponse", operation = operation, status = 200,
+                             message = "the service sent a body that is not JSON: " .. tostring(derr) }
+  end
+  return decoded
 end
 
 -- A cluster resuming from auto-pause: not retried by the SDKs, as Aurora needs
@@ -127,14 +133,38 @@ end
 -- call(op, request_table_or_body_text, summary, policy) -> decoded response, or
 -- nil, err.  policy: see alex.aws (in_transaction, idempotent, repeatable,
 -- min_attempts).
-function Client:call(op, body, summary, policy)
+local function request(self, op, body, summary, policy)
   local path = PATHS[op]
   assert(path, "unknown Data API operation")
   if type(body) == "table" then body = assert(json.encode(body)) end
-  return self.transport:call {
+  return {
     operation = op, path = path, body = body, parse = parse, wait = resume_wait, policy = policy, client = self,
     describe = self.transport.debug and describe(op, summary) or nil,
   }
+end
+
+function Client:call(op, body, summary, policy)
+  return self.transport:call(request(self, op, body, summary, policy))
+end
+
+-- start(op, body, summary, policy [, raw]) -> a call on its way; finish(call)
+-- -> what call returns, or with raw the answer's JSON text, not decoded, so
+-- that decoding can overlap the next call.  Nothing else may use this
+-- client in between: start calls on a companion.
+function Client:start(op, body, summary, policy, raw)
+  local req = request(self, op, body, summary, policy)
+  req.raw = raw
+  return self.transport:start(req)
+end
+
+function Client:finish(call)
+  return self.transport:finish(call)
+end
+
+-- companion() -> a client on the same settings and stats with a connection
+-- of its own (alex.aws companion); close() closes that connection.
+function Client:companion()
+  return setmetatable({ transport = self.transport:companion() }, { __index = self })
 end
 
 function Client:stats_report()

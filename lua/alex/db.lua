@@ -354,25 +354,28 @@ function Connection:_base_request(sql)
   return req
 end
 
+-- A call's error, raised with what the caller needs to know added.
+function Connection:_raise_call_error(err)
+  if err.sqlstate == "55P03" then -- lock_not_available: the lock timeout set at begin
+    err.lock_timeout = true
+    err.message = ("waited %d ms for a lock that another transaction holds (another alexlua run, or an" ..
+      " Alex agent, is using these tables; the transaction of a run that crashed ends 3 minutes after its" ..
+      " last call): try again later, or raise ALEX_LOCK_TIMEOUT [%s]"):format(
+      self._config.lock_timeout or 0, err.message)
+  end
+  if self._tx and err.name == "TransactionNotFoundException" then
+    err.message = err.message .. " (the transaction is gone: expired after 3 minutes idle, or ended;" ..
+      " nothing in it was committed)"
+  end
+  raise(err)
+end
+
 function Connection:_call(op, req, summary, policy)
   policy = policy or {}
   policy.in_transaction = self._tx ~= nil
   summary.transaction = self._tx ~= nil
   local resp, err = self._client:call(op, req, summary, policy)
-  if not resp then
-    if err.sqlstate == "55P03" then -- lock_not_available: the lock timeout set at begin
-      err.lock_timeout = true
-      err.message = ("waited %d ms for a lock that another transaction holds (another alexlua run, or an" ..
-        " Alex agent, is using these tables; the transaction of a run that crashed ends 3 minutes after its" ..
-        " last call): try again later, or raise ALEX_LOCK_TIMEOUT [%s]"):format(
-        self._config.lock_timeout or 0, err.message)
-    end
-    if self._tx and err.name == "TransactionNotFoundException" then
-      err.message = err.message .. " (the transaction is gone: expired after 3 minutes idle, or ended;" ..
-        " nothing in it was committed)"
-    end
-    raise(err)
-  end
+  if not resp then self:_raise_call_error(err) end
   return resp
 end
 
@@ -1040,6 +1043,35 @@ function Connection:each(sql, params, opts)
   local buffer, pos, done, offset, last, key_type = {}, 1, false, 0, nil, nil
   local count = 0
   local cursor, columns, types -- snapshot mode: the cursor and its columns
+  local requested -- the size of the page asked for last
+  -- Snapshot mode in a transaction of its own: the next page is asked for,
+  -- on a connection of its own, while this one is decoded and looped over
+  -- (nothing else uses that transaction; a caller's transaction would find
+  -- it busy, so there pages are asked for one at a time).
+  local companion, ahead
+
+  local function page_request(size)
+    local req = conn:_base_request(("FETCH FORWARD %d FROM %s"):format(size, cursor))
+    req.formatRecordsAs = "JSON"
+    req.resultSetOptions = RESULT_OPTIONS
+    return req
+  end
+
+  local function send_ahead()
+    local req = page_request(page_size)
+    ahead = { size = page_size, call = companion:start("ExecuteStatement", req, { sql = req.sql, transaction = true },
+                                                      { idempotent = true, in_transaction = true }, true) }
+  end
+
+  -- The page on its way -> its answer's JSON text; its size in `requested`.
+  local function receive_ahead()
+    local a = ahead
+    ahead = nil
+    requested = a.size
+    local text, err = companion:finish(a.call)
+    if text == nil then conn:_raise_call_error(err) end
+    return text
+  end
 
   -- The next page through the cursor, declared at the first call.
   local function fetch_cursor()
@@ -1055,14 +1087,24 @@ function Connection:each(sql, params, opts)
       conn:execute(("DECLARE %s SCROLL CURSOR FOR %s"):format(cursor, inner), params)
     end
     if not columns then
+      requested = page_size
       local rows = conn:query(("FETCH FORWARD %d FROM %s"):format(page_size, cursor), nil, { idempotent = true })
       columns, types = rows.columns, rows.types
+      if owned_tx then companion = conn._client:companion() end
       return rows
     end
-    local req = conn:_base_request(("FETCH FORWARD %d FROM %s"):format(page_size, cursor))
-    req.formatRecordsAs = "JSON"
-    req.resultSetOptions = RESULT_OPTIONS
-    local resp = conn:_call("ExecuteStatement", req, { sql = req.sql }, { idempotent = true })
+    local resp
+    if ahead then
+      local text = receive_ahead()
+      send_ahead() -- the last page is known only once decoded: at worst one empty page more
+      local err
+      resp, err = dataapi.decode_answer(text, "ExecuteStatement")
+      if not resp then raise(err) end
+    else
+      requested = page_size
+      resp = conn:_call("ExecuteStatement", page_request(page_size), { sql = "FETCH" }, { idempotent = true })
+      if companion then send_ahead() end
+    end
     return formatted_rows(resp.formattedRecords or "[]", columns, types)
   end
 
@@ -1070,6 +1112,7 @@ function Connection:each(sql, params, opts)
     local p = {}
     for k, v in pairs(params or {}) do p[k] = v end
     p.alex_limit = page_size
+    if key then requested = page_size end
     local q
     if key then
       if last == nil then
@@ -1087,8 +1130,8 @@ function Connection:each(sql, params, opts)
     if not ok then
       local err = rows
       if errors.is_error(err) and err.name == "UnsupportedResultException" and err.message:find("size limit")
-         and page_size > 1 then
-        page_size = math.max(1, page_size // 4)
+         and requested > 1 then
+        page_size = math.max(1, requested // 4)
         if cursor then conn:execute(("MOVE ABSOLUTE %d IN %s"):format(offset, cursor)) end
         return fetch()
       end
@@ -1110,7 +1153,7 @@ function Connection:each(sql, params, opts)
       last = rows[got][key]
     end
     offset = offset + got
-    if got < page_size then done = true end
+    if got < requested then done = true end
     if got > 0 then
       local per_row = bytes / got
       page_size = math.max(1, math.min(100000, math.floor(PAGE_TARGET_BYTES / per_row)))
@@ -1119,6 +1162,11 @@ function Connection:each(sql, params, opts)
   end
 
   local function finish()
+    if ahead then pcall(receive_ahead) end -- a page nobody will read, and its errors
+    if companion then
+      companion:close()
+      companion = nil
+    end
     if owned_tx and not owned_tx._tx.finished then
       -- read only: rolling back ends it as a commit would, and is repeatable
       local _, _, ended = rollback(owned_tx)
