@@ -1102,7 +1102,8 @@ function Connection:each(sql, params, opts)
       if not resp then raise(err) end
     else
       requested = page_size
-      resp = conn:_call("ExecuteStatement", page_request(page_size), { sql = "FETCH" }, { idempotent = true })
+      local req = page_request(page_size)
+      resp = conn:_call("ExecuteStatement", req, { sql = req.sql }, { idempotent = true })
       if companion then send_ahead() end
     end
     return formatted_rows(resp.formattedRecords or "[]", columns, types)
