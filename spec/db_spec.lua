@@ -298,7 +298,8 @@ describe("alex.db", function()
       function()
         local sql = [[SELECT g AS n, (g * 10000000000)::bigint AS big, g::numeric(10,2) / 3 AS d,
           jsonb_build_object('k', g, 'a', jsonb_build_array(1, 2)) AS doc, decode(lpad(to_hex(g), 2, '0'), 'hex') AS b,
-          CASE WHEN g % 2 = 0 THEN NULL ELSE 'odd' END AS maybe, g % 3 = 0 AS flag
+          CASE WHEN g % 2 = 0 THEN NULL ELSE 'odd' END AS maybe, g % 3 = 0 AS flag,
+          E'\x01"quote\\back\nline\t/é' || g AS tricky
           FROM generate_series(1, 25) g ORDER BY g]]
         local expected = conn:query(sql)
         local got = {}
@@ -307,6 +308,7 @@ describe("alex.db", function()
         for i = 1, 25 do assert.same(expected[i], got[i]) end
         assert.equal(250000000000, got[25].big)
         assert.is_nil(got[2].maybe)
+        assert.equal('\1"quote\\back\nline\t/é25', got[25].tricky) -- escaped twice on the way
       end)
 
     it("inside a transaction pages through that transaction's own rows, and closes its cursor", function()
