@@ -998,18 +998,6 @@ static int push_result(lua_State *L, struct client *c, CURLMcode mc, CURLcode rc
   return push_response(L, c);
 }
 
-/* client:request(opts) -> res | nil, message, kind */
-static int l_request(lua_State *L) {
-  struct client *c = check_client(L, 1);
-  struct request_opts o;
-  read_request_opts(L, c, &o);
-  prepare_transfer(L, c, &o);
-  CURLMcode mc;
-  CURLcode rc = start_transfer(c, &mc);
-  if (mc == CURLM_OK && rc == CURLE_OK) rc = finish_transfer(c, &mc);
-  return push_result(L, c, mc, rc);
-}
-
 /* client:send(opts) -> true | nil, message, kind.  The transfer goes as far
  * as it can without waiting (a small request is on the wire when it
  * returns); receive runs it to its end. */
@@ -1043,6 +1031,14 @@ static int l_receive(lua_State *L) {
   lua_pushnil(L);
   lua_setiuservalue(L, 1, 1);
   return n;
+}
+
+/* client:request(opts) -> res | nil, message, kind: send, then receive. */
+static int l_request(lua_State *L) {
+  int n = l_send(L);
+  if (!lua_toboolean(L, -n)) return n; /* nil, message, kind */
+  lua_settop(L, 1);
+  return l_receive(L);
 }
 
 /* ---------- module ---------- */
