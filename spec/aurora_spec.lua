@@ -138,8 +138,7 @@ end)
 -- Every case starts from the same cluster: available, 0.5 - 2 ACUs, the Data
 -- API on, no faults, counters at zero.
 before_each(function()
-  admin("POST", "/faults", '{"seed":0,"latency_ms":0,"throttle_rate":0,"resuming_rate":0,"5xx_rate":0,'
-    .. '"drop_rate":0,"drop_after_rate":0}')
+  S:clear_faults()
   admin("POST", "/cluster", '{"status":"available"}')
   set_scaling(0.5, 2)
   local c = client()

@@ -25,7 +25,7 @@ describe("alex.db", function()
 
   before_each(function()
     conn:execute("TRUNCATE items")
-    ops.no_faults(s)
+    s:clear_faults()
   end)
 
   describe("types", function()

@@ -19,7 +19,7 @@ describe("data fixes", function()
   stack.shared({}, function(started) s = started end)
 
   before_each(function()
-    ops.no_faults(s)
+    s:clear_faults()
     ops.seed(s)
   end)
 
@@ -187,7 +187,7 @@ describe("data fixes", function()
         else rc = stopped_run("KILL", delay, args("--resume", "--apply")) end -- kill the resumed run too
         if rc == 137 then kills = kills + 1 end
       end
-      ops.no_faults(s)
+      s:clear_faults()
       assert.is_true(kills >= 1, "no run was killed")
       -- the dead run shows as running with a pid that is gone: --resume takes it over
       local status = value("SELECT status FROM data_fix_runs ORDER BY id DESC LIMIT 1")
@@ -209,7 +209,7 @@ describe("data fixes", function()
           history()
           assert(s:set_faults { latency_ms = 15 })
           local rc, err = stopped_run(case[1], 0.8)
-          ops.no_faults(s)
+          s:clear_faults()
           assert.equal(case[2], rc, err)
           assert.matches("interrupted after %d+ rows; the batch in hand was rolled back", err)
           assert.matches("split_adjust.lua SPY 4 --before 2020-01-01 --batch-size 25 --resume --apply", err, 1, true)

@@ -50,7 +50,7 @@ describe("migrations", function()
   ops.connected_stack({ tx_idle_timeout = 5 }, function(...) s, conn, dirs = ... end)
 
   before_each(function()
-    ops.no_faults(s)
+    s:clear_faults()
     ops.wipe(s)
   end)
 
@@ -166,7 +166,7 @@ describe("migrations", function()
     assert(s:set_faults { latency_ms = 25 })
     s:reset_stats()
     local results = ops.run_parallel(s, { { MIGRATE, { "--dir", dir } }, { MIGRATE, { "--dir", dir } } })
-    ops.no_faults(s)
+    s:clear_faults()
     local a, b = results[1], results[2]
     assert.equal(0, a.code, a.all)
     assert.equal(0, b.code, b.all)

@@ -84,7 +84,7 @@ describe("alex.models", function()
   end)
 
   before_each(function()
-    ops.no_faults(s)
+    s:clear_faults()
     assert(s:psql("TRUNCATE users, accounts, positions, jobs, agent_logs, price_history, instruments CASCADE"))
     assert.equal(22, m.instruments:upsert_many(seed))
   end)
@@ -678,7 +678,7 @@ describe("alex.models", function()
       go:close()
       os.execute("sh " .. ops.q(dir .. "/release.sh") .. " &")
       local results = ops.run_parallel(s, jobs)
-      ops.no_faults(s)
+      s:clear_faults()
       ops.rmdir(dir)
       local won, lost = 0, 0
       for _, r in ipairs(results) do
@@ -699,7 +699,7 @@ describe("alex.models", function()
 
     before_each(function() c = ops.connect(s, { max_attempts = 1 }) end)
     after_each(function()
-      ops.no_faults(s)
+      s:clear_faults()
       c:close()
     end)
 
@@ -713,7 +713,7 @@ describe("alex.models", function()
           if (c.safe:query("SELECT 1") ~= nil) ~= want then match = false break end
         end
         if match then
-          ops.no_faults(s)
+          s:clear_faults()
           return k
         end
       end
@@ -766,7 +766,7 @@ describe("alex.models", function()
         assert(s:set_faults { ["5xx_rate"] = 1 })
         tx:execute("INSERT INTO users (clerk_user_id) VALUES ('never')")
       end, { retries = 2 })
-      ops.no_faults(s)
+      s:clear_faults()
       assert.is_false(ok)
       assert.is_true(err.retryable)
       assert.is_true(err.left_open)

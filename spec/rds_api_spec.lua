@@ -114,11 +114,6 @@ local function admin(method, path, body, headers)
   return res.status, cjson.decode(res.body)
 end
 
-local function no_faults()
-  admin("POST", "/faults", '{"seed":0,"latency_ms":0,"throttle_rate":0,"resuming_rate":0,"5xx_rate":0,' ..
-    '"drop_rate":0,"drop_after_rate":0}')
-end
-
 -- Debian's botocore (python3-botocore) with the stack's settings; the
 -- variables go through a private file, never a command line.
 local function botocore(code)
@@ -142,7 +137,7 @@ stack.shared({ settings = { log_level = "debug" } }, function(started)
 end)
 
 before_each(function()
-  no_faults()
+  S:clear_faults()
   admin("POST", "/cluster", '{"status":"available","modify_describes":0}')
   assert.equal(200, modify(scaling("0.5", "2")).status)
   result(call { { "Action", "EnableHttpEndpoint" }, { "ResourceArn", S.cluster_arn } }, "EnableHttpEndpoint")
@@ -359,7 +354,7 @@ describe("the RDS API of the local stack", function()
       end
       assert.is_true(seen["500 InternalFailure Receiver"] or false)
       assert.is_true(seen["503 ServiceUnavailable Receiver"] or false)
-      no_faults()
+      S:clear_faults()
       result(modify(scaling("1", "2")), "ModifyDBCluster")
       local st = assert(S:stats())
       assert.same({ DescribeDBClusters = 13, ModifyDBCluster = 1, EnableHttpEndpoint = 0, DisableHttpEndpoint = 0 },
@@ -386,11 +381,11 @@ describe("the RDS API of the local stack", function()
         return res
       end
       assert.is_nil(send())
-      no_faults()
+      S:clear_faults()
       assert.equal(2, describe_cluster().max_capacity)
       admin("POST", "/faults", '{"drop_after_rate":1}')
       assert.is_nil(send())
-      no_faults()
+      S:clear_faults()
       assert.equal(3, describe_cluster().max_capacity)
       local st = assert(S:stats())
       assert.same({ 1, 1 }, { st.faults.drop, st.faults.drop_after })

@@ -71,7 +71,7 @@ describe("scripts", function()
   end)
 
   before_each(function()
-    ops.no_faults(s)
+    s:clear_faults()
   end)
 
   it("every script's --help prints its usage and exits 0", function()

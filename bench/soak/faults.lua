@@ -10,7 +10,7 @@ local RATE_NAMES = { throttle = "throttle_rate", resuming = "resuming_rate", ["5
 
 function faults.set(ctx, f) assert(ctx.stack:set_faults(f)) end
 
-function faults.clear(ctx) dbops.no_faults(ctx.stack) end
+function faults.clear(ctx) ctx.stack:clear_faults() end
 
 -- A fault mix: a total rate split at random over the five kinds.
 function faults.mix(total)

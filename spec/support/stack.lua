@@ -4,7 +4,7 @@
 --   local stack = require "stack"
 --   local s = stack.start { faults = { latency_ms = 5 }, tx_idle_timeout = 2 }
 --   s.env.AWS_ENDPOINT_URL_RDS_DATA, s.endpoint, s.admin, s:stats(), s:reset_stats(),
---   s:set_faults { ... }, s:faults(), s:admin_headers(), s:psql "select 1",
+--   s:set_faults { ... }, s:clear_faults(), s:faults(), s:admin_headers(), s:psql "select 1",
 --   s:service_pid(), s:engine_version(), s:stop()
 --   stack.shared(opts, function(s) ... end) -- one stack for a describe block
 --
@@ -291,6 +291,12 @@ function Stack:stats() return json_call(self, "GET", "/stats") end
 function Stack:reset_stats() return json_call(self, "POST", "/stats/reset", "{}") end
 function Stack:faults() return json_call(self, "GET", "/faults") end
 function Stack:set_faults(faults) return json_call(self, "POST", "/faults", cjson.encode(faults or {})) end
+
+-- No fault, no latency, the fault generator's seed back at 0.
+function Stack:clear_faults()
+  assert(self:set_faults { seed = 0, latency_ms = 0, throttle_rate = 0, resuming_rate = 0, ["5xx_rate"] = 0,
+                           drop_rate = 0, drop_after_rate = 0 })
+end
 
 -- Runs SQL as the application role on the private database; returns psql's
 -- unaligned, tuples-only output without the final newline, or nil and psql's
