@@ -375,6 +375,20 @@ describe("alex.db", function()
       assert.same({ false, "roll back" }, { ok, err })
     end)
 
+    it("asks for no page past a short one: 28 rows in pages of 5 take 6 fetches", function()
+      s:reset_stats()
+      local n = 0
+      for _ in conn:each("SELECT g AS id, repeat('y', 100000) AS body FROM generate_series(1, 28) g", nil,
+                         { page_size = 5 }) do
+        n = n + 1
+      end
+      assert.equal(28, n)
+      local ops_seen = s:stats().operations
+      -- the lock timeout, DECLARE, then FETCH: 5, 5, 5, 5, 5, 3 (pages of 100 KiB rows stay at 5)
+      assert.equal(2 + 6, ops_seen.ExecuteStatement)
+      assert.equal(1, ops_seen.RollbackTransaction)
+    end)
+
     it("fetches a page on its way again, smaller, when it comes back over the limit", function()
       -- 30 short rows, then 30 of 100 KiB: the page asked for ahead of the
       -- short ones' end holds 20 long rows, over 1 MiB

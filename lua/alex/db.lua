@@ -1048,7 +1048,7 @@ function Connection:each(sql, params, opts)
   -- on a connection of its own, while this one is decoded and looped over
   -- (nothing else uses that transaction; a caller's transaction would find
   -- it busy, so there pages are asked for one at a time).
-  local companion, ahead
+  local companion, ahead, bytes_per_row
 
   local function page_request(size)
     local req = conn:_base_request(("FETCH FORWARD %d FROM %s"):format(size, cursor))
@@ -1057,18 +1057,18 @@ function Connection:each(sql, params, opts)
     return req
   end
 
-  local function send_ahead()
-    local req = page_request(page_size)
-    ahead = { size = page_size, call = companion:start("ExecuteStatement", req, { sql = req.sql, transaction = true },
-                                                      { idempotent = true, in_transaction = true }, true) }
+  -- Asks for the next `size` rows on client -> the page on its way.
+  local function send_page(client, size)
+    local req = page_request(size)
+    return { size = size, client = client,
+             call = client:start("ExecuteStatement", req, { sql = req.sql, transaction = true },
+                                 { idempotent = true, in_transaction = true }, true) }
   end
 
-  -- The page on its way -> its answer's JSON text; its size in `requested`.
-  local function receive_ahead()
-    local a = ahead
-    ahead = nil
-    requested = a.size
-    local text, err = companion:finish(a.call)
+  -- A page on its way -> its answer's JSON text; its size in `requested`.
+  local function receive_page(page)
+    requested = page.size
+    local text, err = page.client:finish(page.call)
     if text == nil then conn:_raise_call_error(err) end
     return text
   end
@@ -1093,19 +1093,17 @@ function Connection:each(sql, params, opts)
       if owned_tx then companion = conn._client:companion() end
       return rows
     end
-    local resp
-    if ahead then
-      local text = receive_ahead()
-      send_ahead() -- the last page is known only once decoded: at worst one empty page more
-      local err
-      resp, err = dataapi.decode_answer(text, "ExecuteStatement")
-      if not resp then raise(err) end
-    else
-      requested = page_size
-      local req = page_request(page_size)
-      resp = conn:_call("ExecuteStatement", req, { sql = req.sql }, { idempotent = true })
-      if companion then send_ahead() end
+    local page = ahead or send_page(conn._client, page_size)
+    ahead = nil
+    local text = receive_page(page)
+    -- The next page on its way while this one is decoded, unless this one is
+    -- plainly short, so the last (the row count is known only once decoded:
+    -- a wrong guess costs an empty page, or the overlap of one).
+    if companion and (not bytes_per_row or #text >= 0.75 * bytes_per_row * requested) then
+      ahead = send_page(companion, page_size)
     end
+    local resp, err = dataapi.decode_answer(text, "ExecuteStatement")
+    if not resp then raise(err) end
     return formatted_rows(resp.formattedRecords or "[]", columns, types)
   end
 
@@ -1156,14 +1154,17 @@ function Connection:each(sql, params, opts)
     offset = offset + got
     if got < requested then done = true end
     if got > 0 then
-      local per_row = bytes / got
-      page_size = math.max(1, math.min(100000, math.floor(PAGE_TARGET_BYTES / per_row)))
+      bytes_per_row = bytes / got
+      page_size = math.max(1, math.min(100000, math.floor(PAGE_TARGET_BYTES / bytes_per_row)))
     end
     buffer, pos = rows, 1
   end
 
   local function finish()
-    if ahead then pcall(receive_ahead) end -- a page nobody will read, and its errors
+    if ahead then -- a page nobody will read, and its errors
+      pcall(receive_page, ahead)
+      ahead = nil
+    end
     if companion then
       companion:close()
       companion = nil
