@@ -361,12 +361,11 @@ end
 -- connection of its own: a request started on it (start) can be in flight
 -- while this one makes calls.  close() closes only its connection.
 function Client:companion()
-  local c = setmetatable({
+  return setmetatable({
     _http = http.new(self._http_opts),
     _request = { method = "POST", headers = { ["Content-Type"] = self._content_type } },
+    _signed_for = false, -- so that it makes its own signer and header table
   }, { __index = self })
-  c._signed_for, c._signer, c._send = nil, nil, nil -- signs with its own header table
-  return c
 end
 
 -- debug_log(line): writes line to the log when debug is on.

@@ -130,9 +130,6 @@ local function resume_wait(err, req)
   return math.min(self.resume_base * 2 ^ math.min(self.stats.resume_waits - 1, 5), 10, self.resume_timeout - waited)
 end
 
--- call(op, request_table_or_body_text, summary, policy) -> decoded response, or
--- nil, err.  policy: see alex.aws (in_transaction, idempotent, repeatable,
--- min_attempts).
 local function request(self, op, body, summary, policy)
   local path = PATHS[op]
   assert(path, "unknown Data API operation")
@@ -143,6 +140,9 @@ local function request(self, op, body, summary, policy)
   }
 end
 
+-- call(op, request_table_or_body_text, summary, policy) -> decoded response, or
+-- nil, err.  policy: see alex.aws (in_transaction, idempotent, repeatable,
+-- min_attempts).
 function Client:call(op, body, summary, policy)
   return self.transport:call(request(self, op, body, summary, policy))
 end

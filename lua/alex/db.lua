@@ -370,10 +370,17 @@ function Connection:_raise_call_error(err)
   raise(err)
 end
 
-function Connection:_call(op, req, summary, policy)
+-- A call's log summary and retry policy on this connection: whether it is
+-- in a transaction decides what may be retried.
+function Connection:_call_terms(summary, policy)
   policy = policy or {}
   policy.in_transaction = self._tx ~= nil
   summary.transaction = self._tx ~= nil
+  return summary, policy
+end
+
+function Connection:_call(op, req, summary, policy)
+  summary, policy = self:_call_terms(summary, policy)
   local resp, err = self._client:call(op, req, summary, policy)
   if not resp then self:_raise_call_error(err) end
   return resp
@@ -589,7 +596,7 @@ local function element(v, name, as_json)
   end
   -- the common case first: only characters neither syntax needs to escape
   if not find(v, "[^%w%-%.:_+@]") and v ~= "" and not (#v == 4 and lower(v) == "null") then return v, #v end
-  if v == "" or find(v, '[{},"\\%s]') or #v == 4 then v = '"' .. gsub(v, '["\\]', "\\%0") .. '"' end
+  if v == "" or find(v, '[{},"\\%s]') or lower(v) == "null" then v = '"' .. gsub(v, '["\\]', "\\%0") .. '"' end
   return v, escaped_size(v)
 end
 
@@ -625,17 +632,23 @@ WHERE a.attrelid = CAST(:alex_table AS regclass) AND a.attnum > 0 AND NOT a.atti
 -- yet goes as one JSON document (one call, where the arrays need two).
 local ARRAYS_FROM_ROWS = 1000
 
+-- The tables whose columns this connection's client has read: name -> columns.
+function Connection:_known_columns()
+  local known = table_columns[self._client]
+  if not known then
+    known = {}
+    table_columns[self._client] = known
+  end
+  return known
+end
+
 -- -> columns, calls made
 function Connection:_columns_of(tbl)
-  local cache = table_columns[self._client]
-  if not cache then
-    cache = {}
-    table_columns[self._client] = cache
-  end
-  if cache[tbl] then return cache[tbl], 0 end
+  local known = self:_known_columns()
+  if known[tbl] then return known[tbl], 0 end
   local cols = {}
   for _, r in ipairs(self:query(COLUMNS_SQL, { alex_table = tbl }, { idempotent = true })) do cols[r.name] = r end
-  cache[tbl] = cols
+  known[tbl] = cols
   return cols, 1
 end
 
@@ -753,22 +766,22 @@ function Connection:insert(tbl, rows, opts)
   local conflict = conflict_clause(opts.on_conflict)
   -- Reading the columns is a call more: worth it for many rows, or free
   -- once they are known.  A few rows go as one document either way.
-  local cache = table_columns[self._client]
-  local cols, lookups, nested = nil, 0, true
-  if (cache and cache[tbl]) or #rows > ARRAYS_FROM_ROWS then
+  local known = self:_known_columns()
+  local cols, lookups, as_document = nil, 0, true
+  if known[tbl] or #rows > ARRAYS_FROM_ROWS then
     cols, lookups = self:_columns_of(tbl)
-    nested = false
+    as_document = false
     for _, name in ipairs(columns) do
       if not cols[name] then
         raise(errors.new { name = "ParameterError", message = ("columns: %q is not a column of %s"):format(name,
           tbl) })
       end
-      nested = nested or cols[name].nested
+      as_document = as_document or cols[name].nested
     end
   end
 
   local sql
-  if nested then
+  if as_document then
     local picked = {}
     for i, c in ipairs(columns) do picked[i] = "alex_r." .. c end
     sql = ("INSERT INTO %s (%s) SELECT %s FROM jsonb_populate_recordset(NULL::%s, CAST(:alex_rows AS jsonb))" ..
@@ -781,7 +794,7 @@ function Connection:insert(tbl, rows, opts)
   end
   local limit = (opts.max_request_bytes or MAX_REQUEST) - HEADER_ROOM - #sql - 1024
   local chunks, params
-  if nested then chunks, params = document_chunks(rows, columns, limit)
+  if as_document then chunks, params = document_chunks(rows, columns, limit)
   else chunks, params = array_chunks(rows, columns, cols, limit) end
 
   local function send(conn)
@@ -791,13 +804,11 @@ function Connection:insert(tbl, rows, opts)
     end
     return total
   end
-  local ok, written, calls = pcall(self._all_or_nothing, self, send, #chunks)
-  if not ok then
-    -- the table may have changed since its columns were read
-    local known = table_columns[self._client]
-    if known and errors.is_error(written) and written.name ~= "ParameterError" then known[tbl] = nil end
-    raise(written)
-  end
+  -- forgotten unless the insert succeeds: a failure may mean that the table
+  -- changed since its columns were read
+  known[tbl] = nil
+  local written, calls = self:_all_or_nothing(send, #chunks)
+  known[tbl] = cols
   return written, calls + lookups
 end
 
@@ -1060,9 +1071,8 @@ function Connection:each(sql, params, opts)
   -- Asks for the next `size` rows on client -> the page on its way.
   local function send_page(client, size)
     local req = page_request(size)
-    return { size = size, client = client,
-             call = client:start("ExecuteStatement", req, { sql = req.sql, transaction = true },
-                                 { idempotent = true, in_transaction = true }, true) }
+    local summary, policy = conn:_call_terms({ sql = req.sql }, { idempotent = true })
+    return { size = size, client = client, call = client:start("ExecuteStatement", req, summary, policy, true) }
   end
 
   -- A page on its way -> its answer's JSON text; its size in `requested`.
